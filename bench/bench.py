@@ -1,0 +1,1611 @@
+#!/usr/bin/env python3
+"""mod_isr benchmark driver (started by bench/run.sh, which builds the helpers first).
+
+Starts a C origin and every target on its own 127.0.0.1 port, runs scenarios S1-S5 with wrk
+and bench/.build/hload, and writes bench/results/<timestamp>.md (+ latest.md), an SVG chart
+and bench/RESULTS.md. Every setting is an environment variable; see bench/README.md.
+Only the Python standard library is used.
+"""
+import atexit
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import http.client
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+BUILD = os.path.join(BENCH, ".build")
+T_START = time.time()
+
+
+# ---------------------------------------------------------------- settings
+def env(name, default):
+    v = os.environ.get(name)
+    return default if v is None or v == "" else v
+
+
+def env_f(name, default):
+    return float(env(name, default))
+
+
+def env_i(name, default):
+    return int(env(name, default))
+
+
+CFG = {
+    "targets": env("BENCH_TARGETS", "isr isr_quick null static mod_cache nginx varnish").split(),
+    "scenarios": env("BENCH_SCENARIOS", "S1 S2 S3 S4 S5").split(),
+    "wrk_threads": env_i("BENCH_WRK_THREADS", 1),
+    "wrk_conns": env_i("BENCH_WRK_CONNS", 50),
+    "duration": env_f("BENCH_DURATION", 5),
+    "s1_sizes": [int(x) for x in env("S1_SIZES", "1024 65536").split()],
+    "s1_rounds": env_i("S1_ROUNDS", 1),
+    "s2_rounds": env_i("S2_ROUNDS", 3),
+    "s2_conns": env_i("S2_CONNS", 50),
+    "s2_window": env_f("S2_WINDOW", 1.5),
+    "s2_delay": env_i("S2_DELAY_MS", 1000),
+    "s2_ttl": env_i("S2_TTL", 1),
+    "s3_conns": env_i("S3_CONNS", 200),
+    "s3_delay": env_i("S3_DELAY_MS", 500),
+    "s3_rounds": env_i("S3_ROUNDS", 3),
+    "s4_keys": env_i("S4_KEYS", 10000),
+    "s4_duration": env_f("S4_DURATION", env("BENCH_DURATION", 5)),
+    "s5_keys": [int(x) for x in env("S5_KEYS", "100 10000 1000000").split()],
+    "s5_targets": env("S5_TARGETS", "isr").split(),
+    "s5_duration": env_f("S5_DURATION", env("BENCH_DURATION", 5)),
+    "s5_bytes_per_key": env_i("S5_BYTES_PER_KEY", 2048),
+    "s5_refresh_keys": env_i("S5_REFRESH_KEYS", 10000),
+    "fill_conns": env_i("BENCH_FILL_CONNS", 16),
+    "isr_so": env("MOD_ISR", os.path.join(ROOT, ".libs", "mod_isr.so")),
+    "isr_zone": env("ISR_ZONE_SIZE", "256M"),
+    "isr_extra": env("ISR_EXTRA_CONF", ""),
+    "cache_shm": env_i("MOD_CACHE_SHM_BYTES", 256 * 1024 * 1024),
+    "nginx_zone": env("NGINX_KEYS_ZONE", "64m"),
+    "varnish_mem": env("VARNISH_MALLOC", "256m"),
+    "port_base": env_i("BENCH_PORT_BASE", 0),
+    "keep": env("BENCH_KEEP", "0") == "1",
+    "perf": env("BENCH_PERF", "1") == "1",
+    "results": env("BENCH_RESULTS_DIR", os.path.join(BENCH, "results")),
+    "httpd": env("APACHE2", shutil.which("apache2") or "/usr/sbin/apache2"),
+    "modules": env("APACHE_MODULES", "/usr/lib/apache2/modules"),
+    "nginx": env("NGINX", shutil.which("nginx") or "/usr/sbin/nginx"),
+    "varnishd": env("VARNISHD", shutil.which("varnishd") or "/usr/sbin/varnishd"),
+}
+# event MPM settings shared by every httpd target (documented in bench/README.md)
+MPM = """StartServers            4
+ServerLimit             4
+ThreadLimit             64
+ThreadsPerChild         64
+MaxRequestWorkers       256
+MinSpareThreads         64
+MaxSpareThreads         256
+MaxConnectionsPerChild  0
+KeepAlive               On
+MaxKeepAliveRequests    0
+KeepAliveTimeout        15
+Timeout                 30
+"""
+LONG_CC = "max-age%3D86400"      # Cache-Control for the hit scenarios (urlencoded for cc=)
+CACHING = ("isr", "isr_quick", "mod_cache", "nginx", "varnish")
+
+
+def progress(msg):
+    el = time.time() - T_START
+    print("[%02d:%02d] %s" % (el // 60, el % 60, msg), flush=True)
+
+
+# ---------------------------------------------------------------- processes
+PROCS = []
+
+
+class Proc:
+    def __init__(self, name, argv, log, cwd=None, env_extra=None):
+        self.name = name
+        e = dict(os.environ)
+        if env_extra:
+            e.update(env_extra)
+        self.logf = open(log, "ab")
+        self.p = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT, cwd=cwd,
+                                  env=e, start_new_session=True)
+        self.pid = self.p.pid
+        PROCS.append(self)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, timeout=15):
+        if self.alive():
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.p.wait(5)
+        self.logf.close()
+        if self in PROCS:
+            PROCS.remove(self)
+
+
+def stop_all():
+    for p in list(reversed(PROCS)):
+        try:
+            p.stop()
+        except Exception as ex:  # noqa
+            print("warning: stopping %s: %s" % (p.name, ex), file=sys.stderr)
+
+
+atexit.register(stop_all)
+
+
+def _sig(signum, frame):
+    stop_all()
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGINT, _sig)
+signal.signal(signal.SIGTERM, _sig)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+NEXT_PORT = [CFG["port_base"]]
+
+
+def alloc_port():
+    if NEXT_PORT[0]:
+        p = NEXT_PORT[0]
+        NEXT_PORT[0] += 1
+        return p
+    return free_port()
+
+
+def http_get(port, path, timeout=30):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        body = r.read()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), body
+    finally:
+        c.close()
+
+
+def wait_port(port, proc, timeout=20):
+    t = time.time()
+    while time.time() - t < timeout:
+        if proc is not None and not proc.alive():
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+            ppid = int(st[st.rindex(")") + 2:].split()[1])
+            if ppid == pid:
+                out.append(int(d))
+        except (OSError, ValueError):
+            pass
+    return sorted(out)
+
+
+def proc_mem(pid):
+    """kB values from /proc/PID/status and smaps_rollup."""
+    m = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "RssAnon", "RssShmem", "RssFile"):
+                    m[k] = int(v.split()[0])
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Pss", "Pss_Shmem", "Pss_Anon"):
+                    m[k] = int(v.split()[0])
+    except (OSError, ValueError):
+        pass
+    return m
+
+
+def mem_snapshot(pid):
+    kids = children(pid)
+    per = {c: proc_mem(c) for c in kids}
+    parent = proc_mem(pid)
+    pss = parent.get("Pss", 0) + sum(v.get("Pss", 0) for v in per.values())
+    return {"children": per, "parent": parent, "pss_total_kb": pss}
+
+
+# ---------------------------------------------------------------- tools
+def run(argv, timeout, check=True):
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                       text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (argv[0], r.returncode, r.stderr.strip()[:500]))
+    return r
+
+
+def hload(port, path, conns=10, duration=None, n=None, keys=1, mode="fixed", once=False,
+          timeout=30, latfile=None):
+    argv = [os.path.join(BUILD, "hload"), "-p", str(port), "-u", path, "-c", str(conns),
+            "-k", str(keys), "-m", mode, "-t", str(timeout)]
+    if once:
+        argv.append("-1")
+    if duration:
+        argv += ["-d", str(duration)]
+    if n is not None:
+        argv += ["-n", str(n)]
+    if latfile:
+        argv += ["-o", latfile]
+    budget = (duration or 0) + timeout + 60 + (n or 0) / 2000.0
+    r = run(argv, timeout=budget)
+    res = {}
+    for kv in r.stdout.split():
+        k, _, v = kv.partition("=")
+        try:
+            res[k] = float(v)
+        except ValueError:
+            res[k] = v
+    return res
+
+
+def parse_ms(s):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    if not m:
+        return None
+    v = float(m.group(1))
+    return {"us": v / 1000, "ms": v, "s": v * 1000, "m": v * 60000}[m.group(2)]
+
+
+def wrk(port, path, duration, script=None, env_extra=None, conns=None, threads=None):
+    conns = conns or CFG["wrk_conns"]
+    threads = threads or CFG["wrk_threads"]
+    argv = ["wrk", "-t", str(threads), "-c", str(conns), "-d", "%ds" % max(1, round(duration)),
+            "--latency", "--timeout", "10s"]
+    if script:
+        argv += ["-s", script]
+    argv.append("http://127.0.0.1:%d%s" % (port, path))
+    e = dict(os.environ)
+    if env_extra:
+        e.update(env_extra)
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=duration + 120, env=e)
+    out = r.stdout
+    res = {"rps": 0.0, "requests": 0, "errors": 0, "non2xx": 0, "raw": out + r.stderr}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m:
+        res["rps"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in ([\d.]+\w+)", out)
+    if m:
+        res["requests"] = int(m.group(1))
+    for p in ("50", "75", "90", "99"):
+        m = re.search(r"^\s+%s%%\s+(\S+)" % p, out, re.M)
+        if m:
+            res["p" + p] = parse_ms(m.group(1))
+    m = re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    if m:
+        res["max"] = parse_ms(m.group(3))
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        res["non2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        res["errors"] = sum(int(x) for x in m.groups())
+    return res
+
+
+# ---------------------------------------------------------------- origin
+class Origin:
+    def __init__(self, work):
+        self.port = alloc_port()
+        self.proc = Proc("origin", [os.path.join(BUILD, "origin"), "-p", str(self.port)],
+                         os.path.join(work, "logs", "origin.log"))
+        if not wait_port(self.port, self.proc):
+            raise RuntimeError("origin did not start")
+
+    def count(self):
+        return int(http_get(self.port, "/__count")[2])
+
+    def log_since(self, seq):
+        body = http_get(self.port, "/__log?since=%d" % seq)[2].decode()
+        out = []
+        for line in body.splitlines():
+            a, b = line.split()
+            out.append((int(a), int(b) / 1e6))
+        return out
+
+
+# ---------------------------------------------------------------- targets
+class Target:
+    kind = "httpd"
+    caching = False
+
+    def __init__(self, name, work, origin):
+        self.name = name
+        self.work = work
+        self.origin = origin
+        self.port = alloc_port()
+        self.proc = None
+        self.note = ""
+        self.mem = {}
+
+    # URL of a cached object; ttl: "long" or "short"
+    def url(self, key, size=1024, ttl="long", delay=0):
+        pre = "/b/" if ttl == "long" else "/s/"
+        cc = LONG_CC if ttl == "long" else "max-age%%3D%d" % CFG["s2_ttl"]
+        q = "size=%d&cc=%s" % (size, cc)
+        if delay:
+            q += "&delay=%d" % delay
+        return "%s%s?%s" % (pre, key, q)
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def error_log(self):
+        return None
+
+
+HTTPD_COMMON = """# generated by bench/bench.py
+ServerRoot "{work}"
+DefaultRuntimeDir "{run}"
+PidFile "{run}/httpd.pid"
+Mutex file:{run} default
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+User www-data
+Group www-data
+ErrorLog "{logs}/{name}-error.log"
+LogLevel warn
+HostnameLookups Off
+DocumentRoot "{docroot}"
+LoadModule mpm_event_module {mods}/mod_mpm_event.so
+LoadModule authz_core_module {mods}/mod_authz_core.so
+LoadModule mime_module {mods}/mod_mime.so
+TypesConfig /etc/mime.types
+{mpm}
+EnableMMAP Off
+EnableSendfile On
+<Directory />
+    AllowOverride None
+    Require all granted
+</Directory>
+"""
+
+
+class Httpd(Target):
+    def conf_body(self):
+        return ""
+
+    def rundir(self):
+        d = os.path.join(self.work, "run", self.name)
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o777)
+        return d
+
+    def conf(self):
+        d = dict(work=self.work, run=self.rundir(), name=self.name,
+                 port=self.port, logs=os.path.join(self.work, "logs"),
+                 docroot=os.path.join(self.work, "htdocs"), mods=CFG["modules"], mpm=MPM)
+        return HTTPD_COMMON.format(**d) + self.conf_body()
+
+    def start(self):
+        path = os.path.join(self.work, "conf", self.name + ".conf")
+        with open(path, "w") as f:
+            f.write(self.conf())
+        t = run([CFG["httpd"], "-t", "-f", path], timeout=30, check=False)
+        if t.returncode != 0:
+            raise RuntimeError("%s: config test failed: %s" % (self.name, (t.stderr + t.stdout).strip()[-800:]))
+        self.proc = Proc(self.name, [CFG["httpd"], "-DFOREGROUND", "-f", path],
+                         os.path.join(self.work, "logs", self.name + "-stdout.log"))
+        if not wait_port(self.port, self.proc):
+            raise RuntimeError("%s did not start; see %s" % (self.name, self.error_log()))
+        # wait for every child to be up (StartServers 4)
+        t0 = time.time()
+        while len(children(self.proc.pid)) < 4 and time.time() - t0 < 10:
+            time.sleep(0.05)
+
+    def error_log(self):
+        return os.path.join(self.work, "logs", self.name + "-error.log")
+
+
+class IsrTarget(Httpd):
+    caching = True
+
+    def __init__(self, name, work, origin, zone=None, quick=False):
+        super().__init__(name, work, origin)
+        self.zone = zone or CFG["isr_zone"]
+        self.quick = quick
+
+    def conf_body(self):
+        o = self.origin.port
+        extra = CFG["isr_extra"].replace("\\n", "\n")
+        q = "    ISRQuickHandler On\n" if self.quick else ""
+        return """LoadModule isr_module {so}
+ISRCacheZone bench {zone}
+<Location /b/>
+    ISRBackend http://127.0.0.1:{o}/b/
+    ISRCache bench
+    ISRCacheTTL 86400s
+    ISRStaleTTL 1h
+{q}    {extra}
+</Location>
+<Location /s/>
+    ISRBackend http://127.0.0.1:{o}/s/
+    ISRCache bench
+    ISRCacheTTL {ttl}s
+    ISRStaleTTL 1h
+{q}    {extra}
+</Location>
+""".format(so=CFG["isr_so"], zone=self.zone, o=o, ttl=CFG["s2_ttl"], extra=extra, q=q)
+
+
+class NullTarget(Httpd):
+    def conf_body(self):
+        s = "LoadModule null_module %s\n" % os.path.join(BUILD, "mod_null.so")
+        for size in sorted(set(CFG["s1_sizes"] + [1024])):
+            s += "<Location /n/%d/>\n    NullSize %d\n</Location>\n" % (size, size)
+        return s
+
+    def url(self, key, size=1024, ttl="long", delay=0):
+        return "/n/%d/%s" % (size, key)
+
+
+class StaticTarget(Httpd):
+    def url(self, key, size=1024, ttl="long", delay=0):
+        if key.startswith("s4-") or key.startswith("s5-"):
+            return "/f/keys/%s.bin" % key
+        return "/f/%d.bin" % size
+
+
+class ModCacheTarget(Httpd):
+    caching = True
+
+    def conf_body(self):
+        o = self.origin.port
+        lock = os.path.join(self.work, "cachelock")
+        return """LoadModule proxy_module {mods}/mod_proxy.so
+LoadModule proxy_http_module {mods}/mod_proxy_http.so
+LoadModule cache_module {mods}/mod_cache.so
+LoadModule cache_socache_module {mods}/mod_cache_socache.so
+LoadModule socache_shmcb_module {mods}/mod_socache_shmcb.so
+CacheQuickHandler on
+CacheLock on
+CacheLockPath "{lock}"
+CacheLockMaxAge 5
+CacheStaleOnError on
+CacheSocache shmcb:{run}/cache.shmcb({shm})
+CacheSocacheMaxSize 102400
+CacheEnable socache /b/
+CacheEnable socache /s/
+CacheHeader on
+ProxyPass /b/ http://127.0.0.1:{o}/b/
+ProxyPass /s/ http://127.0.0.1:{o}/s/
+""".format(mods=CFG["modules"], lock=lock, run=self.rundir(),
+           shm=CFG["cache_shm"], o=o)
+
+
+class NginxTarget(Target):
+    kind = "nginx"
+    caching = True
+
+    def start(self):
+        w = os.path.join(self.work, self.name)
+        for d in ("", "cache", "tmp", "logs"):
+            os.makedirs(os.path.join(w, d), exist_ok=True)
+            os.chmod(os.path.join(w, d), 0o777)
+        conf = """# generated by bench/bench.py
+worker_processes 2;
+daemon off;
+pid {w}/nginx.pid;
+error_log {w}/logs/error.log warn;
+user www-data;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    client_body_temp_path {w}/tmp/body;
+    proxy_temp_path {w}/tmp/proxy;
+    fastcgi_temp_path {w}/tmp/fastcgi;
+    uwsgi_temp_path {w}/tmp/uwsgi;
+    scgi_temp_path {w}/tmp/scgi;
+    proxy_cache_path {w}/cache levels=1:2 keys_zone=bench:{zone} max_size=4g inactive=1d use_temp_path=off;
+    upstream origin {{ server 127.0.0.1:{o}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache bench;
+            proxy_cache_use_stale updating error timeout http_500 http_502 http_503 http_504;
+            proxy_cache_background_update on;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 10s;
+            proxy_cache_lock_age 10s;
+            add_header X-Cache-Status $upstream_cache_status;
+        }}
+    }}
+}}
+""".format(w=w, zone=CFG["nginx_zone"], o=self.origin.port, port=self.port)
+        path = os.path.join(self.work, "conf", self.name + ".conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        t = run([CFG["nginx"], "-t", "-p", w, "-c", path], timeout=30, check=False)
+        if t.returncode != 0:
+            raise RuntimeError("nginx config test failed: " + (t.stderr + t.stdout)[-800:])
+        self.proc = Proc(self.name, [CFG["nginx"], "-p", w, "-c", path],
+                         os.path.join(self.work, "logs", self.name + "-stdout.log"))
+        if not wait_port(self.port, self.proc):
+            raise RuntimeError("nginx did not start")
+
+    def error_log(self):
+        return os.path.join(self.work, self.name, "logs", "error.log")
+
+
+class VarnishTarget(Target):
+    kind = "varnish"
+    caching = True
+
+    def start(self):
+        vcl = os.path.join(self.work, "conf", self.name + ".vcl")
+        with open(vcl, "w") as f:
+            f.write("""vcl 4.1;
+# generated by bench/bench.py
+backend origin {
+    .host = "127.0.0.1";
+    .port = "%d";
+    .connect_timeout = 3s;
+    .first_byte_timeout = 10s;
+}
+sub vcl_backend_response {
+    set beresp.grace = 1h;
+}
+""" % self.origin.port)
+        os.chmod(vcl, 0o644)
+        ndir = os.path.join(self.work, self.name)
+        self.proc = Proc(self.name, [CFG["varnishd"], "-F", "-n", ndir, "-a", "127.0.0.1:%d" % self.port,
+                                     "-T", "127.0.0.1:0", "-f", vcl, "-s", "malloc,%s" % CFG["varnish_mem"]],
+                         os.path.join(self.work, "logs", self.name + ".log"))
+        if not wait_port(self.port, self.proc, timeout=30):
+            raise RuntimeError("varnish did not start; see %s" % self.error_log())
+
+    def error_log(self):
+        return os.path.join(self.work, "logs", self.name + ".log")
+
+
+# ---------------------------------------------------------------- helpers
+def fmt(v, nd=1):
+    if v is None:
+        return "n/a"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return "{:,}".format(v)
+    if abs(v) >= 1000:
+        return "{:,.0f}".format(v)
+    return ("%." + str(nd) + "f") % v
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def fr(x):
+    return "n/a" if x is None else "%.2f×" % x
+
+
+def percentile(sorted_vals, p):
+    if not sorted_vals:
+        return None
+    i = int(p * (len(sorted_vals) - 1) + 0.5)
+    return sorted_vals[min(i, len(sorted_vals) - 1)]
+
+
+def lua_script(work):
+    path = os.path.join(work, "keys.lua")
+    with open(path, "w") as f:
+        f.write("""-- random keys for wrk: BENCH_PRE .. k .. BENCH_POST, k uniform in [0, BENCH_KEYS)
+local K = tonumber(os.getenv("BENCH_KEYS") or "1")
+local pre = os.getenv("BENCH_PRE") or "/"
+local post = os.getenv("BENCH_POST") or ""
+local prebuild = (os.getenv("BENCH_LUA_PREBUILD") or "1") == "1"
+local reqs = nil
+function init(args)
+    math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+    if prebuild and K <= 200000 then
+        reqs = {}
+        for i = 0, K - 1 do reqs[i + 1] = wrk.format("GET", pre .. i .. post) end
+    end
+end
+function request()
+    if reqs then return reqs[math.random(1, K)] end
+    return wrk.format("GET", pre .. math.random(0, K - 1) .. post)
+end
+""")
+    return path
+
+
+def split_url(u, key):
+    """u is a URL containing key, which ends in "0"; return (pre, post) around that digit"""
+    i = u.index(key)
+    return u[:i] + key[:-1], u[i + len(key):]
+
+
+def warm(t, path, n=1):
+    for _ in range(n):
+        st, h, body = http_get(t.port, path)
+    return st, h, body
+
+
+def check_object(t, path, size):
+    try:
+        st, h, body = warm(t, path, 2)
+    except Exception as ex:  # noqa
+        return "error: %s" % ex
+    problems = []
+    if st != 200:
+        problems.append("status %d" % st)
+    if len(body) != size:
+        problems.append("body %d bytes, expected %d" % (len(body), size))
+    if t.name.startswith("isr") and h.get("x-isr-status", "").upper() != "HIT":
+        problems.append("X-ISR-Status %r on second request (expected HIT)" % h.get("x-isr-status"))
+    return "; ".join(problems)
+
+
+# ---------------------------------------------------------------- scenarios
+class Bench:
+    def __init__(self):
+        self.work = tempfile.mkdtemp(prefix="isr-bench-")
+        os.chmod(self.work, 0o755)
+        for d in ("run", "logs", "conf", "htdocs", "htdocs/f", "htdocs/f/keys", "cachelock"):
+            os.makedirs(os.path.join(self.work, d), exist_ok=True)
+        os.chmod(os.path.join(self.work, "cachelock"), 0o777)
+        os.chmod(os.path.join(self.work, "run"), 0o777)
+        self.runid = "%x" % int(time.time())
+        self.res = {"S1": {}, "S2": {}, "S3": {}, "S4": {}, "S5": {}, "S5r": {}, "mem": {}, "checks": {}}
+        self.notes = []
+        self.targets = []
+        self.skipped = {}
+        self.lua = lua_script(self.work)
+
+    # -- setup
+    def make_files(self):
+        for size in sorted(set(CFG["s1_sizes"] + [1024])):
+            with open(os.path.join(self.work, "htdocs", "f", "%d.bin" % size), "wb") as f:
+                f.write(bytes((97 + i % 26) for i in range(size)))
+        if "S4" in CFG["scenarios"]:
+            data = bytes((97 + i % 26) for i in range(1024))
+            kd = os.path.join(self.work, "htdocs", "f", "keys")
+            for k in range(CFG["s4_keys"]):
+                with open(os.path.join(kd, "s4-%d.bin" % k), "wb") as f:
+                    f.write(data)
+
+    def start_targets(self):
+        self.origin = Origin(self.work)
+        progress("origin on 127.0.0.1:%d" % self.origin.port)
+        want = CFG["targets"]
+        isr_ok = os.path.exists(CFG["isr_so"])
+        quick_ok = False
+        if isr_ok:
+            with open(CFG["isr_so"], "rb") as f:
+                quick_ok = b"ISRQuickHandler" in f.read()
+        for name in want:
+            if name in ("isr", "isr_quick") and not isr_ok:
+                self.skipped[name] = "mod_isr.so not built (%s)" % CFG["isr_so"]
+                continue
+            if name == "isr_quick" and not quick_ok:
+                self.skipped[name] = "mod_isr has no ISRQuickHandler directive"
+                continue
+            if name == "nginx" and not os.path.exists(CFG["nginx"]):
+                self.skipped[name] = "nginx not installed (make bench-peers)"
+                continue
+            if name == "varnish" and not os.path.exists(CFG["varnishd"]):
+                self.skipped[name] = "varnish not installed (make bench-peers)"
+                continue
+            cls = {"isr": IsrTarget, "isr_quick": IsrTarget, "null": NullTarget,
+                   "static": StaticTarget, "mod_cache": ModCacheTarget, "nginx": NginxTarget,
+                   "varnish": VarnishTarget}.get(name)
+            if not cls:
+                self.skipped[name] = "unknown target"
+                continue
+            if name == "isr_quick":
+                t = IsrTarget(name, self.work, self.origin, quick=True)
+            else:
+                t = cls(name, self.work, self.origin)
+            try:
+                t.start()
+            except Exception as ex:  # noqa
+                self.skipped[name] = "failed to start: %s" % str(ex)[:300]
+                progress("%s: FAILED to start: %s" % (name, str(ex)[:300]))
+                t.stop()
+                continue
+            progress("%s on 127.0.0.1:%d (pid %d)" % (name, t.port, t.pid()))
+            self.targets.append(t)
+        for t in self.targets:
+            self.res["mem"].setdefault(t.name, {})["start"] = mem_snapshot(t.pid())
+
+    def caching(self):
+        return [t for t in self.targets if t.caching]
+
+    def alive_check(self, t):
+        if t.proc and not t.proc.alive():
+            msg = "%s died (exit %s)" % (t.name, t.proc.p.returncode)
+            self.notes.append(msg)
+            progress("WARNING: " + msg)
+            return False
+        return True
+
+    # -- S1
+    def s1(self):
+        d = CFG["duration"]
+        for size in CFG["s1_sizes"]:
+            runs = {}
+            for rnd in range(CFG["s1_rounds"]):
+                for t in self.targets:
+                    if not self.alive_check(t):
+                        continue
+                    path = t.url("s1-%d" % size, size)
+                    if rnd == 0:
+                        problem = check_object(t, path, size)
+                        self.res["checks"]["S1 %d %s" % (size, t.name)] = problem
+                        if problem:
+                            progress("S1 %d B %s: CHECK: %s" % (size, t.name, problem))
+                    progress("S1 %d B %s: wrk -t%d -c%d -d%ds (round %d/%d)" % (
+                        size, t.name, CFG["wrk_threads"], CFG["wrk_conns"], d, rnd + 1, CFG["s1_rounds"]))
+                    c0 = self.origin.count()
+                    r = wrk(t.port, path, d)
+                    r["origin_fetches"] = self.origin.count() - c0
+                    runs.setdefault(t.name, []).append(r)
+                    progress("    %s rps, p50 %s ms, p99 %s ms, errors %d, non-2xx %d" % (
+                        fmt(r["rps"]), fmt(r.get("p50"), 3), fmt(r.get("p99"), 3), r["errors"], r["non2xx"]))
+            for name, rs in runs.items():
+                rs.sort(key=lambda x: x["rps"])
+                med = rs[len(rs) // 2]
+                med = dict(med)
+                med.pop("raw", None)
+                med["all_rps"] = [x["rps"] for x in rs]
+                self.res["S1"].setdefault(size, {})[name] = med
+        for t in self.targets:
+            self.res["mem"][t.name]["after_S1"] = mem_snapshot(t.pid())
+
+    # -- perf profile of the isr hit path
+    def profile(self):
+        t = next((x for x in self.targets if x.name == "isr"), None)
+        if not t or not CFG["perf"] or not shutil.which("perf"):
+            return
+        kids = children(t.pid())
+        if not kids:
+            return
+        path = t.url("s1-1024", 1024)
+        data = os.path.join(self.work, "perf.data")
+        progress("profile: perf record on isr children during wrk 1 KiB hits (%ds)" % 3)
+        try:
+            pr = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", data, "-p",
+                                   ",".join(map(str, kids)), "--", "sleep", "4"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            time.sleep(0.5)
+            wrk(t.port, path, 3)
+            pr.wait(30)
+            rep = run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "dso,symbol",
+                       "--percent-limit", "0.7", "-g", "none"], timeout=120, check=False)
+            lines = [l for l in rep.stdout.splitlines() if l.strip() and not l.startswith("#")]
+            self.res["profile"] = lines[:40]
+            dso = run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "dso",
+                       "-g", "none"], timeout=120, check=False)
+            self.res["profile_dso"] = [l for l in dso.stdout.splitlines()
+                                       if l.strip() and not l.startswith("#")][:15]
+        except Exception as ex:  # noqa
+            self.notes.append("perf profile failed: %s" % ex)
+
+    # -- S2
+    def s2(self):
+        R, W, delay, ttl = CFG["s2_rounds"], CFG["s2_window"], CFG["s2_delay"], CFG["s2_ttl"]
+        for t in self.caching():
+            if not self.alive_check(t):
+                continue
+            # same-tool baseline: fresh hits on a long-TTL key
+            base = t.url("s2base-%s" % self.runid)
+            warm(t, base, 2)
+            b = hload(t.port, base, conns=CFG["s2_conns"], duration=W, mode="fixed")
+            lats = []
+            fetch_times = []
+            rounds = []
+            for r in range(R):
+                key = "s2-%s-%d" % (self.runid, r)
+                path = t.url(key, 1024, ttl="short", delay=delay)
+                progress("S2 %s: round %d/%d: warm (origin delay %d ms), wait for expiry, %d conns for %.1fs" % (
+                    t.name, r + 1, R, delay, CFG["s2_conns"], W))
+                warm(t, path, 1)
+                landed = time.time()
+                # max-age has 1 s resolution in the peers (Date header, ngx_time): wait TTL + 1.2 s
+                time.sleep(max(0, landed + ttl + 1.2 - time.time()))
+                c0 = self.origin.count()
+                lf = os.path.join(self.work, "s2-%s-%d.lat" % (t.name, r))
+                h = hload(t.port, path, conns=CFG["s2_conns"], duration=W, mode="fixed", latfile=lf,
+                          timeout=15)
+                time.sleep(0.05)
+                log = self.origin.log_since(c0)
+                fetch_times.append([x[1] for x in log])
+                with open(lf) as f:
+                    lr = [int(x) / 1000.0 for x in f]
+                lats.extend(lr)
+                # expiries: group fetches; a fetch later than 0.9 x delay after the group's first
+                # fetch starts a new group (a refreshed entry cannot expire sooner than that)
+                groups = 0
+                gstart = None
+                for ft in sorted(x[1] for x in log):
+                    if gstart is None or ft - gstart >= 0.9 * delay / 1000.0:
+                        groups += 1
+                        gstart = ft
+                rounds.append({"fetches": len(log), "expiries": groups, "requests": int(h.get("requests", 0)),
+                               "errors": int(h.get("errors", 0)), "non2xx": int(h.get("non2xx", 0)),
+                               "p99": h.get("p99_ms"), "max": h.get("max_ms"),
+                               "stale": int(h.get("isr_stale", 0)), "versions": int(h.get("origin_seqs", 0))})
+                progress("    p99 %s ms, max %s ms, origin fetches %d in %d expiries, errors %d" % (
+                    fmt(h.get("p99_ms"), 2), fmt(h.get("max_ms"), 1), len(log), groups,
+                    int(h.get("errors", 0)) + int(h.get("non2xx", 0))))
+            lats.sort()
+            fetches = sum(x["fetches"] for x in rounds)
+            exp = sum(x["expiries"] for x in rounds)
+            self.res["S2"][t.name] = {
+                "requests": len(lats), "p50": percentile(lats, 0.5), "p99": percentile(lats, 0.99),
+                "max": lats[-1] if lats else None, "base_p99": b.get("p99_ms"), "base_max": b.get("max_ms"),
+                "fetches": fetches, "expiries": exp, "per_expiry": (fetches / exp) if exp else None,
+                "max_fetches_round": max(x["fetches"] for x in rounds) if rounds else None,
+                "errors": sum(x["errors"] + x["non2xx"] for x in rounds), "rounds": rounds,
+                "slow50": sum(1 for x in lats if x > 50.0),
+            }
+
+    # -- S3
+    def s3(self):
+        for t in self.caching():
+            if not self.alive_check(t):
+                continue
+            rounds = []
+            for r in range(CFG["s3_rounds"]):
+                key = "herd-%s-%d" % (self.runid, r)
+                path = t.url(key, 1024, delay=CFG["s3_delay"])
+                c0 = self.origin.count()
+                h = hload(t.port, path, conns=CFG["s3_conns"], once=True, timeout=15)
+                time.sleep(0.05)
+                f = self.origin.count() - c0
+                rounds.append({"fetches": f, "errors": int(h.get("errors", 0)) + int(h.get("non2xx", 0)),
+                               "max": h.get("max_ms"), "min": h.get("min_ms"), "p50": h.get("p50_ms"),
+                               "requests": int(h.get("requests", 0))})
+                progress("S3 %s round %d/%d: %d concurrent on a cold key (delay %d ms): %d origin fetches, "
+                         "%d errors, slowest %s ms" % (t.name, r + 1, CFG["s3_rounds"], CFG["s3_conns"],
+                                                       CFG["s3_delay"], f, rounds[-1]["errors"],
+                                                       fmt(h.get("max_ms"), 1)))
+            self.res["S3"][t.name] = {
+                "rounds": rounds, "fetches_max": max(x["fetches"] for x in rounds),
+                "fetches": [x["fetches"] for x in rounds], "errors": sum(x["errors"] for x in rounds),
+                "slowest": max(x["max"] or 0 for x in rounds), "p50": max(x["p50"] or 0 for x in rounds)}
+
+    # -- S4
+    def s4(self):
+        K = CFG["s4_keys"]
+        d = CFG["s4_duration"]
+        for t in self.targets:
+            if not self.alive_check(t):
+                continue
+            key0 = "s4-0"
+            u = t.url(key0, 1024)
+            pre, post = split_url(u, key0)
+            progress("S4 %s: warm %d keys" % (t.name, K))
+            tw = time.time()
+            c0 = self.origin.count()
+            w = hload(t.port, pre + "{k}" + post, conns=CFG["fill_conns"], n=K, keys=K, mode="seq", timeout=30)
+            warm_fetches = self.origin.count() - c0
+            warm_s = time.time() - tw
+            progress("S4 %s: wrk random over %d keys, %ds" % (t.name, K, d))
+            c0 = self.origin.count()
+            r = wrk(t.port, u, d, script=self.lua, env_extra={"BENCH_KEYS": str(K), "BENCH_PRE": pre,
+                                                              "BENCH_POST": post})
+            fetches = self.origin.count() - c0
+            progress("S4 %s: wrk same script, 1 key, %ds" % (t.name, d))
+            r1 = wrk(t.port, u, d, script=self.lua, env_extra={"BENCH_KEYS": "1", "BENCH_PRE": pre,
+                                                               "BENCH_POST": post})
+            hit = None
+            if t.caching and r["requests"]:
+                hit = max(0.0, 1.0 - fetches / float(r["requests"]))
+            self.res["S4"][t.name] = {"rps": r["rps"], "p50": r.get("p50"), "p99": r.get("p99"),
+                                      "requests": r["requests"], "fetches": fetches, "hit": hit,
+                                      "rps_1key": r1["rps"], "errors": r["errors"] + r["non2xx"],
+                                      "warm_s": warm_s, "warm_fetches": warm_fetches,
+                                      "warm_errors": int(w.get("errors", 0)) + int(w.get("non2xx", 0))}
+            progress("    %s rps (1 key: %s), hit ratio %s, origin fetches %d" % (
+                fmt(r["rps"]), fmt(r1["rps"]), fmt(hit, 3), fetches))
+
+    # -- S5 refresh throughput (every caching target)
+    def s5_refresh(self):
+        K = CFG["s5_refresh_keys"]
+        d = CFG["s5_duration"]
+        for t in self.caching():
+            if not self.alive_check(t):
+                continue
+            key0 = "r-%s-0" % self.runid
+            u = t.url(key0, 1024, ttl="short")
+            pre, post = split_url(u, key0)
+            progress("S5 refresh %s: warm %d short-TTL keys, let them expire, wrk random %ds" % (t.name, K, d))
+            hload(t.port, pre + "{k}" + post, conns=CFG["fill_conns"], n=K, keys=K, mode="seq", timeout=30)
+            time.sleep(CFG["s2_ttl"] + 1.2)
+            c0 = self.origin.count()
+            r = wrk(t.port, u, d, script=self.lua, env_extra={"BENCH_KEYS": str(K), "BENCH_PRE": pre,
+                                                              "BENCH_POST": post})
+            f = self.origin.count() - c0
+            self.res["S5r"][t.name] = {"rps": r["rps"], "p50": r.get("p50"), "p99": r.get("p99"),
+                                       "max": r.get("max"), "fetches": f, "refresh_rate": f / d,
+                                       "errors": r["errors"] + r["non2xx"]}
+            progress("    %s rps while refreshing, %s refreshes/s, p99 %s ms" % (
+                fmt(r["rps"]), fmt(f / d), fmt(r.get("p99"), 2)))
+
+    # -- S5 scaling (separate instance per key count)
+    def s5(self):
+        d = CFG["s5_duration"]
+        for name in CFG["s5_targets"]:
+            base = next((t for t in self.targets if t.name == name), None)
+            if base is None:
+                continue
+            for N in CFG["s5_keys"]:
+                label = "%s-s5-%d" % (name, N)
+                zone_bytes = N * CFG["s5_bytes_per_key"] + 32 * 1024 * 1024
+                if name == "isr":
+                    t = IsrTarget(label, self.work, self.origin, zone="%dK" % (zone_bytes // 1024))
+                elif name == "nginx":
+                    t = NginxTarget(label, self.work, self.origin)
+                elif name == "varnish":
+                    t = VarnishTarget(label, self.work, self.origin)
+                else:
+                    t = type(base)(label, self.work, self.origin)
+                try:
+                    t.start()
+                except Exception as ex:  # noqa
+                    self.notes.append("S5 %s: failed to start: %s" % (label, ex))
+                    progress("S5 %s: failed to start: %s" % (label, str(ex)[:300]))
+                    t.stop()
+                    continue
+                try:
+                    self.s5_one(t, name, N, zone_bytes, d)
+                finally:
+                    t.stop()
+
+    def s5_one(self, t, name, N, zone_bytes, d):
+        u = t.url("s5-0", 1024)
+        pre, post = split_url(u, "s5-0")
+        # touch the instance once so that every child has mapped its modules
+        warm(t, "/", 1)
+        m0 = mem_snapshot(t.pid())
+        progress("S5 %s: fill %d keys (zone %d MiB)" % (name, N, zone_bytes >> 20))
+        tf = time.time()
+        c0 = self.origin.count()
+        w = hload(t.port, pre + "{k}" + post, conns=CFG["fill_conns"], n=N, keys=N, mode="seq", timeout=30)
+        fill_s = time.time() - tf
+        fill_fetches = self.origin.count() - c0
+        m1 = mem_snapshot(t.pid())
+        progress("S5 %s %d keys: filled in %.1fs (%s/s), wrk random hits %ds" % (
+            name, N, fill_s, fmt(N / fill_s), d))
+        c0 = self.origin.count()
+        # the same Lua path (wrk.format per request) for every key count
+        r = wrk(t.port, u, d, script=self.lua, env_extra={"BENCH_KEYS": str(N), "BENCH_PRE": pre,
+                                                          "BENCH_POST": post, "BENCH_LUA_PREBUILD": "0"})
+        f = self.origin.count() - c0
+        m2 = mem_snapshot(t.pid())
+        key_len = len("http://127.0.0.1:%d" % self.origin.port + u) if name.startswith("isr") else len(u)
+        per_entry = (m1["pss_total_kb"] - m0["pss_total_kb"]) * 1024.0 / N
+        hit = max(0.0, 1.0 - f / float(r["requests"])) if r["requests"] else None
+        anon0 = sum(v.get("RssAnon", 0) for v in m1["children"].values())
+        anon1 = sum(v.get("RssAnon", 0) for v in m2["children"].values())
+        self.res["S5"].setdefault(name, {})[N] = {
+            "rps": r["rps"], "p50": r.get("p50"), "p99": r.get("p99"), "hit": hit, "fetches": f,
+            "fill_s": fill_s, "fill_rate": N / fill_s if fill_s else None, "fill_fetches": fill_fetches,
+            "fill_errors": int(w.get("errors", 0)) + int(w.get("non2xx", 0)),
+            "zone_bytes": zone_bytes, "pss_before_kb": m0["pss_total_kb"], "pss_filled_kb": m1["pss_total_kb"],
+            "pss_after_kb": m2["pss_total_kb"], "per_entry": per_entry, "key_len": key_len, "body": 1024,
+            "overhead": per_entry - key_len - 1024, "anon_filled_kb": anon0, "anon_after_kb": anon1,
+            "children": len(m2["children"]), "errors": r["errors"] + r["non2xx"]}
+        progress("    %s rps, p50 %s ms, p99 %s ms, hit ratio %s, %.0f B/entry (Pss)" % (
+            fmt(r["rps"]), fmt(r.get("p50"), 3), fmt(r.get("p99"), 3), fmt(hit, 4), per_entry))
+
+    # -- teardown
+    def finish(self):
+        for t in self.targets:
+            if t.proc and t.proc.alive():
+                self.res["mem"][t.name]["end"] = mem_snapshot(t.pid())
+        logs = {}
+        for t in self.targets:
+            p = t.error_log()
+            if p and os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    lines = f.read().splitlines()
+                interesting = [l for l in lines if "AH00558" not in l and "AH00489" not in l
+                               and "AH00094" not in l and "AH00491" not in l and "resuming normal" not in l
+                               and "SIGTERM" not in l and "caught SIG" not in l]
+                logs[t.name] = {"lines": len(lines), "tail": interesting[-8:]}
+        self.res["logs"] = logs
+        for t in self.targets:
+            t.stop()
+        self.origin.proc.stop()
+
+    def run(self):
+        progress("work dir %s; targets: %s" % (self.work, " ".join(CFG["targets"])))
+        self.make_files()
+        self.start_targets()
+        for n, why in self.skipped.items():
+            progress("skip %s: %s" % (n, why))
+        sc = CFG["scenarios"]
+        steps = [("S1", self.s1), ("S1", self.profile), ("S2", self.s2), ("S3", self.s3),
+                 ("S4", self.s4), ("S5", self.s5_refresh)]
+        for name, fn in steps:
+            if name in sc:
+                try:
+                    fn()
+                except Exception as ex:  # noqa
+                    import traceback
+                    traceback.print_exc()
+                    self.notes.append("%s (%s) aborted: %s" % (name, fn.__name__, ex))
+        for t in self.targets:
+            if t.proc and t.proc.alive():
+                self.res["mem"][t.name]["before_S5"] = mem_snapshot(t.pid())
+        self.finish_main = True
+        # S5 scaling runs separate instances; stop the main ones first to free CPU and memory,
+        # but take their end-of-run memory snapshot before
+        if "S5" in sc:
+            for t in self.targets:
+                if t.proc and t.proc.alive():
+                    self.res["mem"][t.name]["end"] = mem_snapshot(t.pid())
+            try:
+                self.s5()
+            except Exception as ex:  # noqa
+                import traceback
+                traceback.print_exc()
+                self.notes.append("S5 aborted: %s" % ex)
+        self.finish()
+
+
+# ---------------------------------------------------------------- report
+def versions():
+    v = {}
+    try:
+        v["httpd"] = run([CFG["httpd"], "-v"], 10, False).stdout.splitlines()[0].split(":", 1)[1].strip()
+    except Exception:  # noqa
+        pass
+    try:
+        v["nginx"] = run([CFG["nginx"], "-v"], 10, False).stderr.strip().split("/")[-1]
+    except Exception:  # noqa
+        pass
+    try:
+        v["varnish"] = run([CFG["varnishd"], "-V"], 10, False).stderr.splitlines()[0]
+    except Exception:  # noqa
+        pass
+    try:
+        v["wrk"] = run(["wrk", "-v"], 10, False).stdout.splitlines()[0]
+    except Exception:  # noqa
+        pass
+    return v
+
+
+def report(b, elapsed):
+    R = b.res
+    names = [t.name for t in b.targets]
+    ts = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    L = []
+    A = L.append
+    A("# mod_isr benchmark — %s" % ts)
+    A("")
+    A("Machine: %s, %d cores, kernel %s. Run took %.0f s." % (platform.node() and "Linux" or "?",
+                                                         os.cpu_count(), platform.release(), elapsed))
+    vv = versions()
+    A("Software: " + "; ".join("%s %s" % (k, v) for k, v in vv.items()) + ".")
+    A("")
+    A("Settings: wrk -t%d -c%d, %g s per step; S2 %d rounds × %g s window, %d conns, origin delay %d ms, "
+      "TTL %d s; S3 %d concurrent, origin delay %d ms, %d rounds; S4 %d keys, %g s; S5 keys %s (%s), %g s. "
+      "httpd: event MPM, StartServers 4, ThreadsPerChild 64, MaxRequestWorkers 256, KeepAlive On, "
+      "MaxKeepAliveRequests 0, LogLevel warn, no access log, EnableMMAP Off, EnableSendfile On. "
+      "See bench/README.md." % (
+          CFG["wrk_threads"], CFG["wrk_conns"], CFG["duration"], CFG["s2_rounds"], CFG["s2_window"],
+          CFG["s2_conns"], CFG["s2_delay"], CFG["s2_ttl"], CFG["s3_conns"], CFG["s3_delay"],
+          CFG["s3_rounds"], CFG["s4_keys"], CFG["s4_duration"], " ".join(map(str, CFG["s5_keys"])),
+          " ".join(CFG["s5_targets"]), CFG["s5_duration"]))
+    A("")
+    A("Targets: " + ", ".join("`%s` :%d" % (t.name, t.port) for t in b.targets) + ".")
+    for n, why in b.skipped.items():
+        A("Skipped `%s`: %s." % (n, why))
+    bad = {k: v for k, v in R["checks"].items() if v}
+    if bad:
+        A("")
+        A("**Response checks that failed:** " + "; ".join("%s: %s" % kv for kv in bad.items()))
+    if b.notes:
+        A("")
+        A("**Notes:** " + "; ".join(b.notes))
+    A("")
+
+    def col_ratio(val, ref):
+        return fr(ratio(val, ref))
+
+    # S1
+    if R["S1"]:
+        A("## S1 — hit throughput")
+        A("")
+        for size, rows in R["S1"].items():
+            A("### %s body" % ("%d KiB" % (size // 1024) if size % 1024 == 0 else "%d B" % size))
+            A("")
+            A("| target | requests/s | p50 ms | p99 ms | errors | × null | × mod_cache | origin fetches |")
+            A("|---|---:|---:|---:|---:|---:|---:|---:|")
+            nul = rows.get("null", {}).get("rps")
+            mc = rows.get("mod_cache", {}).get("rps")
+            for n in names:
+                if n not in rows:
+                    continue
+                r = rows[n]
+                A("| %s | %s | %s | %s | %d | %s | %s | %d |" % (
+                    n, fmt(r["rps"]), fmt(r.get("p50"), 3), fmt(r.get("p99"), 3), r["errors"] + r["non2xx"],
+                    col_ratio(r["rps"], nul), col_ratio(r["rps"], mc), r.get("origin_fetches", 0)))
+            A("")
+    if R.get("profile"):
+        A("### Profile of the isr 1 KiB hit path (perf, all isr children, by DSO)")
+        A("")
+        A("```")
+        L.extend(R.get("profile_dso", []))
+        A("```")
+        A("")
+        A("Top symbols:")
+        A("")
+        A("```")
+        L.extend(R["profile"])
+        A("```")
+        A("")
+    # S2
+    if R["S2"]:
+        A("## S2 — stale serving (origin delay %d ms, TTL %d s)" % (CFG["s2_delay"], CFG["s2_ttl"]))
+        A("")
+        A("All requests in a %.1f s window that starts when the entry is stale (%d rounds, %d connections, "
+          "hload: every request counted, including those in flight at the end). *hit p99* is the same tool "
+          "on a fresh key. Fetches are grouped into expiries by time (a fetch more than 0.9 × delay after "
+          "the group's first starts a new expiry)." % (CFG["s2_window"], CFG["s2_rounds"], CFG["s2_conns"]))
+        A("")
+        A("| target | requests | p50 ms | p99 ms | max ms | > 50 ms | hit p99 ms | p99 / hit p99 | "
+          "p99 / S1 p99 | origin fetches | expiries | fetches / expiry | errors | p99 × mod_cache |")
+        A("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        mc = R["S2"].get("mod_cache", {}).get("p99")
+        s1 = R["S1"].get(1024, {})
+        for n in names:
+            r = R["S2"].get(n)
+            if not r:
+                A("| %s | n/a (no origin) |||||||||||||" % n)
+                continue
+            A("| %s | %d | %s | %s | %s | %d | %s | %s | %s | %d | %d | %s | %d | %s |" % (
+                n, r["requests"], fmt(r["p50"], 3), fmt(r["p99"], 3), fmt(r["max"], 1), r["slow50"],
+                fmt(r["base_p99"], 3), fr(ratio(r["p99"], r["base_p99"])),
+                fr(ratio(r["p99"], s1.get(n, {}).get("p99"))), r["fetches"], r["expiries"],
+                fmt(r["per_expiry"], 2), r["errors"], fr(ratio(r["p99"], mc))))
+        A("")
+    # S3
+    if R["S3"]:
+        A("## S3 — thundering herd (%d concurrent requests on a cold key, origin delay %d ms)" % (
+            CFG["s3_conns"], CFG["s3_delay"]))
+        A("")
+        A("| target | origin fetches per round | client errors | median client ms | slowest client ms | "
+          "slowest − delay ms |")
+        A("|---|---:|---:|---:|---:|---:|")
+        for n in names:
+            r = R["S3"].get(n)
+            if not r:
+                A("| %s | n/a (no origin) ||||| " % n)
+                continue
+            A("| %s | %s | %d | %s | %s | %s |" % (n, ", ".join(map(str, r["fetches"])), r["errors"],
+                                                    fmt(r["p50"], 1), fmt(r["slowest"], 1),
+                                                    fmt(r["slowest"] - CFG["s3_delay"], 1)))
+        A("")
+    # S4
+    if R["S4"]:
+        A("## S4 — %d distinct keys, warmed, then hit at random" % CFG["s4_keys"])
+        A("")
+        A("wrk with a Lua script choosing a random key per request; *1 key* is the same script on one key "
+          "(same client cost). Hit ratio = 1 − origin fetches / requests.")
+        A("")
+        A("| target | requests/s | p50 ms | p99 ms | hit ratio | 1 key req/s | × 1 key | × own S1 1 KiB | "
+          "× null | × mod_cache | warm-up s |")
+        A("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        nul = R["S4"].get("null", {}).get("rps")
+        mc = R["S4"].get("mod_cache", {}).get("rps")
+        for n in names:
+            r = R["S4"].get(n)
+            if not r:
+                continue
+            s1 = R["S1"].get(1024, {}).get(n, {}).get("rps")
+            A("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f |" % (
+                n, fmt(r["rps"]), fmt(r["p50"], 3), fmt(r["p99"], 3),
+                fmt(r["hit"], 3) if r["hit"] is not None else "n/a", fmt(r["rps_1key"]),
+                fr(ratio(r["rps"], r["rps_1key"])), fr(ratio(r["rps"], s1)), fr(ratio(r["rps"], nul)),
+                fr(ratio(r["rps"], mc)), r["warm_s"]))
+        A("")
+    # S5
+    if R["S5r"] or R["S5"]:
+        A("## S5 — scaling")
+        A("")
+    if R["S5r"]:
+        A("### Refresh throughput: %d keys with TTL %d s, all stale, random hits for %g s" % (
+            CFG["s5_refresh_keys"], CFG["s2_ttl"], CFG["s5_duration"]))
+        A("")
+        A("| target | requests/s | p50 ms | p99 ms | max ms | origin fetches | refreshes/s | errors | "
+          "req/s × mod_cache |")
+        A("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        mc = R["S5r"].get("mod_cache", {}).get("rps")
+        for n in names:
+            r = R["S5r"].get(n)
+            if not r:
+                continue
+            A("| %s | %s | %s | %s | %s | %d | %s | %d | %s |" % (
+                n, fmt(r["rps"]), fmt(r["p50"], 3), fmt(r["p99"], 3), fmt(r["max"], 1), r["fetches"],
+                fmt(r["refresh_rate"]), r["errors"], fr(ratio(r["rps"], mc))))
+        A("")
+    if R["S5"]:
+        A("### Hit latency and memory by number of cached keys (a fresh instance per row, zone = keys × "
+          "%d B + 32 MiB)" % CFG["s5_bytes_per_key"])
+        A("")
+        A("Memory per entry = growth of the instance's total Pss (parent + children, shared memory counted "
+          "once) while filling, divided by the keys; overhead = that minus key and body bytes "
+          "(key = the default cache key, the backend URL).")
+        A("")
+        A("| target | keys | fill req/s | requests/s | p50 ms | p99 ms | p50 × 100 keys | hit ratio | "
+          "B/entry | overhead B | child RssAnon filled → after hits (kB) |")
+        A("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for n, rows in R["S5"].items():
+            first = rows.get(min(rows)) if rows else None
+            for N, r in sorted(rows.items()):
+                A("| %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f | %d → %d |" % (
+                    n, fmt(N), fmt(r["fill_rate"]), fmt(r["rps"]), fmt(r["p50"], 3), fmt(r["p99"], 3),
+                    fr(ratio(r["p50"], first["p50"])), fmt(r["hit"], 4), r["per_entry"], r["overhead"],
+                    r["anon_filled_kb"], r["anon_after_kb"]))
+        A("")
+    # memory
+    if R["mem"]:
+        A("## Memory per child over the run (RssAnon = private heap, kB)")
+        A("")
+        A("| target | children | at start | after S1 | at end | growth | Pss total start → end (MiB) |")
+        A("|---|---:|---|---|---|---:|---|")
+        for n in names:
+            m = R["mem"].get(n, {})
+            if "start" not in m:
+                continue
+
+            def anon(s):
+                return [v.get("RssAnon", 0) for _, v in sorted(s["children"].items())] if s else []
+            st, a1, en = anon(m.get("start")), anon(m.get("after_S1")), anon(m.get("end"))
+            growth = (sum(en) - sum(st)) if en else None
+            A("| %s | %d | %s | %s | %s | %s | %.0f → %s |" % (
+                n, len(st), " ".join(map(str, st)), " ".join(map(str, a1)), " ".join(map(str, en)),
+                ("%+d" % growth) if growth is not None else "n/a", m["start"]["pss_total_kb"] / 1024.0,
+                ("%.0f" % (m["end"]["pss_total_kb"] / 1024.0)) if m.get("end") else "n/a"))
+        A("")
+    if R.get("logs"):
+        noisy = {k: v for k, v in R["logs"].items() if v["tail"]}
+        if noisy:
+            A("## Error-log excerpts (LogLevel warn)")
+            A("")
+            for n, v in noisy.items():
+                A("`%s` (%d lines):" % (n, v["lines"]))
+                A("")
+                A("```")
+                L.extend(l[:300] for l in v["tail"])
+                A("```")
+                A("")
+    return "\n".join(L) + "\n"
+
+
+def chart(b, out_base):
+    """S1 requests/s (1 KiB and 64 KiB) and S2 p99/max latency per target, as SVG via gnuplot."""
+    if not shutil.which("gnuplot"):
+        return None
+    R = b.res
+    names = [t.name for t in b.targets]
+    sizes = list(R["S1"].keys())
+    d1 = out_base + "-s1.dat"
+    d2 = out_base + "-s2.dat"
+    with open(d1, "w") as f:
+        f.write("target " + " ".join("%dB" % s for s in sizes) + "\n")
+        for n in names:
+            f.write(n + " " + " ".join("%.0f" % R["S1"][s].get(n, {}).get("rps", 0) for s in sizes) + "\n")
+    s2names = [n for n in names if n in R["S2"]]
+    with open(d2, "w") as f:
+        f.write("target p50 p99 max\n")
+        for n in s2names:
+            r = R["S2"][n]
+            f.write("%s %.3f %.3f %.3f\n" % (n, max(r["p50"] or 0.001, 0.001), max(r["p99"] or 0.001, 0.001),
+                                             max(r["max"] or 0.001, 0.001)))
+    svg = out_base + ".svg"
+    ncol1 = len(sizes)
+    plot1 = ", ".join("'%s' using %d:xtic(1) title '%s' " % (d1, i + 2, "%d KiB" % (s // 1024) if s % 1024 == 0
+                                                              else "%d B" % s)
+                      for i, s in enumerate(sizes))
+    gp = """set terminal svg size 1100,480 dynamic font 'sans,11'
+set output '{svg}'
+set multiplot layout 1,2 title 'mod_isr benchmark {ts}'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set key top right
+set grid ytics
+set xtics rotate by -30
+set title 'S1 hit throughput (requests/s, higher is better)'
+set yrange [0:*]
+plot {plot1}
+set title 'S2 latency during the stale window (ms, log scale, lower is better)'
+set logscale y
+set yrange [0.01:*]
+plot '{d2}' using 2:xtic(1) title 'p50', '' using 3 title 'p99', '' using 4 title 'max'
+unset multiplot
+""".format(svg=svg, ts=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), plot1=plot1, d2=d2)
+    if not s2names:
+        gp = gp.replace("set multiplot layout 1,2", "set multiplot layout 1,1")
+        gp = gp[:gp.index("set title 'S2")] + "unset multiplot\n"
+    gpf = out_base + ".gp"
+    with open(gpf, "w") as f:
+        f.write(gp)
+    r = run(["gnuplot", gpf], timeout=60, check=False)
+    if r.returncode != 0:
+        print("gnuplot failed: " + r.stderr, file=sys.stderr)
+        return None
+    _ = ncol1
+    return svg
+
+
+def targets_summary(b):
+    """The issue's targets for mod_isr: list of (target, met|not met|n/a, figures)."""
+    R = b.res
+    out = []
+
+    def s1(n, size):
+        return R["S1"].get(size, {}).get(n, {})
+
+    for isr in [n for n in ("isr", "isr_quick") if n in [t.name for t in b.targets]]:
+        tag = "" if isr == "isr" else " (`%s`)" % isr
+        for size, need_mc in ((1024, 1.0), (65536, 1.2)):
+            if size not in R["S1"]:
+                continue
+            a, nul, mc = s1(isr, size).get("rps"), s1("null", size).get("rps"), s1("mod_cache", size).get("rps")
+            rn, rm = ratio(a, nul), ratio(a, mc)
+            lab = "%d KiB" % (size // 1024)
+            if rn is not None:
+                out.append(("S1 %s: isr ≥ 0.9× null req/s%s" % (lab, tag), rn >= 0.9,
+                            "%s vs %s req/s = %.2f×" % (fmt(a), fmt(nul), rn)))
+            if rm is not None:
+                out.append(("S1 %s: isr ≥ %.1f× mod_cache req/s%s" % (lab, need_mc, tag), rm >= need_mc,
+                            "%s vs %s req/s = %.2f×" % (fmt(a), fmt(mc), rm)))
+    if "isr" in R["S2"]:
+        r = R["S2"]["isr"]
+        hp = s1("isr", 1024).get("p99")
+        base = r["base_p99"]
+        out.append(("S2: p99 in the stale window ≤ 2× the S1 hit p99", (r["p99"] or 1e9) <= 2 * (hp or 0),
+                    "p99 %s ms vs S1 (wrk) hit p99 %s ms = %s; same-tool hit p99 %s ms = %s" % (
+                        fmt(r["p99"], 3), fmt(hp, 3), fr(ratio(r["p99"], hp)), fmt(base, 3),
+                        fr(ratio(r["p99"], base)))))
+        out.append(("S2: no request slower than 50 ms", (r["max"] or 1e9) <= 50,
+                    "max %s ms, %d requests over 50 ms of %d" % (fmt(r["max"], 1), r["slow50"], r["requests"])))
+        out.append(("S2: exactly 1 origin fetch per expiry", r["fetches"] == r["expiries"] and r["expiries"] > 0,
+                    "%d fetches in %d expiries (worst round %d fetches)" % (
+                        r["fetches"], r["expiries"], r["max_fetches_round"] or 0)))
+    if "isr" in R["S3"]:
+        r = R["S3"]["isr"]
+        out.append(("S3: exactly 1 origin fetch, 0 client errors", r["fetches_max"] == 1 and r["errors"] == 0
+                    and min(r["fetches"]) == 1,
+                    "fetches per round %s, %d errors" % (", ".join(map(str, r["fetches"])), r["errors"])))
+        out.append(("S3: slowest client ≤ origin delay + 100 ms", r["slowest"] <= CFG["s3_delay"] + 100,
+                    "slowest %s ms (delay %d ms)" % (fmt(r["slowest"], 1), CFG["s3_delay"])))
+    if "isr" in R["S4"]:
+        r = R["S4"]["isr"]
+        own = s1("isr", 1024).get("rps")
+        out.append(("S4: ≥ 0.9× its own S1 1 KiB rate", (ratio(r["rps"], own) or 0) >= 0.9,
+                    "%s vs %s req/s = %s (same Lua script on 1 key: %s)" % (
+                        fmt(r["rps"]), fmt(own), fr(ratio(r["rps"], own)), fr(ratio(r["rps"], r["rps_1key"])))))
+        out.append(("S4: hit ratio 100%", r["hit"] == 1.0,
+                    "%.4f (%d origin fetches in %d requests)" % (r["hit"] or 0, r["fetches"], r["requests"])))
+    if R["S5"].get("isr"):
+        rows = R["S5"]["isr"]
+        ks = sorted(rows)
+        lo, hi = rows[ks[0]], rows[ks[-1]]
+        rr = ratio(hi["p50"], lo["p50"])
+        out.append(("S5: hit latency flat (within 10%%) from %s to %s keys" % (fmt(ks[0]), fmt(ks[-1])),
+                    rr is not None and rr <= 1.10,
+                    "p50 %s → %s ms (%s), p99 %s → %s ms, req/s %s → %s" % (
+                        fmt(lo["p50"], 3), fmt(hi["p50"], 3), fr(rr), fmt(lo["p99"], 3), fmt(hi["p99"], 3),
+                        fmt(lo["rps"]), fmt(hi["rps"]))))
+        big = rows[ks[-1]]
+        out.append(("S5: per-entry overhead < 256 B beyond key and body", big["overhead"] < 256,
+                    "%.0f B/entry measured at %s keys (key %d B + body %d B + overhead %.0f B)" % (
+                        big["per_entry"], fmt(ks[-1]), big["key_len"], big["body"], big["overhead"])))
+        hits = ", ".join("%s: %.4f" % (fmt(k), rows[k]["hit"] or 0) for k in ks)
+        out.append(("S5: every key held (hit ratio 1.0 when the zone is sized for them)",
+                    all(rows[k]["hit"] == 1.0 for k in ks), hits))
+    m = R["mem"].get("isr")
+    if m and m.get("after_S1") and m.get("end"):
+        a = sum(v.get("RssAnon", 0) for v in m["after_S1"]["children"].values())
+        e = sum(v.get("RssAnon", 0) for v in m["end"]["children"].values())
+        nchild = max(1, len(m["end"]["children"]))
+        out.append(("Memory of each child flat under the whole run", (e - a) / nchild < 2048,
+                    "children's RssAnon after S1 %d kB → end %d kB (%+d kB per child)" % (a, e, (e - a) // nchild)))
+    if R["S5r"].get("isr"):
+        r = R["S5r"]["isr"]
+        out.append(("Refreshes per second sustained (reported)", None,
+                    "%s refreshes/s while serving %s req/s, p99 %s ms" % (fmt(r["refresh_rate"]), fmt(r["rps"]),
+                                                                        fmt(r["p99"], 2))))
+    # beat the peers on S2, S3, S4
+    peers = [n for n in ("mod_cache", "nginx", "varnish") if n in [t.name for t in b.targets]]
+    if "isr" in R["S2"] and peers:
+        ok = all((R["S2"]["isr"]["max"] or 1e9) < (R["S2"].get(p, {}).get("max") or 1e9) and
+                 (R["S2"]["isr"]["p99"] or 1e9) <= (R["S2"].get(p, {}).get("p99") or 1e9) for p in peers
+                 if p in R["S2"])
+        out.append(("S2: beats every peer (p99 and max)", ok, "; ".join(
+            "%s p99 %s / max %s ms" % (p, fmt(R["S2"][p]["p99"], 2), fmt(R["S2"][p]["max"], 1))
+            for p in ["isr"] + peers if p in R["S2"])))
+    if "isr" in R["S3"] and peers:
+        me = R["S3"]["isr"]
+        ok = all(me["fetches_max"] <= R["S3"][p]["fetches_max"] and me["slowest"] <= R["S3"][p]["slowest"]
+                 and me["errors"] <= R["S3"][p]["errors"] for p in peers if p in R["S3"])
+        out.append(("S3: beats every peer (fetches, errors, slowest)", ok, "; ".join(
+            "%s %s fetches / slowest %s ms" % (p, ",".join(map(str, R["S3"][p]["fetches"])),
+                                               fmt(R["S3"][p]["slowest"], 1))
+            for p in ["isr"] + peers if p in R["S3"])))
+    if "isr" in R["S4"] and peers:
+        me = R["S4"]["isr"]
+        ok = all((me["hit"] or 0) >= (R["S4"][p]["hit"] or 0) for p in peers if p in R["S4"])
+        out.append(("S4: hit ratio at least every peer's", ok, "; ".join(
+            "%s %s" % (p, fmt(R["S4"][p]["hit"], 3)) for p in ["isr"] + peers if p in R["S4"])))
+    return out
+
+
+def results_md(b, detail_name, svg_rel, elapsed):
+    L = []
+    A = L.append
+    ts = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    A("# mod_isr benchmark results")
+    A("")
+    A("Generated by `make bench` (bench/run.sh) on %s, %d cores, in %.0f s. Full tables: "
+      "[results/latest.md](results/latest.md) (this run: [results/%s](results/%s)). How to rerun and "
+      "every setting: [README.md](README.md)." % (ts, os.cpu_count(), elapsed, detail_name, detail_name))
+    A("")
+    if b.skipped:
+        A("Not in this run: " + "; ".join("`%s` (%s)" % kv for kv in b.skipped.items()) + ".")
+        A("")
+    if svg_rel:
+        A("![S1 requests/s and S2 latency per target](%s)" % svg_rel)
+        A("")
+    summ = targets_summary(b)
+    if summ:
+        A("## Targets for mod_isr (issue 4), measured in this run")
+        A("")
+        A("| target | result | figures |")
+        A("|---|---|---|")
+        for what, ok, fig in summ:
+            A("| %s | %s | %s |" % (what, "—" if ok is None else ("**met**" if ok else "**not met**"), fig))
+        A("")
+    else:
+        A("mod_isr was not part of this run, so no target could be checked.")
+        A("")
+    # short S1/S2 overview
+    R = b.res
+    if R["S1"]:
+        A("## Overview")
+        A("")
+        sizes = list(R["S1"].keys())
+        hdr = "| target | " + " | ".join("S1 %s req/s" % ("%d KiB" % (s // 1024)) for s in sizes)
+        hdr += " | S2 p99 / max ms | S2 fetches/expiry | S3 fetches | S3 slowest ms | S4 req/s | S4 hit ratio |"
+        A(hdr)
+        A("|---|" + "---:|" * (len(sizes) + 6))
+        for t in b.targets:
+            n = t.name
+            cells = [fmt(R["S1"][s].get(n, {}).get("rps")) for s in sizes]
+            s2 = R["S2"].get(n)
+            s3 = R["S3"].get(n)
+            s4 = R["S4"].get(n)
+            cells.append("%s / %s" % (fmt(s2["p99"], 2), fmt(s2["max"], 1)) if s2 else "n/a")
+            cells.append(fmt(s2["per_expiry"], 2) if s2 else "n/a")
+            cells.append(",".join(map(str, s3["fetches"])) if s3 else "n/a")
+            cells.append(fmt(s3["slowest"], 1) if s3 else "n/a")
+            cells.append(fmt(s4["rps"]) if s4 else "n/a")
+            cells.append(fmt(s4["hit"], 3) if s4 and s4["hit"] is not None else "n/a")
+            A("| %s | %s |" % (n, " | ".join(cells)))
+        A("")
+    if R.get("profile_dso"):
+        A("## Where the time goes on an isr hit (perf, isr children, 1 KiB hits)")
+        A("")
+        A("```")
+        L.extend(R["profile_dso"][:12])
+        A("```")
+        A("")
+        A("Top symbols are in the full results file.")
+        A("")
+    notes = os.path.join(BENCH, "RESULTS-notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            A(f.read())
+    return "\n".join(L) + "\n"
+
+
+def main():
+    b = Bench()
+    try:
+        b.run()
+    finally:
+        stop_all()
+    elapsed = time.time() - T_START
+    os.makedirs(CFG["results"], exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join(CFG["results"], stamp)
+    svg = chart(b, base)
+    md = report(b, elapsed)
+    if svg:
+        md = md.replace("\n## S1", "\n![S1 requests/s and S2 latency](%s)\n\n## S1" % os.path.basename(svg), 1)
+    with open(base + ".md", "w") as f:
+        f.write(md)
+    with open(base + ".json", "w") as f:
+        json.dump({"config": CFG, "results": b.res, "skipped": b.skipped, "notes": b.notes}, f, indent=1,
+                  default=str)
+    shutil.copyfile(base + ".md", os.path.join(CFG["results"], "latest.md"))
+    svg_rel = None
+    if svg:
+        shutil.copyfile(svg, os.path.join(CFG["results"], "latest.svg"))
+        # latest.md must point at latest.svg
+        with open(os.path.join(CFG["results"], "latest.md")) as f:
+            t = f.read()
+        with open(os.path.join(CFG["results"], "latest.md"), "w") as f:
+            f.write(t.replace(os.path.basename(svg), "latest.svg"))
+        svg_rel = "results/latest.svg"
+    if os.path.abspath(CFG["results"]) == os.path.abspath(os.path.join(BENCH, "results")):
+        with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
+            f.write(results_md(b, stamp + ".md", svg_rel, elapsed))
+    progress("wrote %s.md, %s, %s" % (base, os.path.join(CFG["results"], "latest.md"),
+                                       os.path.join(BENCH, "RESULTS.md")))
+    if CFG["keep"]:
+        progress("kept work dir %s" % b.work)
+    else:
+        shutil.rmtree(b.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

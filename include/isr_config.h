@@ -1,0 +1,69 @@
+/* Configuration: per-directory and server structs, typed getters that
+ * resolve defaults, and the directive table. */
+#ifndef ISR_CONFIG_H
+#define ISR_CONFIG_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <ap_expr.h>
+
+#define ISR_APPLY_RESPONSE 0
+#define ISR_APPLY_ENV      1
+#define ISR_APPLY_HEADER   2
+
+#define ISR_ONERROR_PASS   0   /* otherwise an HTTP status */
+
+typedef struct {
+    int enabled;                    /* -1 unset, 0 ISR Off, 1 on */
+    const char *backend_url;        /* literal base URL, or NULL with expr */
+    const char *unix_path;          /* unix: socket, or NULL */
+    ap_expr_info_t *backend_expr;   /* ISRBackend "expr=..." */
+    const char *prefix;             /* <Location> path stripped, or NULL */
+    ap_expr_info_t *key_expr;       /* ISRCacheKey, or NULL: the URL */
+    const char *zone;               /* ISRCache, or NULL: default */
+    apr_interval_time_t ttl, stale_ttl, timeout, connect_timeout, retry;
+    apr_off_t max_object;
+    int apply;                      /* ISR_APPLY_* */
+    const char *apply_name;
+    int on_error;                   /* status, or ISR_ONERROR_PASS */
+    unsigned int backend_set:1, ttl_set:1, stale_set:1, timeout_set:1,
+                 connect_set:1, retry_set:1, max_set:1, apply_set:1,
+                 on_error_set:1, key_set:1;
+} isr_dir_conf_t;
+
+typedef struct {
+    apr_array_header_t *zones;      /* isr_zone_def_t, main server only */
+    int refresh_threads;            /* -1 unset */
+} isr_srv_conf_t;
+
+extern const command_rec isr_cmds[];
+
+void *isr_conf_create_dir(apr_pool_t *p, char *dir);
+void *isr_conf_merge_dir(apr_pool_t *p, void *basev, void *addv);
+void *isr_conf_create_srv(apr_pool_t *p, server_rec *s);
+
+/* pre_config: forget the previous generation's zone references. */
+void isr_conf_pre_config(void);
+
+/* check_config: every ISRCache names a defined zone; adds the implicit
+ * default zone. Returns an error message or NULL. */
+const char *isr_conf_check(apr_pool_t *p, server_rec *s);
+
+/* Getters: defaults resolved here, not in callers. */
+int isr_conf_enabled(const isr_dir_conf_t *c);
+const char *isr_conf_zone(const isr_dir_conf_t *c);
+apr_interval_time_t isr_conf_ttl(const isr_dir_conf_t *c);
+apr_interval_time_t isr_conf_stale_ttl(const isr_dir_conf_t *c);
+apr_interval_time_t isr_conf_timeout(const isr_dir_conf_t *c);
+apr_interval_time_t isr_conf_connect_timeout(const isr_dir_conf_t *c);
+apr_interval_time_t isr_conf_retry(const isr_dir_conf_t *c);
+apr_size_t isr_conf_max_object(const isr_dir_conf_t *c);
+int isr_conf_on_error(const isr_dir_conf_t *c);
+int isr_conf_refresh_threads(const isr_srv_conf_t *sc);
+
+/* Parsers shared with tests: durations "90", "1500ms", "2s", "5m", "1h";
+ * sizes "512", "64K", "1M", "2G". */
+apr_status_t isr_parse_duration(const char *arg, apr_interval_time_t *out);
+apr_status_t isr_parse_size(const char *arg, apr_off_t *out);
+
+#endif /* ISR_CONFIG_H */

@@ -1,0 +1,42 @@
+/* Backend fetches. The interface hides libcurl: only isr_fetch_curl.c
+ * includes curl/curl.h. */
+#ifndef ISR_FETCH_H
+#define ISR_FETCH_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+typedef struct {
+    const char *url;
+    const char *unix_path;       /* connect to this socket instead, or NULL */
+    const apr_array_header_t *headers; /* const char * "Name: value" */
+    apr_interval_time_t timeout;         /* whole transfer */
+    apr_interval_time_t connect_timeout;
+    apr_size_t max_store;        /* bodies above this are flagged too_large */
+    apr_size_t max_body;         /* bodies above this abort the fetch */
+    volatile int *abort_flag;    /* set to non-zero to abort (shutdown) */
+} isr_fetch_req_t;
+
+typedef struct {
+    int status;
+    const char *headers;         /* end-to-end headers, "name\0value\0"... */
+    apr_size_t hdrlen;
+    char *body;
+    apr_size_t bodylen;
+    int too_large;               /* body above max_store */
+    int uncacheable;             /* Set-Cookie, Cache-Control private/no-store */
+    const char *error;           /* set when the fetch failed */
+} isr_fetch_resp_t;
+
+/* Once per process, while still single-threaded (post_config). */
+apr_status_t isr_fetch_global_init(void);
+
+/* Fetch req->url. The response and everything in it live in pool p.
+ * APR_SUCCESS means an HTTP response arrived (any status);
+ * APR_TIMEUP, APR_ECONNREFUSED, APR_ENOSPC (too large) or APR_EGENERAL
+ * otherwise, with resp->error set. Thread-safe: each thread reuses its own
+ * connection handle. */
+apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
+                       apr_pool_t *p);
+
+#endif /* ISR_FETCH_H */

@@ -1,0 +1,49 @@
+/* One request through mod_isr: resolve the backend URL and key, find or
+ * fetch the answer (isr_request.c), and apply it (isr_respond.c). */
+#ifndef ISR_REQUEST_H
+#define ISR_REQUEST_H
+
+#include <httpd.h>
+#include "isr_config.h"
+#include "isr_store.h"
+
+#define ISR_HANDLER "isr-response"
+
+typedef struct {
+    const isr_dir_conf_t *conf;
+    isr_zone_t *zone;
+    const char *url;
+    const char *unix_path;
+    const char *key;
+    apr_size_t klen;
+    apr_uint64_t hash;
+    /* the answer */
+    const char *label;          /* HIT, STALE, MISS */
+    int status;
+    const char *headers;        /* "name\0value\0" pairs */
+    apr_size_t hdrlen;
+    const char *body;
+    apr_size_t bodylen;
+    apr_time_t fetched;         /* when the backend answered; 0 on MISS */
+    const char *error;          /* why there is no answer */
+} isr_req_t;
+
+/* Resolve URL and key for r. Returns OK, or an HTTP status with
+ * q->error set when the configuration cannot produce them. */
+int isr_request_prepare(request_rec *r, const isr_dir_conf_t *conf,
+                        isr_req_t *q);
+
+/* Find the answer: from the cache, by waiting for another fetch, or by
+ * fetching. APR_SUCCESS with the answer in q, or an error with q->error. */
+apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q);
+
+/* Apply the answer for ISRApply env=/header= (fixups). */
+void isr_respond_apply(request_rec *r, const isr_req_t *q);
+
+/* Send the answer as the response (handler). */
+int isr_respond_send(request_rec *r, const isr_req_t *q);
+
+/* A failed fetch: the ISROnError action as a hook return value. */
+int isr_respond_error(request_rec *r, const isr_req_t *q, apr_status_t rv);
+
+#endif /* ISR_REQUEST_H */

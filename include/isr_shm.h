@@ -1,0 +1,105 @@
+/* The shared-memory layout of one cache zone. Everything any process reads
+ * from the segment is defined here; offsets are relative to the segment
+ * start (or to the ring), never pointers, because every child maps the
+ * segment at its own address.
+ *
+ *   offset 0            +--------------------------------------------+
+ *                       | isr_shm_header_t (magic, layout, sizes,    |
+ *                       |   hash seed, ring head/tail)               |
+ *   slots_off (64-alig) +--------------------------------------------+
+ *                       | isr_slot_t[nbuckets * ISR_BUCKET_WAYS]     |
+ *                       |   64 bytes each; a key lives in one of the |
+ *                       |   8 slots of bucket (hash & (nbuckets-1))  |
+ *   ring_off (64-alig)  +--------------------------------------------+
+ *                       | ring of records, ring_size bytes:          |
+ *                       |   isr_record_t | key | headers | body      |
+ *                       |   (each padded to ISR_REC_ALIGN; a record  |
+ *                       |   never wraps: a SKIP filler covers the    |
+ *                       |   end of the ring instead)                 |
+ *   size                +--------------------------------------------+
+ *
+ * Who writes what:
+ * - slot fields other than `lease` and `ref`, the records, and the ring
+ *   head/tail are written only under the zone mutex. A writer makes the
+ *   slot's `seq` odd, changes the slot, and makes it even again (seqlock).
+ * - `lease` is changed only by compare-and-swap (claims need no lock).
+ * - `ref` is a hint set by hits with a plain store (CLOCK eviction).
+ * Readers take no lock: they read `seq`, copy the record out, and check
+ * `seq` again. A record is overwritten only after the slot pointing to it
+ * was unpublished (its seq bumped), so a reader never keeps a torn copy.
+ *
+ * Crash safety: a record is written completely before `head` moves past
+ * it, so the ring between tail and head always parses. A slot left odd by
+ * a writer that died is repaired by the next writer that meets it. A
+ * lease names its owner's pid and a deadline: a dead or late owner's claim
+ * can be taken over.
+ */
+#ifndef ISR_SHM_H
+#define ISR_SHM_H
+
+#include <apr.h>
+
+#define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
+#define ISR_SHM_LAYOUT  1u          /* bump on any change to this file */
+#define ISR_BUCKET_WAYS 8
+#define ISR_REC_ALIGN   64
+#define ISR_REC_MAGIC   0x43455249u /* "IREC" */
+#define ISR_SKIP_MAGIC  0x50494b53u /* "SKIP" */
+
+/* Slot states. */
+#define ISR_SLOT_EMPTY   0u /* free */
+#define ISR_SLOT_PENDING 1u /* a miss is being fetched; no record yet */
+#define ISR_SLOT_VALID   2u /* rec_off/rec_len hold the current record */
+#define ISR_SLOT_PASS    3u /* uncacheable until `until`: fetch directly */
+#define ISR_SLOT_FAILED  4u /* the last miss fetch failed at `until` */
+
+typedef struct {
+    apr_uint32_t magic;
+    apr_uint32_t layout;
+    apr_uint64_t size;        /* whole segment, bytes */
+    apr_uint64_t seed;        /* hash seed, random per segment */
+    apr_uint64_t slots_off;
+    apr_uint64_t ring_off;
+    apr_uint64_t ring_size;   /* multiple of ISR_REC_ALIGN */
+    apr_uint32_t nbuckets;    /* power of two */
+    apr_uint32_t reserved;
+    /* Ring positions are logical and only grow; physical = pos % ring_size.
+     * Written under the zone mutex only. */
+    apr_uint64_t head;
+    apr_uint64_t tail;
+    apr_int64_t created;      /* apr_time_t */
+} isr_shm_header_t;
+
+typedef struct {
+    apr_uint32_t seq;         /* seqlock, odd while written; futex word */
+    apr_uint32_t state;       /* ISR_SLOT_* */
+    apr_uint64_t hash;        /* 64-bit seeded hash of the key; 0 = none */
+    apr_uint64_t lease;       /* (deadline_sec << 32) | owner pid; 0 = none;
+                               * pid 0 = retry backoff after a failed refresh */
+    apr_uint64_t rec_off;     /* record offset inside the ring */
+    apr_uint32_t rec_len;     /* record length incl. padding */
+    apr_uint32_t ref;         /* CLOCK referenced hint */
+    apr_int64_t fresh_until;  /* apr_time_t */
+    apr_int64_t until;        /* VALID: stale_until; PASS/FAILED: see above */
+    apr_int64_t fetched;      /* apr_time_t the backend answered */
+} isr_slot_t;
+
+typedef struct {
+    apr_uint32_t magic;       /* ISR_REC_MAGIC or ISR_SKIP_MAGIC */
+    apr_uint32_t total;       /* bytes incl. this header and padding */
+    apr_uint32_t slot;        /* index of the slot it was published to */
+    apr_uint32_t status;      /* HTTP status */
+    apr_uint64_t hash;
+    apr_int64_t fetched;
+    apr_uint32_t keylen;
+    apr_uint32_t hdrlen;      /* "name\0value\0" pairs */
+    apr_uint32_t bodylen;
+    apr_uint32_t reserved;
+} isr_record_t;
+
+#define ISR_LEASE_MAKE(deadline_sec, pid) \
+    (((apr_uint64_t)(apr_uint32_t)(deadline_sec) << 32) | (apr_uint32_t)(pid))
+#define ISR_LEASE_DEADLINE(l) ((apr_uint32_t)((l) >> 32))
+#define ISR_LEASE_PID(l)      ((apr_uint32_t)((l) & 0xffffffffu))
+
+#endif /* ISR_SHM_H */

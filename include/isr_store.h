@@ -1,0 +1,128 @@
+/* The cache store: lookup, claim, publish and release on one shared-memory
+ * zone (layout in isr_shm.h). No request_rec here, so the store can be
+ * tested without a server. */
+#ifndef ISR_STORE_H
+#define ISR_STORE_H
+
+#include <apr_pools.h>
+#include <apr_global_mutex.h>
+#include "isr_shm.h"
+
+/* A process-local handle on a mapped zone. */
+typedef struct isr_zone_t {
+    const char *name;
+    isr_shm_header_t *hdr;
+    isr_slot_t *slots;
+    unsigned char *ring;
+    apr_uint32_t nslots;
+    apr_global_mutex_t *mutex;  /* guards writers; hits never take it */
+} isr_zone_t;
+
+typedef enum {
+    ISR_LOOK_ABSENT,   /* no slot for this key (or a slot whose time ran out) */
+    ISR_LOOK_FRESH,    /* record copied out, fresh */
+    ISR_LOOK_STALE,    /* record copied out, inside the stale window */
+    ISR_LOOK_EXPIRED,  /* a record exists but is past its stale window */
+    ISR_LOOK_PENDING,  /* a miss fetch for this key is under way */
+    ISR_LOOK_PASS,     /* uncacheable for now: fetch directly */
+    ISR_LOOK_FAILED    /* the last miss fetch failed at entry.until */
+} isr_look_t;
+
+/* What a lookup found. Pointers point into a copy in the caller's pool. */
+typedef struct {
+    isr_look_t state;
+    apr_uint32_t slot;
+    apr_uint32_t seq;          /* slot seq seen: wait on it */
+    apr_uint64_t lease;
+    apr_time_t fresh_until;
+    apr_time_t until;
+    apr_time_t fetched;
+    int status;
+    const char *headers;       /* "name\0value\0" pairs */
+    apr_size_t hdrlen;
+    const char *body;
+    apr_size_t bodylen;
+} isr_entry_t;
+
+/* What a fetch produced, to be stored. */
+typedef struct {
+    int status;
+    const char *headers;
+    apr_size_t hdrlen;
+    const char *body;
+    apr_size_t bodylen;
+    apr_time_t fetched;
+    apr_time_t fresh_until;
+    apr_time_t stale_until;
+} isr_value_t;
+
+typedef enum {
+    ISR_CLAIM_OWNED,   /* the caller owns the fetch (lease in *please) */
+    ISR_CLAIM_BUSY,    /* someone else fetches: wait on (slot, seq) */
+    ISR_CLAIM_READY,   /* a usable entry appeared meanwhile: look up again */
+    ISR_CLAIM_NOSLOT   /* every slot of the bucket is being fetched: fetch
+                        * without coalescing and do not store */
+} isr_claim_t;
+
+/* Map a freshly created segment: write the header and an empty index. */
+apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
+                              apr_time_t now);
+
+/* Attach a handle to a formatted segment; APR_EINVAL if it is not one of
+ * ours (wrong magic, layout or size). */
+apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size);
+
+apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,
+                            apr_size_t len);
+
+/* Lock-free lookup. For FRESH and STALE the record is copied into pool p
+ * and its key compared with `key`. Never blocks. */
+isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
+                            apr_uint64_t hash, apr_time_t now, apr_pool_t *p,
+                            isr_entry_t *e);
+
+/* Claim the right to refresh a STALE entry: lock-free CAS on the lease.
+ * Returns 1 with *please set when the caller owns the refresh. */
+int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
+                            apr_time_t now, apr_interval_time_t hold,
+                            apr_uint64_t *please);
+
+/* Claim a synchronous fetch for an ABSENT/EXPIRED/FAILED/PENDING key
+ * (takes the zone mutex). `hold` bounds the lease. */
+isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
+                                 apr_time_t now, apr_interval_time_t hold,
+                                 apr_uint32_t *pslot, apr_uint32_t *pseq,
+                                 apr_uint64_t *please);
+
+/* 1 when the lease was taken for a fetch by a process that is still alive
+ * and inside its deadline (waiters keep waiting), else 0. */
+int isr_store_lease_live(apr_uint64_t lease, apr_time_t now);
+
+/* Store a fetched value for `key`, replacing any older version, and release
+ * the caller's lease. APR_ENOSPC when the record can never fit this zone. */
+apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
+                               apr_uint64_t lease, const char *key,
+                               apr_size_t klen, apr_uint64_t hash,
+                               const isr_value_t *v);
+
+/* Mark the key uncacheable until `until` (waiters fetch directly). */
+void isr_store_mark_pass(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
+                         apr_uint64_t lease, apr_time_t until);
+
+/* Mark a failed synchronous fetch: waiters of that fetch get the error. */
+void isr_store_mark_failed(isr_zone_t *zone, apr_uint32_t slot,
+                           apr_uint64_t hash, apr_uint64_t lease,
+                           apr_time_t now);
+
+/* After a failed refresh: keep the entry, hold refreshes off until `until`. */
+void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,
+                       apr_time_t until);
+
+/* Give a lease back without a result. */
+void isr_store_release(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease);
+
+/* Sleep until the slot's seq moves away from `seq` or `max_wait` passes. */
+void isr_store_wait(isr_zone_t *zone, apr_uint32_t slot, apr_uint32_t seq,
+                    apr_interval_time_t max_wait);
+
+#endif /* ISR_STORE_H */

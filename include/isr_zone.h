@@ -1,0 +1,34 @@
+/* Zone lifecycle: the shared-memory segments named by ISRCacheZone, created
+ * in post_config and kept in the process pool so that they (and their
+ * entries) survive graceful restarts when name and size do not change. */
+#ifndef ISR_ZONE_H
+#define ISR_ZONE_H
+
+#include <httpd.h>
+#include "isr_store.h"
+
+#define ISR_ZONE_DEFAULT      "default"
+#define ISR_ZONE_DEFAULT_SIZE (64 * 1024 * 1024)
+#define ISR_ZONE_MIN_SIZE     (1024 * 1024)
+#define ISR_MUTEX_TYPE        "isr-zone"
+
+typedef struct {
+    const char *name;
+    apr_size_t size;
+    const char *where;   /* "file:line" of the directive, for messages */
+} isr_zone_def_t;
+
+/* pre_config: register the mutex type so that `Mutex isr-zone ...` works. */
+apr_status_t isr_zones_pre_config(apr_pool_t *pconf);
+
+/* post_config: create or re-attach a segment for every definition. */
+apr_status_t isr_zones_setup(const apr_array_header_t *defs, server_rec *s,
+                             apr_pool_t *pconf);
+
+/* child_init: re-open the zone mutexes in the child. */
+apr_status_t isr_zones_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* The zone called `name`, or NULL. Cheap: a scan of a handful of names. */
+isr_zone_t *isr_zone_get(const char *name);
+
+#endif /* ISR_ZONE_H */

@@ -1,0 +1,139 @@
+/* mod_isr: Incremental Static Regeneration (stale-while-revalidate) for
+ * Apache httpd 2.4. This file is the httpd glue: the module record, the
+ * hooks and when each runs. The work is in src/. */
+#define ISR_MODULE_RECORD
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <ap_mpm.h>
+
+#include "isr.h"
+#include "isr_config.h"
+#include "isr_fetch.h"
+#include "isr_refresh.h"
+#include "isr_request.h"
+#include "isr_zone.h"
+
+static int isr_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp)
+{
+    (void)plog; (void)ptemp;
+    isr_conf_pre_config();
+    return isr_zones_pre_config(pconf) == APR_SUCCESS ? OK : !OK;
+}
+
+/* Runs for `apachectl -t` too, so references to undefined zones are caught
+ * there, not at the first request. */
+static int isr_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp, server_rec *s)
+{
+    const char *err = isr_conf_check(ptemp, s);
+    (void)pconf; (void)plog;
+
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, ISR_LOGNO(0005) "%s", err);
+        return !OK;
+    }
+    return OK;
+}
+
+static int isr_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    isr_srv_conf_t *sc = ap_get_module_config(s->module_config, &isr_module);
+    apr_status_t rv;
+    (void)plog; (void)ptemp;
+
+    /* The first pass only checks the configuration: make nothing yet. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    /* Still single-threaded here, as libcurl's global init requires. */
+    if (APR_SUCCESS != (rv = isr_fetch_global_init())) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, ISR_LOGNO(0006)
+                     "libcurl initialisation failed");
+        return !OK;
+    }
+    if (APR_SUCCESS != isr_zones_setup(sc->zones, s, pconf)) {
+        return !OK;
+    }
+    return OK;
+}
+
+static void isr_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    isr_srv_conf_t *sc = ap_get_module_config(s->module_config, &isr_module);
+
+    isr_zones_child_init(pchild, s);
+    isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
+}
+
+/* After authentication and access control, before the handler: the place
+ * where env=/header= must act for PHP, CGI, SSI or mod_proxy to see them. */
+static int isr_fixups(request_rec *r)
+{
+    isr_dir_conf_t *c = ap_get_module_config(r->per_dir_config, &isr_module);
+    isr_req_t *q;
+    apr_status_t rv;
+    int rc;
+
+    if (!isr_conf_enabled(c) || r->method_number != M_GET) {
+        return DECLINED;
+    }
+    q = apr_palloc(r->pool, sizeof(*q));
+    if ((rc = isr_request_prepare(r, c, q)) != OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISR_LOGNO(0007) "%s",
+                      q->error);
+        return rc;
+    }
+    if (APR_SUCCESS != (rv = isr_request_obtain(r, q))) {
+        return isr_respond_error(r, q, rv);
+    }
+    if (c->apply == ISR_APPLY_ENV || c->apply == ISR_APPLY_HEADER) {
+        isr_respond_apply(r, q);
+        return DECLINED;
+    }
+    ap_set_module_config(r->request_config, &isr_module, q);
+    r->handler = ISR_HANDLER;
+    return DECLINED;
+}
+
+static int isr_handler(request_rec *r)
+{
+    isr_req_t *q;
+
+    if (!r->handler || strcmp(r->handler, ISR_HANDLER)) {
+        return DECLINED;
+    }
+    if (!(q = ap_get_module_config(r->request_config, &isr_module))) {
+        return DECLINED;
+    }
+    return isr_respond_send(r, q);
+}
+
+static void isr_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_pre_config(isr_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(isr_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(isr_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(isr_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(isr_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(isr_handler, NULL, NULL, APR_HOOK_FIRST);
+}
+
+AP_DECLARE_MODULE(isr) = {
+    STANDARD20_MODULE_STUFF,
+    isr_conf_create_dir,
+    isr_conf_merge_dir,
+    isr_conf_create_srv,
+    NULL,
+    isr_cmds,
+    isr_register_hooks
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    , AP_MODULE_FLAG_NONE
+#endif
+};

@@ -1,0 +1,533 @@
+/* Directives: one table, one handler per kind of value, messages that name
+ * the directive, the bad value and what is accepted. */
+#include "isr.h"
+
+#include <errno.h>
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_uri.h>
+
+#include "isr_config.h"
+#include "isr_zone.h"
+
+#define UNSET -1
+#define MERGE(f) (add->f != UNSET ? add->f : base->f)
+#define MERGE_PTR(f) (add->f ? add->f : base->f)
+
+#define DEF_TTL         apr_time_from_sec(60)
+#define DEF_STALE_TTL   apr_time_from_sec(3600)
+#define DEF_TIMEOUT     apr_time_from_sec(10)
+#define DEF_CONNECT     apr_time_from_sec(3)
+#define DEF_RETRY       apr_time_from_sec(10)
+#define DEF_MAX_OBJECT  (1024 * 1024)
+#define DEF_ON_ERROR    HTTP_BAD_GATEWAY
+#define DEF_THREADS     4
+#define MAX_DURATION    apr_time_from_sec(10 * 365 * 86400)
+#define MAX_OBJECT      (1024 * 1024 * 1024)
+#define MAX_ZONE        ((apr_off_t)64 * 1024 * 1024 * 1024)
+
+/* ISRCache references, checked once every zone is known. */
+typedef struct {
+    const char *name;
+    const char *where;
+} zone_ref_t;
+
+static apr_array_header_t *zone_refs;
+
+static const char *where(cmd_parms *cmd)
+{
+    return cmd->directive
+           ? apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
+                          cmd->directive->line_num)
+           : "command line";
+}
+
+/* ---- parsers ------------------------------------------------------------ */
+
+apr_status_t isr_parse_duration(const char *arg, apr_interval_time_t *out)
+{
+    apr_int64_t n, unit = APR_USEC_PER_SEC;
+    char *end;
+
+    if (!apr_isdigit(*arg)) {
+        return APR_EINVAL;
+    }
+    errno = 0;
+    n = apr_strtoi64(arg, &end, 10);
+    if (errno) {
+        return APR_EINVAL;
+    }
+    if (!strcasecmp(end, "ms")) {
+        unit = 1000;
+    }
+    else if (!*end || !strcasecmp(end, "s")) {
+        unit = APR_USEC_PER_SEC;
+    }
+    else if (!strcasecmp(end, "m")) {
+        unit = 60 * APR_USEC_PER_SEC;
+    }
+    else if (!strcasecmp(end, "h")) {
+        unit = 3600 * APR_USEC_PER_SEC;
+    }
+    else {
+        return APR_EINVAL;
+    }
+    if (n > MAX_DURATION / unit) {
+        return APR_ERANGE;
+    }
+    *out = n * unit;
+    return APR_SUCCESS;
+}
+
+apr_status_t isr_parse_size(const char *arg, apr_off_t *out)
+{
+    apr_off_t n, unit = 1;
+    char *end;
+
+    if (!apr_isdigit(*arg) || apr_strtoff(&n, arg, &end, 10) != APR_SUCCESS) {
+        return APR_EINVAL;
+    }
+    switch (apr_toupper(*end)) {
+    case '\0': unit = 1; break;
+    case 'K': unit = 1024; end++; break;
+    case 'M': unit = 1024 * 1024; end++; break;
+    case 'G': unit = 1024 * 1024 * 1024; end++; break;
+    default: return APR_EINVAL;
+    }
+    if (apr_toupper(*end) == 'B') {
+        end++;
+    }
+    if (*end) {
+        return APR_EINVAL;
+    }
+    if (n > MAX_ZONE / unit) {
+        return APR_ERANGE;
+    }
+    *out = n * unit;
+    return APR_SUCCESS;
+}
+
+/* ---- create / merge ----------------------------------------------------- */
+
+void *isr_conf_create_dir(apr_pool_t *p, char *dir)
+{
+    isr_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+    (void)dir;
+
+    c->enabled = UNSET;
+    c->ttl = c->stale_ttl = c->timeout = c->connect_timeout = c->retry = UNSET;
+    c->max_object = UNSET;
+    c->apply = UNSET;
+    c->on_error = UNSET;
+    return c;
+}
+
+void *isr_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    isr_dir_conf_t *base = basev, *add = addv;
+    isr_dir_conf_t *c = apr_pcalloc(p, sizeof(*c));
+    int add_backend = add->backend_url || add->backend_expr;
+
+    c->enabled = MERGE(enabled);
+    c->backend_url = add_backend ? add->backend_url : base->backend_url;
+    c->unix_path = add_backend ? add->unix_path : base->unix_path;
+    c->backend_expr = add_backend ? add->backend_expr : base->backend_expr;
+    c->prefix = add_backend ? add->prefix : base->prefix;
+    c->key_expr = MERGE_PTR(key_expr);
+    c->zone = MERGE_PTR(zone);
+    c->ttl = MERGE(ttl);
+    c->stale_ttl = MERGE(stale_ttl);
+    c->timeout = MERGE(timeout);
+    c->connect_timeout = MERGE(connect_timeout);
+    c->retry = MERGE(retry);
+    c->max_object = MERGE(max_object);
+    c->apply = MERGE(apply);
+    c->apply_name = add->apply != UNSET ? add->apply_name : base->apply_name;
+    c->on_error = MERGE(on_error);
+    return c;
+}
+
+void *isr_conf_create_srv(apr_pool_t *p, server_rec *s)
+{
+    isr_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+    (void)s;
+
+    sc->zones = apr_array_make(p, 4, sizeof(isr_zone_def_t));
+    sc->refresh_threads = UNSET;
+    return sc;
+}
+
+/* ---- getters ------------------------------------------------------------ */
+
+int isr_conf_enabled(const isr_dir_conf_t *c)
+{
+    return c->enabled != 0 && (c->backend_url || c->backend_expr);
+}
+
+const char *isr_conf_zone(const isr_dir_conf_t *c)
+{
+    return c->zone ? c->zone : ISR_ZONE_DEFAULT;
+}
+
+apr_interval_time_t isr_conf_ttl(const isr_dir_conf_t *c)
+{
+    return c->ttl != UNSET ? c->ttl : DEF_TTL;
+}
+
+apr_interval_time_t isr_conf_stale_ttl(const isr_dir_conf_t *c)
+{
+    return c->stale_ttl != UNSET ? c->stale_ttl : DEF_STALE_TTL;
+}
+
+apr_interval_time_t isr_conf_timeout(const isr_dir_conf_t *c)
+{
+    return c->timeout != UNSET ? c->timeout : DEF_TIMEOUT;
+}
+
+apr_interval_time_t isr_conf_connect_timeout(const isr_dir_conf_t *c)
+{
+    return c->connect_timeout != UNSET ? c->connect_timeout : DEF_CONNECT;
+}
+
+apr_interval_time_t isr_conf_retry(const isr_dir_conf_t *c)
+{
+    return c->retry != UNSET ? c->retry : DEF_RETRY;
+}
+
+apr_size_t isr_conf_max_object(const isr_dir_conf_t *c)
+{
+    return (apr_size_t)(c->max_object != UNSET ? c->max_object
+                                               : DEF_MAX_OBJECT);
+}
+
+int isr_conf_on_error(const isr_dir_conf_t *c)
+{
+    return c->on_error != UNSET ? c->on_error : DEF_ON_ERROR;
+}
+
+int isr_conf_refresh_threads(const isr_srv_conf_t *sc)
+{
+    return sc->refresh_threads != UNSET ? sc->refresh_threads : DEF_THREADS;
+}
+
+/* ---- directive handlers ------------------------------------------------- */
+
+static int in_location(cmd_parms *cmd)
+{
+    const ap_directive_t *parent = cmd->directive ? cmd->directive->parent
+                                                  : NULL;
+    /* <Location ~ re> and <LocationMatch> have no prefix to replace. */
+    return cmd->path && parent && !strcasecmp(parent->directive, "<Location")
+           && parent->args && parent->args[0] != '~';
+}
+
+static const char *check_http_url(cmd_parms *cmd, const char *url)
+{
+    apr_uri_t uri;
+
+    if (apr_uri_parse(cmd->pool, url, &uri) != APR_SUCCESS || !uri.scheme
+        || (strcasecmp(uri.scheme, "http") && strcasecmp(uri.scheme, "https"))
+        || !uri.hostname || !*uri.hostname) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an http:, https: or "
+                            "unix:/path.sock|http://host/ URL",
+                            cmd->cmd->name, url);
+    }
+    return NULL;
+}
+
+static const char *set_backend(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    const char *err = NULL, *bar;
+
+    c->backend_url = NULL;
+    c->backend_expr = NULL;
+    c->unix_path = NULL;
+    if (!strncasecmp(arg, "expr=", 5)) {
+        c->backend_expr = ap_expr_parse_cmd(cmd, arg + 5,
+                                            AP_EXPR_FLAG_STRING_RESULT, &err,
+                                            NULL);
+        if (err) {
+            return apr_psprintf(cmd->pool, "%s: cannot parse expression '%s': "
+                                "%s", cmd->cmd->name, arg + 5, err);
+        }
+    }
+    else if (!strncasecmp(arg, "unix:", 5)) {
+        bar = strchr(arg, '|');
+        if (!bar || arg[5] != '/' || bar == arg + 6) {
+            return apr_psprintf(cmd->pool, "%s: '%s' must look like "
+                                "unix:/path/to.sock|http://host/",
+                                cmd->cmd->name, arg);
+        }
+        c->unix_path = apr_pstrmemdup(cmd->pool, arg + 5, bar - arg - 5);
+        c->backend_url = bar + 1;
+    }
+    else {
+        c->backend_url = arg;
+    }
+    if (c->backend_url && (err = check_http_url(cmd, c->backend_url))) {
+        return apr_psprintf(cmd->pool, "%s", err);
+    }
+    c->prefix = in_location(cmd) ? cmd->path : NULL;
+    return NULL;
+}
+
+static const char *set_enabled(cmd_parms *cmd, void *dc, int flag)
+{
+    (void)cmd;
+    ((isr_dir_conf_t *)dc)->enabled = flag;
+    return NULL;
+}
+
+static const char *set_key(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    const char *err = NULL;
+
+    c->key_expr = ap_expr_parse_cmd(cmd, arg, AP_EXPR_FLAG_STRING_RESULT, &err,
+                                    NULL);
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: cannot parse expression '%s': %s",
+                            cmd->cmd->name, arg, err);
+    }
+    return NULL;
+}
+
+static int valid_name(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!apr_isalnum(*s) && *s != '_' && *s != '-' && *s != '.') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *set_zone_def(cmd_parms *cmd, void *dc, const char *name,
+                                const char *size)
+{
+    isr_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config,
+                                              &isr_module);
+    isr_zone_def_t *d = (isr_zone_def_t *)sc->zones->elts, *nd;
+    const char *err;
+    apr_off_t n;
+    int i;
+    (void)dc;
+
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (!valid_name(name)) {
+        return apr_psprintf(cmd->pool, "%s: zone name '%s' may contain only "
+                            "letters, digits, '_', '-' and '.'",
+                            cmd->cmd->name, name);
+    }
+    if (isr_parse_size(size, &n) != APR_SUCCESS || n < ISR_ZONE_MIN_SIZE
+        || n > MAX_ZONE) {
+        return apr_psprintf(cmd->pool, "%s %s: '%s' is not a size from 1M to "
+                            "64G (e.g. 64M, 1G)", cmd->cmd->name, name, size);
+    }
+    for (i = 0; i < sc->zones->nelts; i++) {
+        if (!strcmp(d[i].name, name)) {
+            return apr_psprintf(cmd->pool, "%s: zone '%s' is already defined "
+                                "at %s", cmd->cmd->name, name, d[i].where);
+        }
+    }
+    nd = apr_array_push(sc->zones);
+    nd->name = name;
+    nd->size = (apr_size_t)n;
+    nd->where = where(cmd);
+    return NULL;
+}
+
+static const char *set_zone_use(cmd_parms *cmd, void *dc, const char *name)
+{
+    zone_ref_t *ref;
+
+    if (!valid_name(name)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a zone name",
+                            cmd->cmd->name, name);
+    }
+    ((isr_dir_conf_t *)dc)->zone = name;
+    if (!zone_refs) {
+        zone_refs = apr_array_make(cmd->pool, 8, sizeof(zone_ref_t));
+    }
+    ref = apr_array_push(zone_refs);
+    ref->name = name;
+    ref->where = where(cmd);
+    return NULL;
+}
+
+/* cmd->info: offset of the field; +1 marks directives that accept 0. */
+static const char *set_duration(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_size_t info = (apr_size_t)cmd->info;
+    int zero_ok = (int)(info & 1);
+    apr_interval_time_t t;
+    apr_status_t rv = isr_parse_duration(arg, &t);
+
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a duration%s "
+                            "(e.g. 60, 1500ms, 30s, 5m, 1h; at most 10 years)",
+                            cmd->cmd->name, arg, zero_ok ? "" : " above 0");
+    }
+    if (t == 0 && !zero_ok) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be greater than 0",
+                            cmd->cmd->name, arg);
+    }
+    *(apr_interval_time_t *)((char *)dc + (info & ~(apr_size_t)1)) = t;
+    return NULL;
+}
+
+static const char *set_max_object(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_off_t n;
+
+    if (isr_parse_size(arg, &n) != APR_SUCCESS || n < 1 || n > MAX_OBJECT) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from 1 to 1G "
+                            "(e.g. 512K, 1M)", cmd->cmd->name, arg);
+    }
+    ((isr_dir_conf_t *)dc)->max_object = n;
+    return NULL;
+}
+
+static const char *set_apply(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+
+    if (!strcasecmp(arg, "response")) {
+        c->apply = ISR_APPLY_RESPONSE;
+        c->apply_name = NULL;
+    }
+    else if (!strncasecmp(arg, "env=", 4) && valid_name(arg + 4)) {
+        c->apply = ISR_APPLY_ENV;
+        c->apply_name = arg + 4;
+    }
+    else if (!strncasecmp(arg, "header=", 7) && valid_name(arg + 7)) {
+        c->apply = ISR_APPLY_HEADER;
+        c->apply_name = arg + 7;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not one of response, "
+                            "env=NAME, header=NAME", cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_on_error(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    char *end;
+    long n;
+
+    if (!strcasecmp(arg, "pass")) {
+        c->on_error = ISR_ONERROR_PASS;
+        return NULL;
+    }
+    n = strtol(arg, &end, 10);
+    if (!apr_isdigit(*arg) || *end || n < 400 || n > 599) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is neither an HTTP status "
+                            "from 400 to 599 nor 'pass'", cmd->cmd->name, arg);
+    }
+    c->on_error = (int)n;
+    return NULL;
+}
+
+static const char *set_threads(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config,
+                                              &isr_module);
+    const char *err;
+    char *end;
+    long n;
+    (void)dc;
+
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    n = strtol(arg, &end, 10);
+    if (!apr_isdigit(*arg) || *end || n < 1 || n > 256) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of threads "
+                            "from 1 to 256", cmd->cmd->name, arg);
+    }
+    sc->refresh_threads = (int)n;
+    return NULL;
+}
+
+#define DUR(field, zero_ok) \
+    (void *)(APR_OFFSETOF(isr_dir_conf_t, field) + (zero_ok))
+#define DIRCONF (ACCESS_CONF | RSRC_CONF)
+
+const command_rec isr_cmds[] = {
+    AP_INIT_TAKE1("ISRBackend", set_backend, NULL, DIRCONF,
+                  "backend base URL (http:, https:, unix:/sock|http://h/) or "
+                  "\"expr=<string expression>\"; enables mod_isr here"),
+    AP_INIT_FLAG("ISR", set_enabled, NULL, DIRCONF,
+                 "On|Off: Off disables mod_isr in this scope"),
+    AP_INIT_TAKE1("ISRCacheKey", set_key, NULL, DIRCONF,
+                  "string expression for the cache key (default: backend URL)"),
+    AP_INIT_TAKE2("ISRCacheZone", set_zone_def, NULL, RSRC_CONF,
+                  "NAME SIZE: define a shared-memory cache zone"),
+    AP_INIT_TAKE1("ISRCache", set_zone_use, NULL, DIRCONF,
+                  "the zone (ISRCacheZone NAME) this scope uses"),
+    AP_INIT_TAKE1("ISRCacheTTL", set_duration, DUR(ttl, 0), DIRCONF,
+                  "how long an entry is fresh (default 60s)"),
+    AP_INIT_TAKE1("ISRStaleTTL", set_duration, DUR(stale_ttl, 1), DIRCONF,
+                  "how long after expiry an entry is served stale (default 1h)"),
+    AP_INIT_TAKE1("ISRTimeout", set_duration, DUR(timeout, 0), DIRCONF,
+                  "total time a backend fetch may take (default 10s)"),
+    AP_INIT_TAKE1("ISRConnectTimeout", set_duration, DUR(connect_timeout, 0),
+                  DIRCONF, "time to connect to the backend (default 3s)"),
+    AP_INIT_TAKE1("ISRRefreshRetry", set_duration, DUR(retry, 0), DIRCONF,
+                  "delay before retrying a failed refresh (default 10s)"),
+    AP_INIT_TAKE1("ISRMaxObjectSize", set_max_object, NULL, DIRCONF,
+                  "larger responses are served but not stored (default 1M)"),
+    AP_INIT_TAKE1("ISRApply", set_apply, NULL, DIRCONF,
+                  "response | env=NAME | header=NAME (default response)"),
+    AP_INIT_TAKE1("ISROnError", set_on_error, NULL, DIRCONF,
+                  "status (400-599) or 'pass' after a failed fetch (default 502)"),
+    AP_INIT_TAKE1("ISRRefreshThreads", set_threads, NULL, RSRC_CONF,
+                  "background refresh threads per child (default 4)"),
+    { NULL }
+};
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+void isr_conf_pre_config(void)
+{
+    zone_refs = NULL;
+}
+
+const char *isr_conf_check(apr_pool_t *p, server_rec *s)
+{
+    isr_srv_conf_t *sc = ap_get_module_config(s->module_config, &isr_module);
+    const zone_ref_t *ref;
+    isr_zone_def_t *d;
+    int i, j, known;
+
+    d = (isr_zone_def_t *)sc->zones->elts;
+    for (j = 0, known = 0; j < sc->zones->nelts; j++) {
+        known |= !strcmp(d[j].name, ISR_ZONE_DEFAULT);
+    }
+    if (!known) {
+        d = apr_array_push(sc->zones);
+        d->name = ISR_ZONE_DEFAULT;
+        d->size = ISR_ZONE_DEFAULT_SIZE;
+        d->where = "built in";
+    }
+    d = (isr_zone_def_t *)sc->zones->elts;
+    for (i = 0; zone_refs && i < zone_refs->nelts; i++) {
+        ref = &APR_ARRAY_IDX(zone_refs, i, zone_ref_t);
+        for (j = 0, known = 0; j < sc->zones->nelts; j++) {
+            known |= !strcmp(d[j].name, ref->name);
+        }
+        if (!known) {
+            return apr_psprintf(p, "ISRCache %s (%s): no ISRCacheZone of that "
+                                "name is defined", ref->name, ref->where);
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,273 @@
+/* Backend fetches with libcurl, the only file that sees curl. Each thread
+ * keeps one easy handle so that connections to the backend are reused. */
+#include <string.h>
+#include <curl/curl.h>
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <httpd.h>
+#include "isr_fetch.h"
+
+#define BODY_CHUNK (16 * 1024)
+
+typedef struct {
+    apr_pool_t *p;
+    const isr_fetch_req_t *req;
+    char *body;
+    apr_size_t len, cap;
+    apr_array_header_t *hdrs;   /* name, value, name, value, ... */
+    int over_limit;
+} fetch_ctx_t;
+
+static __thread CURL *thread_handle;
+
+apr_status_t isr_fetch_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_ALL) == CURLE_OK ? APR_SUCCESS
+                                                         : APR_EGENERAL;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
+{
+    fetch_ctx_t *ctx = baton;
+    apr_size_t n = size * nmemb, cap;
+    char *nbody;
+
+    if (n > ctx->req->max_body - ctx->len) {
+        ctx->over_limit = 1;
+        return 0;   /* makes curl fail with CURLE_WRITE_ERROR */
+    }
+    if (ctx->len + n > ctx->cap) {
+        cap = ctx->cap ? ctx->cap : BODY_CHUNK;
+        while (cap < ctx->len + n) {
+            cap *= 2;
+        }
+        nbody = apr_palloc(ctx->p, cap);
+        if (ctx->len) {
+            memcpy(nbody, ctx->body, ctx->len);
+        }
+        ctx->body = nbody;
+        ctx->cap = cap;
+    }
+    memcpy(ctx->body + ctx->len, data, n);
+    ctx->len += n;
+    return n;
+}
+
+static char *trim(char *s, char *end)
+{
+    while (s < end && apr_isspace(*s)) {
+        s++;
+    }
+    while (end > s && apr_isspace(end[-1])) {
+        end--;
+    }
+    *end = '\0';
+    return s;
+}
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *baton)
+{
+    fetch_ctx_t *ctx = baton;
+    apr_size_t n = size * nitems;
+    char *copy, *colon;
+
+    if (n >= 5 && !strncasecmp(line, "HTTP/", 5)) {
+        /* A new status line (after a 1xx): forget earlier headers. */
+        apr_array_clear(ctx->hdrs);
+        return n;
+    }
+    copy = apr_pstrmemdup(ctx->p, line, n);
+    colon = strchr(copy, ':');
+    if (!colon || colon == copy || apr_isspace(*copy)) {
+        return n;   /* blank line, or obsolete folding: ignore */
+    }
+    *colon = '\0';
+    APR_ARRAY_PUSH(ctx->hdrs, const char *) = trim(copy, colon);
+    APR_ARRAY_PUSH(ctx->hdrs, const char *) = trim(colon + 1, copy + n);
+    return n;
+}
+
+static int on_progress(void *baton, curl_off_t dt, curl_off_t dn,
+                       curl_off_t ut, curl_off_t un)
+{
+    const fetch_ctx_t *ctx = baton;
+    (void)dt; (void)dn; (void)ut; (void)un;
+    return ctx->req->abort_flag && *ctx->req->abort_flag;
+}
+
+static int has_token(const char *list, const char *token)
+{
+    apr_size_t tl = strlen(token);
+    const char *s = list;
+
+    while ((s = ap_strcasestr(s, token)) != NULL) {
+        int start_ok = s == list || (!apr_isalnum(s[-1]) && s[-1] != '-');
+        int end_ok = !apr_isalnum(s[tl]) && s[tl] != '-';
+        if (start_ok && end_ok) {
+            return 1;
+        }
+        s += tl;
+    }
+    return 0;
+}
+
+static int is_hop_by_hop(const char *name, const char *connection)
+{
+    static const char *const hop[] = {
+        "Connection", "Keep-Alive", "TE", "Trailer", "Trailers",
+        "Transfer-Encoding", "Upgrade", "Content-Length", NULL
+    };
+    int i;
+
+    if (!strncasecmp(name, "Proxy-", 6)) {
+        return 1;
+    }
+    for (i = 0; hop[i]; i++) {
+        if (!strcasecmp(name, hop[i])) {
+            return 1;
+        }
+    }
+    return connection && has_token(connection, name);
+}
+
+/* Keep the end-to-end headers as "name\0value\0" pairs and note what makes
+ * the response unfit for a shared cache. */
+static void headers_finish(fetch_ctx_t *ctx, isr_fetch_resp_t *resp)
+{
+    const char **h = (const char **)ctx->hdrs->elts;
+    const char *connection = NULL;
+    apr_size_t len = 0, nl, vl;
+    char *blob, *w;
+    int i, n = ctx->hdrs->nelts;
+
+    for (i = 0; i + 1 < n; i += 2) {
+        if (!strcasecmp(h[i], "Connection")) {
+            connection = h[i + 1];
+        }
+    }
+    for (i = 0; i + 1 < n; i += 2) {
+        if (!is_hop_by_hop(h[i], connection)) {
+            len += strlen(h[i]) + strlen(h[i + 1]) + 2;
+        }
+    }
+    w = blob = apr_palloc(ctx->p, len + 1);
+    for (i = 0; i + 1 < n; i += 2) {
+        if (is_hop_by_hop(h[i], connection)) {
+            continue;
+        }
+        if (!strcasecmp(h[i], "Set-Cookie")
+            || (!strcasecmp(h[i], "Cache-Control")
+                && (has_token(h[i + 1], "no-store")
+                    || has_token(h[i + 1], "private")))) {
+            resp->uncacheable = 1;
+        }
+        nl = strlen(h[i]) + 1;
+        vl = strlen(h[i + 1]) + 1;
+        memcpy(w, h[i], nl);
+        memcpy(w + nl, h[i + 1], vl);
+        w += nl + vl;
+    }
+    resp->headers = blob;
+    resp->hdrlen = len;
+}
+
+static void setup(CURL *c, const isr_fetch_req_t *req, fetch_ctx_t *ctx,
+                  struct curl_slist *hdrs, char *errbuf)
+{
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    if (req->unix_path) {
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req->unix_path);
+    }
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);   /* many threads */
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     (long)apr_time_as_msec(req->timeout));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)apr_time_as_msec(req->connect_timeout));
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, ctx);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, ctx);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, ctx);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+static apr_status_t map_error(CURLcode res, const fetch_ctx_t *ctx,
+                              const char *errbuf, isr_fetch_resp_t *resp)
+{
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(res);
+
+    switch (res) {
+    case CURLE_OPERATION_TIMEDOUT:
+        resp->error = apr_psprintf(ctx->p, "timed out (%s)", why);
+        return APR_TIMEUP;
+    case CURLE_COULDNT_CONNECT:
+        resp->error = apr_psprintf(ctx->p, "cannot connect (%s)", why);
+        return APR_ECONNREFUSED;
+    case CURLE_WRITE_ERROR:
+        if (ctx->over_limit) {
+            resp->error = apr_psprintf(ctx->p, "body larger than %"
+                                       APR_SIZE_T_FMT " bytes",
+                                       ctx->req->max_body);
+            return APR_ENOSPC;
+        }
+        break;
+    case CURLE_ABORTED_BY_CALLBACK:
+        resp->error = "aborted: the server is stopping";
+        return APR_ECONNABORTED;
+    default:
+        break;
+    }
+    resp->error = apr_pstrdup(ctx->p, why);
+    return APR_EGENERAL;
+}
+
+apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
+                       apr_pool_t *p)
+{
+    isr_fetch_resp_t *resp = apr_pcalloc(p, sizeof(*resp));
+    struct curl_slist *hdrs = NULL;
+    char errbuf[CURL_ERROR_SIZE];
+    fetch_ctx_t ctx;
+    apr_status_t rv = APR_SUCCESS;
+    CURLcode res;
+    long status = 0;
+    int i;
+
+    *presp = resp;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.p = p;
+    ctx.req = req;
+    ctx.hdrs = apr_array_make(p, 32, sizeof(const char *));
+    errbuf[0] = '\0';
+    if (!thread_handle && !(thread_handle = curl_easy_init())) {
+        resp->error = "cannot create a libcurl handle";
+        return APR_ENOMEM;
+    }
+    curl_easy_reset(thread_handle);
+    for (i = 0; req->headers && i < req->headers->nelts; i++) {
+        hdrs = curl_slist_append(hdrs, APR_ARRAY_IDX(req->headers, i,
+                                                     const char *));
+    }
+    setup(thread_handle, req, &ctx, hdrs, errbuf);
+    res = curl_easy_perform(thread_handle);
+    curl_easy_setopt(thread_handle, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdrs);
+    if (res != CURLE_OK) {
+        return map_error(res, &ctx, errbuf, resp);
+    }
+    curl_easy_getinfo(thread_handle, CURLINFO_RESPONSE_CODE, &status);
+    resp->status = (int)status;
+    headers_finish(&ctx, resp);
+    resp->body = ctx.body ? ctx.body : apr_pcalloc(p, 1);
+    resp->bodylen = ctx.len;
+    resp->too_large = ctx.len > req->max_store;
+    return rv;
+}

@@ -1,0 +1,88 @@
+/* Background refreshes run on an apr_thread_pool owned by the child, so a
+ * slow backend never holds a client connection (nginx's keep-alive stall)
+ * and a refresh outlives the request that triggered it. */
+#include "isr.h"
+#include <apr_thread_pool.h>
+
+#include "isr_refresh.h"
+
+#define QUEUE_PER_THREAD 256
+
+typedef struct {
+    isr_refresh_fn fn;
+    void *baton;
+} task_t;
+
+static apr_thread_pool_t *pool;
+static apr_size_t queue_max;
+static volatile int stopping;
+
+static void *APR_THREAD_FUNC run_task(apr_thread_t *t, void *data)
+{
+    task_t task = *(task_t *)data;
+    (void)t;
+    free(data);
+    task.fn(task.baton);
+    return NULL;
+}
+
+/* Runs before pchild's sub-pools die: abort fetches, then join. A fetch
+ * notices the flag within about a second (libcurl's progress callback). */
+static apr_status_t refresh_stop(void *data)
+{
+    server_rec *s = data;
+    apr_status_t rv;
+
+    stopping = 1;
+    if (pool) {
+        rv = apr_thread_pool_destroy(pool);
+        ap_log_error(APLOG_MARK, rv ? APLOG_WARNING : APLOG_DEBUG, rv, s,
+                     ISR_LOGNO(0010) "refresh threads stopped");
+        pool = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t isr_refresh_start(apr_pool_t *pchild, int threads, server_rec *s)
+{
+    apr_status_t rv;
+
+    stopping = 0;
+    rv = apr_thread_pool_create(&pool, 0, (apr_size_t)threads, pchild);
+    if (rv != APR_SUCCESS) {
+        pool = NULL;
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ISR_LOGNO(0011)
+                     "cannot start %d refresh threads: stale entries will be "
+                     "served but refreshed only by misses", threads);
+        return rv;
+    }
+    queue_max = (apr_size_t)threads * QUEUE_PER_THREAD;
+    apr_pool_pre_cleanup_register(pchild, s, refresh_stop);
+    return APR_SUCCESS;
+}
+
+apr_status_t isr_refresh_submit(isr_refresh_fn fn, void *baton)
+{
+    task_t *task;
+    apr_status_t rv;
+
+    if (!pool || stopping || apr_thread_pool_tasks_count(pool) >= queue_max) {
+        return APR_EAGAIN;
+    }
+    if (!(task = malloc(sizeof(*task)))) {
+        return APR_ENOMEM;
+    }
+    task->fn = fn;
+    task->baton = baton;
+    rv = apr_thread_pool_push(pool, run_task, task,
+                              APR_THREAD_TASK_PRIORITY_NORMAL, NULL);
+    if (rv != APR_SUCCESS) {
+        free(task);
+    }
+    return rv;
+}
+
+volatile int *isr_refresh_stopping(void)
+{
+    return &stopping;
+}

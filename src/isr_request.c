@@ -1,0 +1,416 @@
+/* The request flow: fresh -> HIT, stale -> STALE plus one background
+ * refresh, absent or too old -> one synchronous fetch that concurrent
+ * requests for the key wait for. */
+#include "isr.h"
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "isr_fetch.h"
+#include "isr_refresh.h"
+#include "isr_request.h"
+#include "isr_zone.h"
+
+/* A synchronous fetch buffers at most this much (the client still gets
+ * bodies above ISRMaxObjectSize; they are just not stored). */
+#define SYNC_MAX_BODY   ((apr_size_t)256 * 1024 * 1024)
+#define LEASE_MARGIN    apr_time_from_sec(2)
+#define WAIT_SLICE      apr_time_from_msec(100)
+
+typedef struct {
+    apr_pool_t *pool;            /* unmanaged: the job owns it */
+    server_rec *s;
+    isr_zone_t *zone;
+    apr_uint32_t slot;
+    apr_uint64_t lease;
+    apr_uint64_t hash;
+    const char *key;
+    apr_size_t klen;
+    isr_fetch_req_t req;
+    apr_interval_time_t ttl, stale_ttl, retry;
+} refresh_job_t;
+
+/* ---- URL and key -------------------------------------------------------- */
+
+static const char *join_url(apr_pool_t *p, const char *base, const char *path,
+                            const char *args)
+{
+    apr_size_t bl = strlen(base);
+
+    if (bl && base[bl - 1] == '/' && *path == '/') {
+        path++;
+    }
+    else if (bl && base[bl - 1] != '/' && *path && *path != '/') {
+        base = apr_pstrcat(p, base, "/", NULL);
+    }
+    return apr_pstrcat(p, base, path, args ? "?" : "", args ? args : "", NULL);
+}
+
+static const char *map_path(request_rec *r, const isr_dir_conf_t *c)
+{
+    const char *path = r->uri;
+    apr_size_t pl;
+
+    if (c->prefix) {
+        pl = strlen(c->prefix);
+        if (!strncmp(path, c->prefix, pl)) {
+            path += pl;
+        }
+        else if (pl && c->prefix[pl - 1] == '/' && strlen(path) == pl - 1
+                 && !strncmp(path, c->prefix, pl - 1)) {
+            path = "";
+        }
+    }
+    return ap_os_escape_path(r->pool, path, 1);
+}
+
+static int url_ok(const char *url)
+{
+    const char *s;
+
+    if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)) {
+        return 0;
+    }
+    for (s = url; *s; s++) {
+        if (apr_iscntrl(*s) || *s == ' ') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int isr_request_prepare(request_rec *r, const isr_dir_conf_t *c, isr_req_t *q)
+{
+    const char *err = NULL;
+
+    memset(q, 0, sizeof(*q));
+    q->conf = c;
+    q->unix_path = c->unix_path;
+    if (!(q->zone = isr_zone_get(isr_conf_zone(c)))) {
+        q->error = apr_psprintf(r->pool, "zone %s is not set up",
+                                isr_conf_zone(c));
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (c->backend_expr) {
+        q->url = ap_expr_str_exec(r, c->backend_expr, &err);
+        if (err || !q->url || !url_ok(q->url)) {
+            q->error = apr_psprintf(r->pool, "ISRBackend expression gave no "
+                                    "http(s) URL ('%s'%s%s)",
+                                    q->url ? q->url : "", err ? ": " : "",
+                                    err ? err : "");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    else {
+        q->url = join_url(r->pool, c->backend_url, map_path(r, c), r->args);
+    }
+    q->key = q->url;
+    if (c->key_expr) {
+        q->key = ap_expr_str_exec(r, c->key_expr, &err);
+        if (err || !q->key) {
+            q->error = apr_psprintf(r->pool, "ISRCacheKey failed: %s",
+                                    err ? err : "no value");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    q->klen = strlen(q->key);
+    q->hash = isr_store_hash(q->zone, q->key, q->klen);
+    return OK;
+}
+
+/* ---- fetching ----------------------------------------------------------- */
+
+/* What the backend is told: the original request's forwarding headers. The
+ * client's own headers (Cookie, Authorization, ...) are not sent: the answer
+ * is shared by every client. */
+static apr_array_header_t *forward_headers(request_rec *r)
+{
+    apr_array_header_t *h = apr_array_make(r->pool, 6, sizeof(const char *));
+    const char *xff = apr_table_get(r->headers_in, "X-Forwarded-For");
+    const char *host = apr_table_get(r->headers_in, "Host");
+
+    APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
+        r->pool, "X-Forwarded-For: ", xff ? xff : "", xff ? ", " : "",
+        r->useragent_ip, NULL);
+    if (host) {
+        APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
+            r->pool, "X-Forwarded-Host: ", host, NULL);
+    }
+    APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
+        r->pool, "X-Forwarded-Proto: ", ap_http_scheme(r), NULL);
+    APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
+        r->pool, "X-Forwarded-Server: ", r->server->server_hostname, NULL);
+    APR_ARRAY_PUSH(h, const char *) = "User-Agent: mod_isr/" ISR_VERSION;
+    return h;
+}
+
+static void fetch_req_init(isr_fetch_req_t *fr, const isr_req_t *q,
+                           apr_array_header_t *headers, apr_size_t max_body)
+{
+    memset(fr, 0, sizeof(*fr));
+    fr->url = q->url;
+    fr->unix_path = q->unix_path;
+    fr->headers = headers;
+    fr->timeout = isr_conf_timeout(q->conf);
+    fr->connect_timeout = isr_conf_connect_timeout(q->conf);
+    fr->max_store = isr_conf_max_object(q->conf);
+    fr->max_body = max_body;
+    fr->abort_flag = isr_refresh_stopping();
+}
+
+static void value_init(isr_value_t *v, const isr_fetch_resp_t *resp,
+                       const isr_dir_conf_t *c, apr_time_t now)
+{
+    v->status = resp->status;
+    v->headers = resp->headers;
+    v->hdrlen = resp->hdrlen;
+    v->body = resp->body;
+    v->bodylen = resp->bodylen;
+    v->fetched = now;
+    v->fresh_until = now + isr_conf_ttl(c);
+    v->stale_until = v->fresh_until + isr_conf_stale_ttl(c);
+}
+
+/* A fetch that produced no usable answer: 5xx counts as a failure. */
+static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
+                               isr_fetch_resp_t **presp)
+{
+    isr_fetch_req_t fr;
+    apr_status_t rv;
+
+    fetch_req_init(&fr, q, forward_headers(r), SYNC_MAX_BODY);
+    rv = isr_fetch(presp, &fr, r->pool);
+    if (rv != APR_SUCCESS) {
+        q->error = (*presp)->error;
+        return rv;
+    }
+    if ((*presp)->status >= 500) {
+        q->error = apr_psprintf(r->pool, "backend answered %d",
+                                (*presp)->status);
+        return APR_EGENERAL;
+    }
+    q->label = "MISS";
+    q->status = (*presp)->status;
+    q->headers = (*presp)->headers;
+    q->hdrlen = (*presp)->hdrlen;
+    q->body = (*presp)->body;
+    q->bodylen = (*presp)->bodylen;
+    q->fetched = 0;
+    return APR_SUCCESS;
+}
+
+static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
+                                    apr_uint32_t slot, apr_uint64_t lease)
+{
+    isr_fetch_resp_t *resp;
+    isr_value_t v;
+    apr_time_t now;
+    apr_status_t rv = fetch_sync(r, q, &resp);
+
+    now = apr_time_now();
+    if (rv != APR_SUCCESS) {
+        isr_store_mark_failed(q->zone, slot, q->hash, lease, now);
+        return rv;
+    }
+    if (resp->uncacheable || resp->too_large) {
+        /* Release every waiter at once: they fetch for themselves. */
+        isr_store_mark_pass(q->zone, slot, q->hash, lease,
+                            now + isr_conf_ttl(q->conf));
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0020)
+                      "%s: not stored (%s)", q->url,
+                      resp->too_large ? "larger than ISRMaxObjectSize"
+                                      : "Set-Cookie or Cache-Control");
+        return APR_SUCCESS;
+    }
+    value_init(&v, resp, q->conf, now);
+    rv = isr_store_publish(q->zone, slot, lease, q->key, q->klen, q->hash, &v);
+    if (rv == APR_ENOSPC) {
+        isr_store_mark_pass(q->zone, slot, q->hash, lease,
+                            now + isr_conf_ttl(q->conf));
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISR_LOGNO(0021)
+                      "%s: answer served but not stored in zone %s", q->url,
+                      q->zone->name);
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- background refresh ------------------------------------------------- */
+
+static void refresh_run(void *baton)
+{
+    refresh_job_t *job = baton;
+    isr_fetch_resp_t *resp = NULL;
+    isr_value_t v;
+    apr_time_t now;
+    apr_status_t rv = APR_ECONNABORTED;
+
+    if (!*isr_refresh_stopping()) {
+        rv = isr_fetch(&resp, &job->req, job->pool);
+    }
+    now = apr_time_now();
+    if (rv == APR_ENOSPC || (rv == APR_SUCCESS && resp->uncacheable)) {
+        isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
+                            now + job->ttl);
+    }
+    else if (rv != APR_SUCCESS || resp->status >= 500) {
+        isr_store_backoff(job->zone, job->slot, job->lease, now + job->retry);
+        if (rv != APR_ECONNABORTED) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, job->s, ISR_LOGNO(0022)
+                         "refresh of %s failed (%s): serving stale, next try "
+                         "in %" APR_TIME_T_FMT "s", job->req.url,
+                         rv == APR_SUCCESS
+                             ? apr_psprintf(job->pool, "status %d",
+                                            resp->status)
+                             : resp->error,
+                         apr_time_sec(job->retry));
+        }
+    }
+    else {
+        v.status = resp->status;
+        v.headers = resp->headers;
+        v.hdrlen = resp->hdrlen;
+        v.body = resp->body;
+        v.bodylen = resp->bodylen;
+        v.fetched = now;
+        v.fresh_until = now + job->ttl;
+        v.stale_until = v.fresh_until + job->stale_ttl;
+        rv = isr_store_publish(job->zone, job->slot, job->lease, job->key,
+                               job->klen, job->hash, &v);
+        ap_log_error(APLOG_MARK, rv ? APLOG_WARNING : APLOG_DEBUG, rv, job->s,
+                     ISR_LOGNO(0023) "refreshed %s", job->req.url);
+    }
+    apr_pool_destroy(job->pool);
+}
+
+static const apr_array_header_t *copy_strings(apr_pool_t *p,
+                                              const apr_array_header_t *a)
+{
+    apr_array_header_t *c = apr_array_make(p, a->nelts, sizeof(const char *));
+    int i;
+
+    for (i = 0; i < a->nelts; i++) {
+        APR_ARRAY_PUSH(c, const char *) = apr_pstrdup(
+            p, APR_ARRAY_IDX(a, i, const char *));
+    }
+    return c;
+}
+
+/* The job copies what it needs: the request is gone when it runs. */
+static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
+                          apr_uint64_t lease)
+{
+    const isr_dir_conf_t *c = q->conf;
+    refresh_job_t *job;
+    apr_pool_t *p;
+
+    if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) {
+        isr_store_release(q->zone, slot, lease);
+        return;
+    }
+    job = apr_pcalloc(p, sizeof(*job));
+    job->pool = p;
+    job->s = r->server;
+    job->zone = q->zone;
+    job->slot = slot;
+    job->lease = lease;
+    job->hash = q->hash;
+    job->key = apr_pstrmemdup(p, q->key, q->klen);
+    job->klen = q->klen;
+    job->ttl = isr_conf_ttl(c);
+    job->stale_ttl = isr_conf_stale_ttl(c);
+    job->retry = isr_conf_retry(c);
+    fetch_req_init(&job->req, q, NULL, isr_conf_max_object(c));
+    job->req.url = apr_pstrdup(p, q->url);
+    job->req.unix_path = q->unix_path ? apr_pstrdup(p, q->unix_path) : NULL;
+    job->req.headers = copy_strings(p, forward_headers(r));
+    if (isr_refresh_submit(refresh_run, job) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0024)
+                      "%s: refresh queue full, a later request will retry",
+                      q->url);
+        isr_store_release(q->zone, slot, lease);
+        apr_pool_destroy(p);
+    }
+}
+
+/* ---- the flow ----------------------------------------------------------- */
+
+static void answer_entry(isr_req_t *q, const isr_entry_t *e, const char *label)
+{
+    q->label = label;
+    q->status = e->status;
+    q->headers = e->headers;
+    q->hdrlen = e->hdrlen;
+    q->body = e->body;
+    q->bodylen = e->bodylen;
+    q->fetched = e->fetched;
+}
+
+apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
+{
+    apr_interval_time_t timeout = isr_conf_timeout(q->conf);
+    apr_interval_time_t hold = timeout + LEASE_MARGIN;
+    apr_time_t started = apr_time_now(), now = started;
+    apr_time_t give_up = started + hold;
+    apr_uint32_t slot = 0, seq = 0;
+    apr_uint64_t lease;
+    isr_fetch_resp_t *resp;
+    isr_entry_t e;
+
+    for (;; now = apr_time_now()) {
+        switch (isr_store_lookup(q->zone, q->key, q->klen, q->hash, now,
+                                 r->pool, &e)) {
+        case ISR_LOOK_FRESH:
+            answer_entry(q, &e, "HIT");
+            return APR_SUCCESS;
+        case ISR_LOOK_STALE:
+            if (isr_store_claim_refresh(q->zone, &e, now, hold, &lease)) {
+                refresh_start(r, q, e.slot, lease);
+            }
+            answer_entry(q, &e, "STALE");
+            return APR_SUCCESS;
+        case ISR_LOOK_PASS:
+            return fetch_sync(r, q, &resp);
+        case ISR_LOOK_FAILED:
+            if (e.until >= started) {
+                q->error = "the backend fetch this request waited for failed";
+                return APR_EGENERAL;
+            }
+            break;
+        case ISR_LOOK_PENDING:
+        case ISR_LOOK_EXPIRED:
+            if (isr_store_lease_live(e.lease, now)) {
+                slot = e.slot;
+                seq = e.seq;
+                goto wait;
+            }
+            break;
+        default:
+            break;
+        }
+        switch (isr_store_claim_miss(q->zone, q->hash, now, hold, &slot, &seq,
+                                     &lease)) {
+        case ISR_CLAIM_OWNED:
+            return fetch_and_store(r, q, slot, lease);
+        case ISR_CLAIM_NOSLOT:
+            return fetch_sync(r, q, &resp);
+        case ISR_CLAIM_READY:
+            if (now < give_up) {
+                continue;
+            }
+            break;
+        default:
+            break;
+        }
+    wait:
+        if (now >= give_up) {
+            q->error = "gave up waiting for another request's backend fetch";
+            return APR_TIMEUP;
+        }
+        isr_store_wait(q->zone, slot, seq,
+                       give_up - now < WAIT_SLICE ? give_up - now : WAIT_SLICE);
+    }
+}

@@ -1,0 +1,110 @@
+/* Applying an answer: as the response (handler), into the request for the
+ * normal handler (env=/header=), or the ISROnError action. */
+#include "isr.h"
+#include <apr_strings.h>
+#include <apr_buckets.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "isr_request.h"
+
+static void set_status_vars(request_rec *r, const char *label,
+                            apr_table_t *headers)
+{
+    apr_table_setn(r->subprocess_env, "ISR_STATUS", label);
+    apr_table_setn(headers, "X-ISR-Status", label);
+}
+
+void isr_respond_apply(request_rec *r, const isr_req_t *q)
+{
+    const isr_dir_conf_t *c = q->conf;
+    char *v = apr_pstrmemdup(r->pool, q->body, q->bodylen), *s;
+
+    if (c->apply == ISR_APPLY_HEADER) {
+        for (s = v; *s; s++) {
+            if (*s == '\r' || *s == '\n') {
+                *s = ' ';
+            }
+        }
+        apr_table_set(r->headers_in, c->apply_name, v);
+    }
+    else {
+        apr_table_set(r->subprocess_env, c->apply_name, v);
+    }
+    set_status_vars(r, q->label, r->err_headers_out);
+}
+
+/* Stored headers are "name\0value\0" pairs; the record they came from was
+ * bounds-checked, but each string is still checked against the end. */
+static void set_headers(request_rec *r, const char *h, apr_size_t len)
+{
+    const char *end = h + len, *name, *value;
+    apr_size_t nl, vl;
+
+    while (h < end) {
+        name = h;
+        nl = strnlen(name, end - name);
+        if (name + nl >= end) {
+            return;
+        }
+        value = name + nl + 1;
+        vl = strnlen(value, end - value);
+        if (value + vl >= end) {
+            return;
+        }
+        if (!strcasecmp(name, "Content-Type")) {
+            ap_set_content_type(r, value);
+        }
+        else {
+            apr_table_addn(r->headers_out, name, value);
+        }
+        h = value + vl + 1;
+    }
+}
+
+int isr_respond_send(request_rec *r, const isr_req_t *q)
+{
+    apr_bucket_brigade *bb;
+    apr_time_t age;
+    int rc;
+
+    r->status = q->status;
+    set_headers(r, q->headers, q->hdrlen);
+    set_status_vars(r, q->label, r->headers_out);
+    if (q->fetched) {
+        age = apr_time_sec(apr_time_now() - q->fetched);
+        apr_table_setn(r->headers_out, "Age", apr_psprintf(
+                           r->pool, "%" APR_TIME_T_FMT, age > 0 ? age : 0));
+    }
+    if (q->status == HTTP_OK && (rc = ap_meets_conditions(r)) != OK) {
+        r->status = HTTP_OK;
+        return rc;
+    }
+    ap_set_content_length(r, q->bodylen);
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    if (q->bodylen && !r->header_only) {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(
+            q->body, q->bodylen, r->pool, r->connection->bucket_alloc));
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
+        r->connection->bucket_alloc));
+    return ap_pass_brigade_fchk(r, bb, ISR_LOGNO(0030)
+                                "sending a cached answer failed");
+}
+
+int isr_respond_error(request_rec *r, const isr_req_t *q, apr_status_t rv)
+{
+    int action = isr_conf_on_error(q->conf);
+
+    apr_table_setn(r->subprocess_env, "ISR_STATUS", "ERROR");
+    if (action == ISR_ONERROR_PASS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISR_LOGNO(0031)
+                      "fetch of %s failed (%s): passing to the normal handler",
+                      q->url, q->error ? q->error : "unknown error");
+        return DECLINED;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISR_LOGNO(0032)
+                  "fetch of %s failed (%s): answering %d", q->url,
+                  q->error ? q->error : "unknown error", action);
+    return action;
+}

@@ -1,0 +1,640 @@
+/* The cache store on one zone: lock-free lookups (seqlock per slot), lease
+ * claims by compare-and-swap, and writers serialised by the zone mutex.
+ * The invariants are spelled out in include/isr_shm.h. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <limits.h>
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#endif
+
+#include <apr_strings.h>
+#include "isr_store.h"
+#include "isr_key.h"
+
+/* The layout is shared by processes that may run different builds across a
+ * graceful restart: sizes are part of the contract. */
+typedef char isr_slot_is_64_bytes[sizeof(isr_slot_t) == 64 ? 1 : -1];
+typedef char isr_record_is_48_bytes[sizeof(isr_record_t) == 48 ? 1 : -1];
+
+#define ALIGN_UP(x, a) (((x) + ((a) - 1)) / (a) * (a))
+#define LOAD_ACQ(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define LOAD(p)         __atomic_load_n((p), __ATOMIC_RELAXED)
+#define STORE(p, v)     __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define CAS(p, e, d) \
+    __atomic_compare_exchange_n((p), (e), (d), 0, __ATOMIC_ACQ_REL, \
+                                __ATOMIC_RELAXED)
+#define LOOKUP_TRIES 8
+
+/* ---- segment header ---------------------------------------------------- */
+
+apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
+                              apr_time_t now)
+{
+    isr_shm_header_t *h = base;
+    apr_uint64_t want = size / 1024, slots_bytes;
+    apr_uint32_t nb = 8;
+
+    while ((apr_uint64_t)nb * ISR_BUCKET_WAYS < want && nb < (1u << 30)) {
+        nb <<= 1;
+    }
+    memset(h, 0, sizeof(*h));
+    h->slots_off = ALIGN_UP(sizeof(*h), ISR_REC_ALIGN);
+    slots_bytes = (apr_uint64_t)nb * ISR_BUCKET_WAYS * sizeof(isr_slot_t);
+    h->ring_off = ALIGN_UP(h->slots_off + slots_bytes, ISR_REC_ALIGN);
+    if (h->ring_off + 64 * 1024 > size) {
+        return APR_ENOMEM;
+    }
+    h->ring_size = (size - h->ring_off) / ISR_REC_ALIGN * ISR_REC_ALIGN;
+    h->nbuckets = nb;
+    h->size = size;
+    h->seed = seed;
+    h->created = now;
+    memset((char *)base + h->slots_off, 0, slots_bytes);
+    h->layout = ISR_SHM_LAYOUT;
+    STORE_REL(&h->magic, ISR_SHM_MAGIC);
+    return APR_SUCCESS;
+}
+
+apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size)
+{
+    isr_shm_header_t *h = base;
+
+    if (size < sizeof(*h) || LOAD_ACQ(&h->magic) != ISR_SHM_MAGIC
+        || h->layout != ISR_SHM_LAYOUT || h->size != size
+        || h->nbuckets == 0 || (h->nbuckets & (h->nbuckets - 1))
+        || h->ring_off + h->ring_size > size
+        || h->slots_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
+           * sizeof(isr_slot_t) > h->ring_off) {
+        return APR_EINVAL;
+    }
+    zone->hdr = h;
+    zone->slots = (isr_slot_t *)((char *)base + h->slots_off);
+    zone->ring = (unsigned char *)base + h->ring_off;
+    zone->nslots = h->nbuckets * ISR_BUCKET_WAYS;
+    return APR_SUCCESS;
+}
+
+apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,
+                            apr_size_t len)
+{
+    return isr_key_hash(zone->hdr->seed, key, len);
+}
+
+/* ---- leases ------------------------------------------------------------- */
+
+static apr_uint32_t sec_ceil(apr_time_t t)
+{
+    return (apr_uint32_t)((t + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC);
+}
+
+static apr_uint64_t lease_make(apr_time_t now, apr_interval_time_t hold)
+{
+    return ISR_LEASE_MAKE(sec_ceil(now + hold), getpid());
+}
+
+static int pid_alive(apr_uint32_t pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+int isr_store_lease_live(apr_uint64_t lease, apr_time_t now)
+{
+    return lease != 0 && ISR_LEASE_PID(lease) != 0
+           && ISR_LEASE_DEADLINE(lease) >= sec_ceil(now)
+           && pid_alive(ISR_LEASE_PID(lease));
+}
+
+static void lease_drop(isr_slot_t *s, apr_uint64_t mine, apr_uint64_t to)
+{
+    apr_uint64_t expect = mine;
+    (void)CAS(&s->lease, &expect, to);
+}
+
+/* ---- futex -------------------------------------------------------------- */
+
+static void slot_wake(isr_slot_t *s)
+{
+#if defined(__linux__)
+    /* Not FUTEX_PRIVATE: waiters live in other processes. */
+    syscall(SYS_futex, &s->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)s;
+#endif
+}
+
+void isr_store_wait(isr_zone_t *zone, apr_uint32_t slot, apr_uint32_t seq,
+                    apr_interval_time_t max_wait)
+{
+    isr_slot_t *s = &zone->slots[slot % zone->nslots];
+#if defined(__linux__)
+    struct timespec ts;
+    ts.tv_sec = max_wait / APR_USEC_PER_SEC;
+    ts.tv_nsec = (max_wait % APR_USEC_PER_SEC) * 1000;
+    syscall(SYS_futex, &s->seq, FUTEX_WAIT, seq, &ts, NULL, 0);
+#else
+    if (LOAD(&s->seq) == seq) {
+        apr_sleep(max_wait < 10000 ? max_wait : 10000);
+    }
+#endif
+}
+
+/* ---- writers (zone mutex held) ------------------------------------------ */
+
+static void slot_begin(isr_slot_t *s)
+{
+    STORE(&s->seq, LOAD(&s->seq) | 1u);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void slot_end(isr_slot_t *s)
+{
+    STORE_REL(&s->seq, (LOAD(&s->seq) | 1u) + 1);
+    slot_wake(s);
+}
+
+static void slot_clear(isr_slot_t *s)
+{
+    slot_begin(s);
+    STORE(&s->state, ISR_SLOT_EMPTY);
+    STORE(&s->hash, (apr_uint64_t)0);
+    slot_end(s);
+}
+
+/* Only writers make a seq odd, and writers hold the mutex: an odd seq seen
+ * under the mutex was left by a writer that died mid-update. */
+static void slot_repair(isr_slot_t *s)
+{
+    if (LOAD(&s->seq) & 1u) {
+        STORE(&s->state, ISR_SLOT_EMPTY);
+        STORE(&s->hash, (apr_uint64_t)0);
+        slot_end(s);
+    }
+}
+
+static int zone_lock(isr_zone_t *zone)
+{
+    return zone->mutex && apr_global_mutex_lock(zone->mutex) == APR_SUCCESS;
+}
+
+static void zone_unlock(isr_zone_t *zone)
+{
+    apr_global_mutex_unlock(zone->mutex);
+}
+
+/* Forget every record. Used only if the ring does not parse, which the
+ * write order should make impossible: better empty than a wrong body. */
+static void ring_reset(isr_zone_t *zone)
+{
+    apr_uint32_t i;
+
+    for (i = 0; i < zone->nslots; i++) {
+        if (LOAD(&zone->slots[i].state) == ISR_SLOT_VALID) {
+            slot_clear(&zone->slots[i]);
+        }
+    }
+    zone->hdr->tail = zone->hdr->head;
+}
+
+/* Drop the oldest record in the ring. Returns 0 when the ring is empty. */
+static int ring_evict_one(isr_zone_t *zone)
+{
+    isr_shm_header_t *h = zone->hdr;
+    apr_uint64_t phys, used = h->head - h->tail;
+    isr_record_t *rec;
+    isr_slot_t *s;
+
+    if (used == 0) {
+        return 0;
+    }
+    phys = h->tail % h->ring_size;
+    rec = (isr_record_t *)(zone->ring + phys);
+    if ((rec->magic != ISR_REC_MAGIC && rec->magic != ISR_SKIP_MAGIC)
+        || rec->total < ISR_REC_ALIGN || rec->total % ISR_REC_ALIGN
+        || rec->total > used || phys + rec->total > h->ring_size) {
+        ring_reset(zone);
+        return 1;
+    }
+    if (rec->magic == ISR_REC_MAGIC && rec->slot < zone->nslots) {
+        s = &zone->slots[rec->slot];
+        if (LOAD(&s->state) == ISR_SLOT_VALID && LOAD(&s->rec_off) == phys
+            && LOAD(&s->hash) == rec->hash) {
+            slot_clear(s);
+        }
+    }
+    h->tail += rec->total;
+    return 1;
+}
+
+static void ring_make_room(isr_zone_t *zone, apr_uint64_t need)
+{
+    isr_shm_header_t *h = zone->hdr;
+
+    while (h->ring_size - (h->head - h->tail) < need && ring_evict_one(zone)) {
+    }
+}
+
+/* Reserve `need` contiguous bytes; the caller writes them, then advances
+ * head. Records never wrap: the end of the ring is covered by a filler. */
+static apr_uint64_t ring_alloc(isr_zone_t *zone, apr_uint64_t need)
+{
+    isr_shm_header_t *h = zone->hdr;
+    apr_uint64_t phys = h->head % h->ring_size, skip;
+    isr_record_t *filler;
+
+    if (phys + need > h->ring_size) {
+        skip = h->ring_size - phys;
+        ring_make_room(zone, skip);
+        filler = (isr_record_t *)(zone->ring + phys);
+        memset(filler, 0, sizeof(*filler));
+        filler->magic = ISR_SKIP_MAGIC;
+        filler->total = (apr_uint32_t)skip;
+        h->head += skip;
+        phys = 0;
+    }
+    ring_make_room(zone, need);
+    return phys;
+}
+
+/* Whether a slot may be reused for another key, best candidates first:
+ * 0 empty, 1 dead (nobody can serve it), 2 unreferenced, 3 referenced,
+ * 9 never (a live miss fetch owns it). */
+static int victim_rank(isr_slot_t *s, apr_time_t now)
+{
+    apr_uint32_t state = LOAD(&s->state);
+
+    switch (state) {
+    case ISR_SLOT_EMPTY:
+        return 0;
+    case ISR_SLOT_PASS:
+    case ISR_SLOT_FAILED:
+        return 1;
+    case ISR_SLOT_PENDING:
+        return isr_store_lease_live(LOAD(&s->lease), now) ? 9 : 1;
+    default:
+        if (now > LOAD(&s->until)) {
+            return 1;
+        }
+        return LOAD(&s->ref) ? 3 : 2;
+    }
+}
+
+/* Find the slot holding `hash` (*found = 1) or the best slot to reuse for
+ * it (*found = 0). Returns -1 when no slot of the bucket may be reused. */
+static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
+                        int *found)
+{
+    apr_uint32_t base = (apr_uint32_t)(hash & (zone->hdr->nbuckets - 1))
+                        * ISR_BUCKET_WAYS;
+    long best = -1;
+    int best_rank = 9, rank, i;
+    isr_slot_t *s;
+
+    *found = 0;
+    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+        s = &zone->slots[base + i];
+        slot_repair(s);
+        if (LOAD(&s->hash) == hash && LOAD(&s->state) != ISR_SLOT_EMPTY) {
+            *found = 1;
+            return base + i;
+        }
+    }
+    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+        s = &zone->slots[base + i];
+        rank = victim_rank(s, now);
+        if (rank < best_rank || (rank == best_rank && best >= 0
+                                 && LOAD(&s->fetched)
+                                    < LOAD(&zone->slots[best].fetched))) {
+            best = base + i;
+            best_rank = rank;
+        }
+    }
+    if (best_rank == 3) {
+        /* Every slot was used lately: give them a second chance next time. */
+        for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+            STORE(&zone->slots[base + i].ref, 0u);
+        }
+    }
+    return best;
+}
+
+/* ---- readers ------------------------------------------------------------ */
+
+static int record_parse(const unsigned char *buf, apr_size_t len,
+                        apr_uint64_t hash, const char *key, apr_size_t klen,
+                        isr_entry_t *e)
+{
+    const isr_record_t *rec = (const isr_record_t *)buf;
+    apr_uint64_t used;
+
+    if (len < sizeof(*rec) || rec->magic != ISR_REC_MAGIC || rec->total != len
+        || rec->hash != hash) {
+        return 0;
+    }
+    used = (apr_uint64_t)sizeof(*rec) + rec->keylen + rec->hdrlen
+           + rec->bodylen;
+    if (used > len || rec->keylen != klen
+        || memcmp(buf + sizeof(*rec), key, klen) != 0) {
+        return 0;
+    }
+    e->status = (int)rec->status;
+    e->headers = (const char *)buf + sizeof(*rec) + klen;
+    e->hdrlen = rec->hdrlen;
+    e->body = e->headers + rec->hdrlen;
+    e->bodylen = rec->bodylen;
+    return 1;
+}
+
+isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
+                            apr_uint64_t hash, apr_time_t now, apr_pool_t *p,
+                            isr_entry_t *e)
+{
+    apr_uint32_t base = (apr_uint32_t)(hash & (zone->hdr->nbuckets - 1))
+                        * ISR_BUCKET_WAYS;
+    apr_uint64_t off, ring_size = zone->hdr->ring_size;
+    apr_uint32_t seq, state, len, i, tries;
+    unsigned char *buf = NULL;
+    apr_size_t bufsize = 0;
+    isr_slot_t *s;
+
+    memset(e, 0, sizeof(*e));
+    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+        s = &zone->slots[base + i];
+        if (LOAD(&s->hash) != hash) {
+            continue;
+        }
+        for (tries = 0; tries < LOOKUP_TRIES; tries++) {
+            seq = LOAD_ACQ(&s->seq);
+            if (seq & 1u) {
+                continue;
+            }
+            state = LOAD(&s->state);
+            e->slot = base + i;
+            e->seq = seq;
+            e->lease = LOAD(&s->lease);
+            e->fresh_until = LOAD(&s->fresh_until);
+            e->until = LOAD(&s->until);
+            e->fetched = LOAD(&s->fetched);
+            off = LOAD(&s->rec_off);
+            len = LOAD(&s->rec_len);
+            if (state == ISR_SLOT_VALID && now <= e->until) {
+                /* Bounds first: the fields may be torn until seq is
+                 * checked, and they must never send us outside the ring. */
+                if (off > ring_size || len > ring_size - off
+                    || len < sizeof(isr_record_t)) {
+                    continue;
+                }
+                if (bufsize < len) {
+                    buf = apr_palloc(p, len);
+                    bufsize = len;
+                }
+                memcpy(buf, zone->ring + off, len);
+            }
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (LOAD(&s->seq) != seq || LOAD(&s->hash) != hash) {
+                continue;
+            }
+            switch (state) {
+            case ISR_SLOT_PENDING:
+                return e->state = ISR_LOOK_PENDING;
+            case ISR_SLOT_PASS:
+                return e->state = now < e->until ? ISR_LOOK_PASS
+                                                 : ISR_LOOK_ABSENT;
+            case ISR_SLOT_FAILED:
+                return e->state = ISR_LOOK_FAILED;
+            case ISR_SLOT_VALID:
+                if (now > e->until) {
+                    return e->state = ISR_LOOK_EXPIRED;
+                }
+                if (!record_parse(buf, len, hash, key, klen, e)) {
+                    /* Another key with the same 64-bit hash: serve this
+                     * one uncached rather than ever sending a wrong body. */
+                    e->until = now + APR_USEC_PER_SEC;
+                    return e->state = ISR_LOOK_PASS;
+                }
+                if (!LOAD(&s->ref)) {
+                    STORE(&s->ref, 1u);
+                }
+                return e->state = now <= e->fresh_until ? ISR_LOOK_FRESH
+                                                        : ISR_LOOK_STALE;
+            default:
+                break;
+            }
+            break;
+        }
+    }
+    return e->state = ISR_LOOK_ABSENT;
+}
+
+/* ---- claims ------------------------------------------------------------- */
+
+int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
+                            apr_time_t now, apr_interval_time_t hold,
+                            apr_uint64_t *please)
+{
+    isr_slot_t *s = &zone->slots[e->slot % zone->nslots];
+    apr_uint64_t cur = LOAD(&s->lease), mine;
+
+    /* Any lease inside its deadline holds refreshes off: a refresh under
+     * way, or the backoff after a failed one. */
+    if (cur != 0 && ISR_LEASE_DEADLINE(cur) >= sec_ceil(now)) {
+        return 0;
+    }
+    if (LOAD_ACQ(&s->seq) != e->seq) {
+        return 0;
+    }
+    mine = lease_make(now, hold);
+    if (!CAS(&s->lease, &cur, mine)) {
+        return 0;
+    }
+    *please = mine;
+    return 1;
+}
+
+isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
+                                 apr_time_t now, apr_interval_time_t hold,
+                                 apr_uint32_t *pslot, apr_uint32_t *pseq,
+                                 apr_uint64_t *please)
+{
+    apr_uint64_t mine = lease_make(now, hold), cur;
+    isr_claim_t res = ISR_CLAIM_OWNED;
+    apr_uint32_t state;
+    isr_slot_t *s;
+    int found;
+    long idx;
+
+    if (!zone_lock(zone)) {
+        return ISR_CLAIM_NOSLOT;
+    }
+    idx = bucket_find(zone, hash, now, &found);
+    if (idx < 0) {
+        res = ISR_CLAIM_NOSLOT;
+        goto leave;
+    }
+    s = &zone->slots[idx];
+    *pslot = (apr_uint32_t)idx;
+    *pseq = LOAD(&s->seq);
+    if (!found) {
+        slot_begin(s);
+        STORE(&s->hash, hash);
+        STORE(&s->state, ISR_SLOT_PENDING);
+        STORE(&s->fresh_until, (apr_int64_t)0);
+        STORE(&s->until, (apr_int64_t)0);
+        STORE(&s->fetched, (apr_int64_t)0);
+        STORE(&s->ref, 0u);
+        __atomic_exchange_n(&s->lease, mine, __ATOMIC_ACQ_REL);
+        slot_end(s);
+        goto leave;
+    }
+    state = LOAD(&s->state);
+    if ((state == ISR_SLOT_VALID || state == ISR_SLOT_PASS)
+        && now <= LOAD(&s->until)) {
+        res = ISR_CLAIM_READY;
+        goto leave;
+    }
+    cur = LOAD(&s->lease);
+    if (isr_store_lease_live(cur, now) || !CAS(&s->lease, &cur, mine)) {
+        res = ISR_CLAIM_BUSY;
+        goto leave;
+    }
+    if (state != ISR_SLOT_PENDING && state != ISR_SLOT_VALID) {
+        slot_begin(s);
+        STORE(&s->state, ISR_SLOT_PENDING);
+        slot_end(s);
+    }
+leave:
+    zone_unlock(zone);
+    if (res == ISR_CLAIM_OWNED) {
+        *please = mine;
+    }
+    return res;
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
+                               apr_uint64_t lease, const char *key,
+                               apr_size_t klen, apr_uint64_t hash,
+                               const isr_value_t *v)
+{
+    apr_uint64_t need = sizeof(isr_record_t) + (apr_uint64_t)klen + v->hdrlen
+                        + v->bodylen, phys;
+    isr_slot_t *s = &zone->slots[slot % zone->nslots];
+    apr_status_t rv = APR_SUCCESS;
+    isr_record_t *rec;
+    unsigned char *w;
+    int found;
+    long idx;
+
+    need = ALIGN_UP(need, ISR_REC_ALIGN);
+    if (need > zone->hdr->ring_size / 2) {
+        lease_drop(s, lease, 0);
+        return APR_ENOSPC;
+    }
+    if (!zone_lock(zone)) {
+        lease_drop(s, lease, 0);
+        return APR_EGENERAL;
+    }
+    /* The slot may have been evicted and reused while we fetched. */
+    if (LOAD(&s->hash) != hash || LOAD(&s->state) == ISR_SLOT_EMPTY
+        || (LOAD(&s->seq) & 1u)) {
+        idx = bucket_find(zone, hash, apr_time_now(), &found);
+        if (idx < 0) {
+            rv = APR_EBUSY;
+            goto leave;
+        }
+        s = &zone->slots[idx];
+        slot = (apr_uint32_t)idx;
+    }
+    phys = ring_alloc(zone, need);
+    rec = (isr_record_t *)(zone->ring + phys);
+    memset(rec, 0, sizeof(*rec));
+    rec->magic = ISR_REC_MAGIC;
+    rec->total = (apr_uint32_t)need;
+    rec->slot = slot;
+    rec->status = (apr_uint32_t)v->status;
+    rec->hash = hash;
+    rec->fetched = v->fetched;
+    rec->keylen = (apr_uint32_t)klen;
+    rec->hdrlen = (apr_uint32_t)v->hdrlen;
+    rec->bodylen = (apr_uint32_t)v->bodylen;
+    w = (unsigned char *)(rec + 1);
+    memcpy(w, key, klen);
+    memcpy(w + klen, v->headers, v->hdrlen);
+    memcpy(w + klen + v->hdrlen, v->body, v->bodylen);
+    /* Only now does the record become part of the ring. */
+    zone->hdr->head += need;
+
+    slot_begin(s);
+    STORE(&s->hash, hash);
+    STORE(&s->state, ISR_SLOT_VALID);
+    STORE(&s->rec_off, phys);
+    STORE(&s->rec_len, (apr_uint32_t)need);
+    STORE(&s->fresh_until, v->fresh_until);
+    STORE(&s->until, v->stale_until);
+    STORE(&s->fetched, v->fetched);
+    STORE(&s->ref, 0u);
+    slot_end(s);
+leave:
+    lease_drop(s, lease, 0);
+    if (s != &zone->slots[slot % zone->nslots]) {
+        lease_drop(&zone->slots[slot % zone->nslots], lease, 0);
+    }
+    zone_unlock(zone);
+    return rv;
+}
+
+static void mark(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
+                 apr_uint64_t lease, apr_uint32_t state, apr_time_t until,
+                 apr_time_t now)
+{
+    isr_slot_t *s = &zone->slots[slot % zone->nslots];
+    apr_uint32_t cur;
+
+    if (!zone_lock(zone)) {
+        lease_drop(s, lease, 0);
+        return;
+    }
+    cur = LOAD(&s->state);
+    /* Never clobber a usable entry someone else published meanwhile. */
+    if (LOAD(&s->hash) == hash && !(LOAD(&s->seq) & 1u)
+        && !(state == ISR_SLOT_FAILED && cur == ISR_SLOT_VALID
+             && now <= LOAD(&s->until))) {
+        slot_begin(s);
+        STORE(&s->state, state);
+        STORE(&s->until, until);
+        slot_end(s);
+    }
+    lease_drop(s, lease, 0);
+    zone_unlock(zone);
+}
+
+void isr_store_mark_pass(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
+                         apr_uint64_t lease, apr_time_t until)
+{
+    mark(zone, slot, hash, lease, ISR_SLOT_PASS, until, apr_time_now());
+}
+
+void isr_store_mark_failed(isr_zone_t *zone, apr_uint32_t slot,
+                           apr_uint64_t hash, apr_uint64_t lease,
+                           apr_time_t now)
+{
+    mark(zone, slot, hash, lease, ISR_SLOT_FAILED, now, now);
+}
+
+void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,
+                       apr_time_t until)
+{
+    lease_drop(&zone->slots[slot % zone->nslots], lease,
+               ISR_LEASE_MAKE(sec_ceil(until), 0));
+}
+
+void isr_store_release(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease)
+{
+    lease_drop(&zone->slots[slot % zone->nslots], lease, 0);
+}

@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""A counting test origin for the mod_isr tests (and the `make run` demo).
+
+Every request for PATH?QUERY answers with the body ``PATH?QUERY|v=N`` where N counts the requests
+for that exact path+query (1, 2, 3, ...), so a body tells which key and which version a client got.
+
+Knobs (persistent per path, without query, until changed; ``/__reset`` clears everything):
+
+    /__set?path=/x&status=500&delay=1.5&cookie=1&cc=no-store&size=N&header=Name:Value
+          &suffix=TEXT&chunked=1
+
+The same knobs given as query parameters of a request affect that request only
+(``/x?delay=0.5&status=404``). Control endpoints are not counted:
+
+    /__count?path=/x[?q]   count for that exact path+query (plain integer)
+    /__total               count of all requests
+    /__last?path=/x[?q]    JSON {"method":..., "headers": {...}, "path":...} of the last request
+    /__reset               clear counts, knobs and history
+
+Run standalone: ``python3 tests/origin.py --port 8081`` or ``--unix /path/to.sock``.
+Tests use :class:`Origin`, which starts this file as a separate process on a free port.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+KNOBS = ("status", "delay", "cookie", "cc", "size", "header", "suffix", "chunked")
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        self.counts = {}      # path?query -> int
+        self.total = 0
+        self.knobs = {}       # path -> {knob: [values]}
+        self.last = {}        # path?query and path -> dict
+
+
+STATE = State()
+
+
+def _key(path, query):
+    return path + ("?" + query if query else "")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "isr-test-origin/1"
+
+    def log_message(self, fmt, *args):  # keep test output quiet
+        if os.environ.get("ISR_ORIGIN_VERBOSE"):
+            sys.stderr.write("origin: " + (fmt % args) + "\n")
+
+    def address_string(self):
+        return "unix" if not isinstance(self.client_address, tuple) else self.client_address[0]
+
+    def _send(self, status, body, ctype="text/plain", extra=None, chunked=False):
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            for name, value in (extra or []):
+                self.send_header(name, value)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            if chunked:
+                step = max(1, len(body) // 3)
+                for i in range(0, len(body), step):
+                    part = body[i:i + step]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.wfile.write(body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, socket.timeout, OSError):
+            self.close_connection = True
+
+    def _control(self, path, q):
+        def arg(name, default=""):
+            return q.get(name, [default])[0]
+        if path == "/__reset":
+            with STATE.lock:
+                STATE.reset()
+            return self._send(200, b"ok")
+        if path == "/__count":
+            with STATE.lock:
+                n = STATE.counts.get(arg("path"), 0)
+            return self._send(200, str(n).encode())
+        if path == "/__total":
+            with STATE.lock:
+                n = STATE.total
+            return self._send(200, str(n).encode())
+        if path == "/__last":
+            p = arg("path")
+            with STATE.lock:
+                d = STATE.last.get(p)
+            return self._send(200, json.dumps(d).encode(), ctype="application/json")
+        if path == "/__set":
+            p = arg("path")
+            if not p:
+                return self._send(400, b"path missing")
+            knobs = {k: v for k, v in q.items() if k in KNOBS}
+            with STATE.lock:
+                if knobs:
+                    STATE.knobs[p] = knobs
+                else:
+                    STATE.knobs.pop(p, None)
+            return self._send(200, b"ok")
+        return self._send(404, b"unknown control endpoint")
+
+    def _serve(self):
+        parsed = urllib.parse.urlsplit(self.path)
+        path, query = parsed.path, parsed.query
+        q = urllib.parse.parse_qs(query, keep_blank_values=True)
+        if path.startswith("/__"):
+            return self._control(path, q)
+        key = _key(path, query)
+        body_in = b""
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            body_in = self.rfile.read(length)
+        with STATE.lock:
+            STATE.total += 1
+            n = STATE.counts.get(key, 0) + 1
+            STATE.counts[key] = n
+            rec = {"method": self.command, "path": key,
+                   "headers": {k: v for k, v in self.headers.items()},
+                   "header_list": list(self.headers.items()),
+                   "body": body_in.decode("latin-1"),
+                   "client_port": (self.client_address[1]
+                                   if isinstance(self.client_address, tuple) else 0)}
+            STATE.last[key] = rec
+            STATE.last[path] = rec
+            knobs = dict(STATE.knobs.get(path, {}))
+        knobs.update({k: v for k, v in q.items() if k in KNOBS})
+
+        def knob(name, default=None):
+            v = knobs.get(name)
+            return v[-1] if v else default
+
+        delay = float(knob("delay", 0) or 0)
+        if delay > 0:
+            time.sleep(delay)
+        status = int(knob("status", 200) or 200)
+        body = ("%s|v=%d" % (key, n)).encode()
+        suffix = knob("suffix")
+        if suffix:
+            body += suffix.encode()
+        size = int(knob("size", 0) or 0)
+        if size > len(body):
+            body += b"x" * (size - len(body))
+        extra = []
+        if knob("cookie"):
+            extra.append(("Set-Cookie", "isr_test=%d; Path=/" % n))
+        if knob("cc"):
+            extra.append(("Cache-Control", knob("cc")))
+        for h in knobs.get("header", []):
+            if ":" in h:
+                name, value = h.split(":", 1)
+                extra.append((name.strip(), value.strip()))
+        self._send(status, body, extra=extra, chunked=bool(knob("chunked")))
+
+    do_GET = _serve
+    do_HEAD = _serve
+    do_POST = _serve
+    do_PUT = _serve
+    do_DELETE = _serve
+
+
+class UnixHTTPServer(ThreadingHTTPServer):
+    address_family = socket.AF_UNIX
+
+    def server_bind(self):
+        try:
+            os.unlink(self.server_address)
+        except FileNotFoundError:
+            pass
+        socket.socket.bind(self.socket, self.server_address)
+        os.chmod(self.server_address, 0o777)  # httpd children run as www-data
+        self.server_name = "localhost"
+        self.server_port = 0
+
+    def get_request(self):
+        conn, _ = self.socket.accept()
+        return conn, ("unix", 0)
+
+
+def serve(port=0, unix=None, announce=True):
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.request_queue_size = 128
+    if unix:
+        srv = UnixHTTPServer(unix, Handler)
+        where = "unix:" + unix
+    else:
+        srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        where = str(srv.server_address[1])
+    srv.daemon_threads = True
+    if announce:
+        sys.stdout.write("LISTENING %s\n" % where)
+        sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        srv.server_close()
+        if unix:
+            try:
+                os.unlink(unix)
+            except OSError:
+                pass
+
+
+# --------------------------------------------------------------------------- test-side client
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=10):
+        super().__init__("localhost", timeout=timeout)
+        self._unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self._unix_path)
+        self.sock = s
+
+
+class Origin:
+    """The origin as a separate process; start() it, stop() it (kills its PID)."""
+
+    def __init__(self, unix=None):
+        self.unix = unix
+        self.port = None
+        self.proc = None
+
+    # lifecycle
+    def start(self, deadline=10.0):
+        cmd = [sys.executable, os.path.abspath(__file__)]
+        cmd += ["--unix", self.unix] if self.unix else ["--port", "0"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        end = time.monotonic() + deadline
+        line = b""
+        while time.monotonic() < end and not line.endswith(b"\n"):
+            r, _, _ = select.select([self.proc.stdout], [], [], 0.2)
+            if r:
+                ch = os.read(self.proc.stdout.fileno(), 1)
+                if not ch:
+                    break
+                line += ch
+        if not line.startswith(b"LISTENING "):
+            self.stop()
+            raise RuntimeError("origin did not start: %r" % line)
+        where = line.split()[1].decode()
+        if not self.unix:
+            self.port = int(where)
+        return self
+
+    def stop(self, deadline=5.0):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(deadline)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(deadline)
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def hostport(self):
+        return "127.0.0.1:%d" % self.port
+
+    # control
+    def _get(self, path, timeout=10):
+        if self.unix:
+            c = _UnixConnection(self.unix, timeout=timeout)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request("GET", path, headers={"Connection": "close"})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def request(self, path, timeout=10):
+        """A normal (counted) request straight to the origin."""
+        return self._get(path, timeout=timeout)
+
+    def count(self, path):
+        return int(self._get("/__count?" + urllib.parse.urlencode({"path": path}))[1])
+
+    def total(self):
+        return int(self._get("/__total")[1])
+
+    def last(self, path):
+        return json.loads(self._get("/__last?" + urllib.parse.urlencode({"path": path}))[1])
+
+    def reset(self):
+        self._get("/__reset")
+
+    def set(self, path, **knobs):
+        """set('/x', status=500, delay=1.5, header=['A:1', 'B:2']); set('/x') clears."""
+        params = [("path", path)]
+        for k, v in knobs.items():
+            if v is None:
+                continue
+            for item in (v if isinstance(v, (list, tuple)) else [v]):
+                params.append((k, str(item)))
+        st, body = self._get("/__set?" + urllib.parse.urlencode(params))
+        assert st == 200, body
+
+    def wait_count(self, path, n, timeout=10.0, at_least=True):
+        """Poll until count(path) >= n (or == n); return the last count seen."""
+        end = time.monotonic() + timeout
+        c = self.count(path)
+        while time.monotonic() < end:
+            c = self.count(path)
+            if (c >= n) if at_least else (c == n):
+                return c
+            time.sleep(0.05)
+        return c
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--port", type=int, default=8081)
+    ap.add_argument("--unix", default=None, help="listen on this Unix socket path instead")
+    args = ap.parse_args()
+    serve(port=args.port, unix=args.unix)
+
+
+if __name__ == "__main__":
+    main()
