@@ -71,19 +71,13 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
 }
 
-/* After authentication and access control, before the handler: the place
- * where env=/header= must act for PHP, CGI, SSI or mod_proxy to see them. */
-static int isr_fixups(request_rec *r)
+/* Resolve and obtain the answer, or the ISROnError action as a hook result
+ * (OK means q holds an answer). */
+static int isr_obtain(request_rec *r, isr_dir_conf_t *c, isr_req_t *q)
 {
-    isr_dir_conf_t *c = ap_get_module_config(r->per_dir_config, &isr_module);
-    isr_req_t *q;
     apr_status_t rv;
     int rc;
 
-    if (!isr_conf_enabled(c) || r->method_number != M_GET) {
-        return DECLINED;
-    }
-    q = apr_palloc(r->pool, sizeof(*q));
     if ((rc = isr_request_prepare(r, c, q)) != OK) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISR_LOGNO(0007) "%s",
                       q->error);
@@ -92,10 +86,30 @@ static int isr_fixups(request_rec *r)
     if (APR_SUCCESS != (rv = isr_request_obtain(r, q))) {
         return isr_respond_error(r, q, rv);
     }
-    if (c->apply == ISR_APPLY_ENV || c->apply == ISR_APPLY_HEADER) {
-        isr_respond_apply(r, q);
+    return OK;
+}
+
+/* After authentication and access control, before the handler. env= and
+ * header= act here so that PHP, CGI, SSI or mod_proxy see the value.
+ * `response` only claims the request: the lookup waits for the handler, so
+ * lookup-only subrequests (mod_dir, mod_negotiation) cost nothing. */
+static int isr_fixups(request_rec *r)
+{
+    isr_dir_conf_t *c = ap_get_module_config(r->per_dir_config, &isr_module);
+    isr_req_t *q;
+    int rc;
+
+    if (!isr_conf_enabled(c) || r->method_number != M_GET) {
         return DECLINED;
     }
+    q = apr_pcalloc(r->pool, sizeof(*q));
+    if (c->apply == ISR_APPLY_ENV || c->apply == ISR_APPLY_HEADER) {
+        if ((rc = isr_obtain(r, c, q)) == OK) {
+            isr_respond_apply(r, q);
+        }
+        return rc == OK ? DECLINED : rc;
+    }
+    q->prev_handler = r->handler;
     ap_set_module_config(r->request_config, &isr_module, q);
     r->handler = ISR_HANDLER;
     return DECLINED;
@@ -103,15 +117,21 @@ static int isr_fixups(request_rec *r)
 
 static int isr_handler(request_rec *r)
 {
+    isr_dir_conf_t *c;
     isr_req_t *q;
+    int rc;
 
-    if (!r->handler || strcmp(r->handler, ISR_HANDLER)) {
+    if (!r->handler || strcmp(r->handler, ISR_HANDLER)
+        || !(q = ap_get_module_config(r->request_config, &isr_module))) {
         return DECLINED;
     }
-    if (!(q = ap_get_module_config(r->request_config, &isr_module))) {
-        return DECLINED;
+    c = ap_get_module_config(r->per_dir_config, &isr_module);
+    if ((rc = isr_obtain(r, c, q)) == DECLINED) {
+        /* ISROnError pass: the handlers after us see the request as if
+         * mod_isr had never claimed it. */
+        r->handler = q->prev_handler;
     }
-    return isr_respond_send(r, q);
+    return rc == OK ? isr_respond_send(r, q) : rc;
 }
 
 static void isr_register_hooks(apr_pool_t *p)

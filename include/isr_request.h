@@ -26,6 +26,7 @@ typedef struct {
     apr_size_t bodylen;
     apr_time_t fetched;         /* when the backend answered; 0 on MISS */
     const char *error;          /* why there is no answer */
+    const char *prev_handler;   /* r->handler before ISR_HANDLER */
 } isr_req_t;
 
 /* Resolve URL and key for r. Returns OK, or an HTTP status with

@@ -85,7 +85,6 @@ int isr_request_prepare(request_rec *r, const isr_dir_conf_t *c, isr_req_t *q)
 {
     const char *err = NULL;
 
-    memset(q, 0, sizeof(*q));
     q->conf = c;
     q->unix_path = c->unix_path;
     if (!(q->zone = isr_zone_get(isr_conf_zone(c)))) {
@@ -252,22 +251,23 @@ static void refresh_run(void *baton)
         rv = isr_fetch(&resp, &job->req, job->pool);
     }
     now = apr_time_now();
-    if (rv == APR_ENOSPC || (rv == APR_SUCCESS && resp->uncacheable)) {
+    if (rv == APR_ECONNABORTED) {
+        /* The child is stopping: let another child refresh soon. */
+        isr_store_release(job->zone, job->slot, job->lease);
+    }
+    else if (rv == APR_ENOSPC || (rv == APR_SUCCESS && resp->uncacheable)) {
         isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
                             now + job->ttl);
     }
     else if (rv != APR_SUCCESS || resp->status >= 500) {
         isr_store_backoff(job->zone, job->slot, job->lease, now + job->retry);
-        if (rv != APR_ECONNABORTED) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, job->s, ISR_LOGNO(0022)
-                         "refresh of %s failed (%s): serving stale, next try "
-                         "in %" APR_TIME_T_FMT "s", job->req.url,
-                         rv == APR_SUCCESS
-                             ? apr_psprintf(job->pool, "status %d",
-                                            resp->status)
-                             : resp->error,
-                         apr_time_sec(job->retry));
-        }
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, job->s, ISR_LOGNO(0022)
+                     "refresh of %s failed (%s): serving stale, next try "
+                     "in %" APR_TIME_T_FMT "s", job->req.url,
+                     rv == APR_SUCCESS
+                         ? apr_psprintf(job->pool, "status %d", resp->status)
+                         : resp->error,
+                     apr_time_sec(job->retry));
     }
     else {
         v.status = resp->status;
