@@ -9,6 +9,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <ap_mpm.h>
+#include <apr_strings.h>
 
 #include "isr.h"
 #include "isr_config.h"
@@ -69,6 +70,31 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
 
     isr_zones_child_init(pchild, s);
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
+}
+
+/* A request answered by ISRApply response maps to no file: mark it here
+ * (translate_name runs after an early <Location> walk, so our per-location
+ * config is visible) and skip the filesystem directory walk in
+ * map_to_storage, as mod_proxy does. Not with ISROnError pass, whose
+ * fallback handler may need the file. */
+static int isr_translate(request_rec *r)
+{
+    isr_dir_conf_t *c = ap_get_module_config(r->per_dir_config, &isr_module);
+
+    if (!isr_conf_enabled(c) || r->method_number != M_GET
+        || c->apply == ISR_APPLY_ENV || c->apply == ISR_APPLY_HEADER
+        || isr_conf_on_error(c) == ISR_ONERROR_PASS) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, ISR_FILENAME_PREFIX, r->uri, NULL);
+    return OK;
+}
+
+static int isr_map_to_storage(request_rec *r)
+{
+    return r->filename && !strncmp(r->filename, ISR_FILENAME_PREFIX,
+                                   sizeof(ISR_FILENAME_PREFIX) - 1)
+           ? OK : DECLINED;
 }
 
 /* Resolve and obtain the answer, or the ISROnError action as a hook result
@@ -141,6 +167,8 @@ static void isr_register_hooks(apr_pool_t *p)
     ap_hook_check_config(isr_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(isr_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(isr_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(isr_translate, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_map_to_storage(isr_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(isr_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(isr_handler, NULL, NULL, APR_HOOK_FIRST);
 }

@@ -244,7 +244,8 @@ def mem_snapshot(pid):
     per = {c: proc_mem(c) for c in kids}
     parent = proc_mem(pid)
     pss = parent.get("Pss", 0) + sum(v.get("Pss", 0) for v in per.values())
-    return {"children": per, "parent": parent, "pss_total_kb": pss}
+    shm = parent.get("Pss_Shmem", 0) + sum(v.get("Pss_Shmem", 0) for v in per.values())
+    return {"children": per, "parent": parent, "pss_total_kb": pss, "pss_shmem_kb": shm}
 
 
 # ---------------------------------------------------------------- tools
@@ -1033,7 +1034,8 @@ class Bench:
         f = self.origin.count() - c0
         m2 = mem_snapshot(t.pid())
         key_len = len("http://127.0.0.1:%d" % self.origin.port + u) if name.startswith("isr") else len(u)
-        per_entry = (m1["pss_total_kb"] - m0["pss_total_kb"]) * 1024.0 / N
+        # the zone is shared memory: its touched pages are the growth of the summed Pss_Shmem
+        per_entry = (m1["pss_shmem_kb"] - m0["pss_shmem_kb"]) * 1024.0 / N
         hit = max(0.0, 1.0 - f / float(r["requests"])) if r["requests"] else None
         anon0 = sum(v.get("RssAnon", 0) for v in m1["children"].values())
         anon1 = sum(v.get("RssAnon", 0) for v in m2["children"].values())
@@ -1042,7 +1044,8 @@ class Bench:
             "fill_s": fill_s, "fill_rate": N / fill_s if fill_s else None, "fill_fetches": fill_fetches,
             "fill_errors": int(w.get("errors", 0)) + int(w.get("non2xx", 0)),
             "zone_bytes": zone_bytes, "pss_before_kb": m0["pss_total_kb"], "pss_filled_kb": m1["pss_total_kb"],
-            "pss_after_kb": m2["pss_total_kb"], "per_entry": per_entry, "key_len": key_len, "body": 1024,
+            "pss_after_kb": m2["pss_total_kb"], "shm_before_kb": m0["pss_shmem_kb"],
+            "shm_filled_kb": m1["pss_shmem_kb"], "per_entry": per_entry, "key_len": key_len, "body": 1024,
             "overhead": per_entry - key_len - 1024, "anon_filled_kb": anon0, "anon_after_kb": anon1,
             "children": len(m2["children"]), "errors": r["errors"] + r["non2xx"]}
         progress("    %s rps, p50 %s ms, p99 %s ms, hit ratio %s, %.0f B/entry (Pss)" % (
@@ -1272,6 +1275,10 @@ def report(b, elapsed):
         A("### Refresh throughput: %d keys with TTL %d s, all stale, random hits for %g s" % (
             CFG["s5_refresh_keys"], CFG["s2_ttl"], CFG["s5_duration"]))
         A("")
+        A("Every key can be refreshed at most once per TTL after its refresh lands, so the demand is bounded "
+          "by about %s refreshes/s; a rate near that bound means the refresher kept up (raise "
+          "S5_REFRESH_KEYS to look for the ceiling)." % fmt(CFG["s5_refresh_keys"] / float(CFG["s2_ttl"])))
+        A("")
         A("| target | requests/s | p50 ms | p99 ms | max ms | origin fetches | refreshes/s | errors | "
           "req/s × mod_cache |")
         A("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -1288,9 +1295,10 @@ def report(b, elapsed):
         A("### Hit latency and memory by number of cached keys (a fresh instance per row, zone = keys × "
           "%d B + 32 MiB)" % CFG["s5_bytes_per_key"])
         A("")
-        A("Memory per entry = growth of the instance's total Pss (parent + children, shared memory counted "
-          "once) while filling, divided by the keys; overhead = that minus key and body bytes "
-          "(key = the default cache key, the backend URL).")
+        A("Memory per entry = growth of the instance's shared memory while filling (Pss_Shmem summed over "
+          "parent and children, so each page counts once; the zone's untouched pages cost nothing), divided "
+          "by the keys; overhead = that minus key and body bytes (key = the default cache key, the backend "
+          "URL). Small key counts are dominated by page granularity and index pages; read the largest.")
         A("")
         A("| target | keys | fill req/s | requests/s | p50 ms | p99 ms | p50 × 100 keys | hit ratio | "
           "B/entry | overhead B | child RssAnon filled → after hits (kB) |")
@@ -1367,6 +1375,8 @@ def chart(b, out_base):
                                              max(r["max"] or 0.001, 0.001)))
     svg = out_base + ".svg"
     ncol1 = len(sizes)
+    if not sizes and not s2names:
+        return None
     plot1 = ", ".join("'%s' using %d:xtic(1) title '%s' " % (d1, i + 2, "%d KiB" % (s // 1024) if s % 1024 == 0
                                                               else "%d B" % s)
                       for i, s in enumerate(sizes))
@@ -1391,6 +1401,9 @@ unset multiplot
     if not s2names:
         gp = gp.replace("set multiplot layout 1,2", "set multiplot layout 1,1")
         gp = gp[:gp.index("set title 'S2")] + "unset multiplot\n"
+    elif not sizes:
+        gp = gp.replace("set multiplot layout 1,2", "set multiplot layout 1,1")
+        gp = gp[:gp.index("set title 'S1")] + gp[gp.index("set title 'S2"):]
     gpf = out_base + ".gp"
     with open(gpf, "w") as f:
         f.write(gp)

@@ -8,6 +8,7 @@
 #include "isr_store.h"
 
 #define ISR_HANDLER "isr-response"
+#define ISR_FILENAME_PREFIX "isr:"
 
 typedef struct {
     const isr_dir_conf_t *conf;

@@ -7,6 +7,12 @@ class TestCacheKey:
     ISRBackend @ORIGIN@/
     ISRCacheKey "%{REQUEST_URI}"
 </Location>
+<Location /d1/>
+    ISRBackend @ORIGIN@/same/
+</Location>
+<Location /d2/>
+    ISRBackend @ORIGIN@/same/
+</Location>
 <Location /kl/>
     ISRBackend @ORIGIN@/
     ISRCacheKey "%{REQUEST_URI}|%{HTTP:Accept-Language}"
@@ -33,3 +39,12 @@ class TestCacheKey:
         r = env.get("/kl/b", headers=en)
         assert (r.isr, r.body) == ("HIT", b"/b|v=2"), r
         assert origin.count("/b") == 2
+
+    def test_040_03_default_key_is_backend_url(self, env, origin):
+        # two Locations resolving to the same backend URL share the entry
+        r = env.get("/d1/x?q=1")
+        assert (r.isr, r.body) == ("MISS", b"/same/x?q=1|v=1"), r
+        r = env.get("/d2/x?q=1")
+        assert (r.isr, r.body) == ("HIT", b"/same/x?q=1|v=1"), r
+        r = env.get("/d2/x?q=2")
+        assert (r.isr, r.body) == ("MISS", b"/same/x?q=2|v=1"), r

@@ -7,6 +7,13 @@ import isr_env
 
 class TestRefreshRetry:
     CONF = """
+<Location /rt/>
+    ISRBackend @ORIGIN@/
+    ISRCacheTTL 1s
+    ISRStaleTTL 1h
+    ISRTimeout 1s
+    ISRRefreshRetry 3s
+</Location>
 <Location /rr/>
     ISRBackend @ORIGIN@/
     ISRCacheTTL 1s
@@ -49,3 +56,19 @@ class TestRefreshRetry:
         assert env.get("/rr/b").body == b"/b|v=1"
         r = env.wait_status("/rr/b", lambda x: x.status == 404, deadline=5)
         assert (r.status, r.body) == (404, b"/b|v=2"), r
+
+    def test_110_03_refresh_timeout_keeps_stale(self, env, origin):
+        isr_env.expect_log(r"ISR\d{4}")
+        assert env.get("/rt/c").body == b"/c|v=1"
+        origin.set("/c", delay=3)
+        time.sleep(1.2)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:
+            r = env.get("/rt/c")
+            assert (r.status, r.isr, r.body) == (200, "STALE", b"/c|v=1"), r
+            assert r.elapsed < 0.8, r
+            time.sleep(0.1)
+        assert origin.count("/c") == 2
+        origin.set("/c")
+        r = env.wait_status("/rt/c", lambda x: x.body == b"/c|v=3", deadline=8, interval=0.2)
+        assert (r.status, r.body) == (200, b"/c|v=3"), r

@@ -164,3 +164,23 @@ class TestStored:
         assert r.isr == "STALE", r
         assert r.headers.get("Age", "").isdigit() and int(r.headers["Age"]) >= 1, r
         env.wait_status("/sa/age", "HIT", deadline=5)
+
+    # -- sizes of keys and headers (nothing from the network is trusted for lengths)
+    def test_130_15_long_key(self, env, origin):
+        q = "/long?" + "a" * 6000
+        for want in ("MISS", "HIT"):
+            r = env.get("/s" + q)
+            assert (r.status, r.isr, r.body) == (200, want, (q + "|v=1").encode()), r.isr
+        # a key differing only in its last byte is another entry
+        q2 = q[:-1] + "b"
+        r = env.get("/s" + q2)
+        assert (r.isr, r.body) == ("MISS", (q2 + "|v=1").encode()), r.isr
+
+    def test_130_16_many_headers_replayed(self, env, origin):
+        hdrs = ["X-H%02d:value-%02d" % (i, i) for i in range(40)]
+        origin.set("/mh", header=hdrs)
+        for want in ("MISS", "HIT"):
+            r = env.get("/s/mh")
+            assert (r.status, r.isr, r.body) == (200, want, b"/mh|v=1"), r
+            for i in range(40):
+                assert r.headers.get("X-H%02d" % i) == "value-%02d" % i, r

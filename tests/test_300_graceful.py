@@ -1,5 +1,7 @@
 """Graceful restart: entries survive when the zone keeps name and size; still serves."""
 
+import time
+
 import isr_env
 
 
@@ -9,6 +11,11 @@ ISRCacheZone keep 4M
 <Location /g/>
     ISRBackend @ORIGIN@/
     ISRCache keep
+</Location>
+<Location /gs/>
+    ISRBackend @ORIGIN@/
+    ISRCacheTTL 1s
+    ISRStaleTTL 1h
 </Location>
 <Location /gd/>
     ISRBackend @ORIGIN@/
@@ -48,3 +55,43 @@ ISRCacheZone keep 4M
         assert r.status == 200 and r.body in (b"/e|v=1", b"/e|v=2"), r
         r = env.get("/g/e")
         assert r.isr == "HIT", r
+
+    def test_300_05_graceful_during_refresh(self, env, origin):
+        assert env.get("/gs/f").body == b"/f|v=1"
+        origin.set("/f", delay=4)
+        time.sleep(1.2)
+        r = env.get("/gs/f")
+        assert (r.isr, r.body) == ("STALE", b"/f|v=1"), r
+        assert origin.wait_count("/f", 2, timeout=3) == 2
+        t0 = time.monotonic()
+        env.graceful()
+        assert time.monotonic() - t0 < 8
+        r = env.get("/gs/f")
+        assert r.status == 200 and r.elapsed < 1.5, r
+        assert r.body in (b"/f|v=1", b"/f|v=2", b"/f|v=3"), r
+        origin.set("/f")
+        r = env.wait_status("/gs/f", lambda x: x.isr == "HIT" and x.body != b"/f|v=1",
+                            deadline=12, interval=0.3)
+        assert r.isr == "HIT" and r.body != b"/f|v=1", r
+
+
+def test_300_10_stop_during_refresh_is_prompt(env_factory, origin):
+    """Stopping httpd while a refresh waits on a slow origin: bounded, no 'still did not exit'."""
+    from conftest import start_checked
+    e = env_factory("stop-refresh", conf="""
+<Location /gs/>
+    ISRBackend @ORIGIN@/
+    ISRCacheTTL 1s
+    ISRStaleTTL 1h
+    ISRTimeout 20s
+</Location>
+""")
+    start_checked(e)
+    assert e.get("/gs/h").body == b"/h|v=1"
+    origin.set("/h", delay=8)
+    time.sleep(1.2)
+    assert e.get("/gs/h").isr == "STALE"
+    assert origin.wait_count("/h", 2, timeout=3) == 2
+    t0 = time.monotonic()
+    e.stop()
+    assert time.monotonic() - t0 < 6, "stop took %.1fs" % (time.monotonic() - t0)
