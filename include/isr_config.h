@@ -17,6 +17,7 @@ typedef struct {
     int enabled;                    /* -1 unset, 0 ISR Off, 1 on */
     const char *backend_url;        /* literal base URL, or NULL with expr */
     const char *unix_path;          /* unix: socket, or NULL */
+    const char *ca_file;            /* ISRBackendCA, or NULL: system CAs */
     ap_expr_info_t *backend_expr;   /* ISRBackend "expr=..." */
     const char *prefix;             /* <Location> path stripped, or NULL */
     ap_expr_info_t *key_expr;       /* ISRCacheKey, or NULL: the URL */

@@ -9,6 +9,7 @@
 typedef struct {
     const char *url;
     const char *unix_path;       /* connect to this socket instead, or NULL */
+    const char *ca_file;         /* CA bundle for https:, or NULL */
     const apr_array_header_t *headers; /* const char * "Name: value" */
     apr_interval_time_t timeout;         /* whole transfer */
     apr_interval_time_t connect_timeout;

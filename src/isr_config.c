@@ -134,6 +134,7 @@ void *isr_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->backend_expr = add_backend ? add->backend_expr : base->backend_expr;
     c->prefix = add_backend ? add->prefix : base->prefix;
     c->key_expr = MERGE_PTR(key_expr);
+    c->ca_file = MERGE_PTR(ca_file);
     c->zone = MERGE_PTR(zone);
     c->ttl = MERGE(ttl);
     c->stale_ttl = MERGE(stale_ttl);
@@ -269,6 +270,20 @@ static const char *set_backend(cmd_parms *cmd, void *dc, const char *arg)
         return apr_psprintf(cmd->pool, "%s", err);
     }
     c->prefix = in_location(cmd) ? cmd->path : NULL;
+    return NULL;
+}
+
+static const char *set_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t fi;
+
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
+        || fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file of "
+                            "PEM certificates", cmd->cmd->name, arg);
+    }
+    ((isr_dir_conf_t *)dc)->ca_file = path;
     return NULL;
 }
 
@@ -465,6 +480,9 @@ const command_rec isr_cmds[] = {
     AP_INIT_TAKE1("ISRBackend", set_backend, NULL, DIRCONF,
                   "backend base URL (http:, https:, unix:/sock|http://h/) or "
                   "\"expr=<string expression>\"; enables mod_isr here"),
+    AP_INIT_TAKE1("ISRBackendCA", set_ca_file, NULL, DIRCONF,
+                  "PEM file of CA certificates that https: backends are "
+                  "verified against (default: the system's)"),
     AP_INIT_FLAG("ISR", set_enabled, NULL, DIRCONF,
                  "On|Off: Off disables mod_isr in this scope"),
     AP_INIT_TAKE1("ISRCacheKey", set_key, NULL, DIRCONF,

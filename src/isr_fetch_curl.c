@@ -179,6 +179,9 @@ static void setup(CURL *c, const isr_fetch_req_t *req, fetch_ctx_t *ctx,
     if (req->unix_path) {
         curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, req->unix_path);
     }
+    if (req->ca_file) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
+    }
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif

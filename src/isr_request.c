@@ -151,6 +151,7 @@ static void fetch_req_init(isr_fetch_req_t *fr, const isr_req_t *q,
     memset(fr, 0, sizeof(*fr));
     fr->url = q->url;
     fr->unix_path = q->unix_path;
+    fr->ca_file = q->conf->ca_file;
     fr->headers = headers;
     fr->timeout = isr_conf_timeout(q->conf);
     fr->connect_timeout = isr_conf_connect_timeout(q->conf);
@@ -326,6 +327,7 @@ static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
     fetch_req_init(&job->req, q, NULL, isr_conf_max_object(c));
     job->req.url = apr_pstrdup(p, q->url);
     job->req.unix_path = q->unix_path ? apr_pstrdup(p, q->unix_path) : NULL;
+    job->req.ca_file = c->ca_file ? apr_pstrdup(p, c->ca_file) : NULL;
     job->req.headers = copy_strings(p, forward_headers(r));
     if (isr_refresh_submit(refresh_run, job) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0024)
