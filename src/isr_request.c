@@ -361,12 +361,14 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
     apr_uint64_t lease;
     isr_fetch_resp_t *resp;
     isr_entry_t e;
+    int waited = 0;
 
     for (;; now = apr_time_now()) {
         switch (isr_store_lookup(q->zone, q->key, q->klen, q->hash, now,
                                  r->pool, &e)) {
         case ISR_LOOK_FRESH:
-            answer_entry(q, &e, "HIT");
+            /* A request that waited for the fetch is a miss to its client. */
+            answer_entry(q, &e, waited ? "MISS" : "HIT");
             return APR_SUCCESS;
         case ISR_LOOK_STALE:
             if (isr_store_claim_refresh(q->zone, &e, now, hold, &lease)) {
@@ -414,5 +416,6 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
         }
         isr_store_wait(q->zone, slot, seq,
                        give_up - now < WAIT_SLICE ? give_up - now : WAIT_SLICE);
+        waited = 1;
     }
 }

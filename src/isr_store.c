@@ -155,6 +155,10 @@ static void slot_begin(isr_slot_t *s)
 static void slot_end(isr_slot_t *s)
 {
     STORE_REL(&s->seq, (LOAD(&s->seq) | 1u) + 1);
+    /* The new seq must be visible before any later write reuses the
+     * record this slot pointed to (a reader that copied the new bytes must
+     * also see the new seq). */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
     slot_wake(s);
 }
 
@@ -174,6 +178,20 @@ static void slot_repair(isr_slot_t *s)
         STORE(&s->state, ISR_SLOT_EMPTY);
         STORE(&s->hash, (apr_uint64_t)0);
         slot_end(s);
+    }
+}
+
+/* A published slot must point inside the ring; anything else is cleared
+ * rather than retried for ever. */
+static void slot_check(isr_zone_t *zone, isr_slot_t *s)
+{
+    apr_uint64_t off = LOAD(&s->rec_off), ring_size = zone->hdr->ring_size;
+    apr_uint32_t len = LOAD(&s->rec_len);
+
+    if (LOAD(&s->state) == ISR_SLOT_VALID
+        && (off > ring_size || len > ring_size - off
+            || len < sizeof(isr_record_t))) {
+        slot_clear(s);
     }
 }
 
@@ -299,6 +317,7 @@ static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
     for (i = 0; i < ISR_BUCKET_WAYS; i++) {
         s = &zone->slots[base + i];
         slot_repair(s);
+        slot_check(zone, s);
         if (LOAD(&s->hash) == hash && LOAD(&s->state) != ISR_SLOT_EMPTY) {
             *found = 1;
             return base + i;

@@ -7,7 +7,10 @@ for that exact path+query (1, 2, 3, ...), so a body tells which key and which ve
 Knobs (persistent per path, without query, until changed; ``/__reset`` clears everything):
 
     /__set?path=/x&status=500&delay=1.5&cookie=1&cc=no-store&size=N&header=Name:Value
-          &suffix=TEXT&chunked=1
+          &suffix=TEXT&chunked=1&trickle=SECONDS&binary=1
+
+(size pads the body with 'x' to N bytes; trickle sends the body in 10 parts over SECONDS;
+binary appends the bytes 0..255; 204 and 304 are sent without a body.)
 
 The same knobs given as query parameters of a request affect that request only
 (``/x?delay=0.5&status=404``). Control endpoints are not counted:
@@ -35,7 +38,8 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KNOBS = ("status", "delay", "cookie", "cc", "size", "header", "suffix", "chunked")
+KNOBS = ("status", "delay", "cookie", "cc", "size", "header", "suffix", "chunked", "trickle",
+         "binary")
 
 
 class State:
@@ -68,20 +72,29 @@ class Handler(BaseHTTPRequestHandler):
     def address_string(self):
         return "unix" if not isinstance(self.client_address, tuple) else self.client_address[0]
 
-    def _send(self, status, body, ctype="text/plain", extra=None, chunked=False):
+    def _send(self, status, body, ctype="text/plain", extra=None, chunked=False, trickle=0.0):
         try:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             for name, value in (extra or []):
                 self.send_header(name, value)
-            if chunked:
+            if status in (204, 304):
+                body = b""
+            elif chunked:
                 self.send_header("Transfer-Encoding", "chunked")
             else:
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            if self.command == "HEAD":
+            if self.command == "HEAD" or status in (204, 304):
                 return
-            if chunked:
+            if trickle > 0:  # the body in 10 parts spread over `trickle` seconds
+                self.wfile.flush()
+                step = max(1, len(body) // 10)
+                for i in range(0, len(body), step):
+                    self.wfile.write(body[i:i + step])
+                    self.wfile.flush()
+                    time.sleep(trickle / 10)
+            elif chunked:
                 step = max(1, len(body) // 3)
                 for i in range(0, len(body), step):
                     part = body[i:i + step]
@@ -164,6 +177,8 @@ class Handler(BaseHTTPRequestHandler):
         suffix = knob("suffix")
         if suffix:
             body += suffix.encode()
+        if knob("binary"):
+            body += bytes(range(256))
         size = int(knob("size", 0) or 0)
         if size > len(body):
             body += b"x" * (size - len(body))
@@ -176,7 +191,8 @@ class Handler(BaseHTTPRequestHandler):
             if ":" in h:
                 name, value = h.split(":", 1)
                 extra.append((name.strip(), value.strip()))
-        self._send(status, body, extra=extra, chunked=bool(knob("chunked")))
+        self._send(status, body, extra=extra, chunked=bool(knob("chunked")),
+                   trickle=float(knob("trickle", 0) or 0))
 
     do_GET = _serve
     do_HEAD = _serve

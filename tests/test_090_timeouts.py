@@ -67,7 +67,15 @@ class TestTimeout:
         assert max(r.elapsed for r in rs) < 3.5, [str(r) for r in rs]
         assert origin.count("/slow2") <= 2
 
-    def test_090_03_fast_enough_is_stored(self, env, origin):
+    def test_090_03_timeout_covers_the_body(self, env, origin):
+        # headers at once, body trickling over 3s: the total timeout (1s) still applies
+        isr_env.expect_log(ANY_ISR_LOG)
+        origin.set("/trickle", trickle=3, size=20000)
+        r = env.get("/to/trickle")
+        assert r.status == 502, r
+        assert r.elapsed < 2.5, r
+
+    def test_090_04_fast_enough_is_stored(self, env, origin):
         origin.set("/ok", delay=0.3)
         r = env.get("/to/ok")
         assert (r.status, r.isr, r.body) == (200, "MISS", b"/ok|v=1"), r

@@ -184,3 +184,36 @@ class TestStored:
             assert (r.status, r.isr, r.body) == (200, want, b"/mh|v=1"), r
             for i in range(40):
                 assert r.headers.get("X-H%02d" % i) == "value-%02d" % i, r
+
+    def test_130_17_long_header_value(self, env, origin):
+        val = "v" * 6000
+        origin.set("/lh", header="X-Long:" + val)
+        for want in ("MISS", "HIT"):
+            r = env.get("/s/lh")
+            assert (r.status, r.isr, r.body) == (200, want, b"/lh|v=1"), r.isr
+            assert r.headers.get("X-Long") == val
+
+    def test_130_18_binary_body(self, env, origin):
+        want_body = b"/bin|v=1" + bytes(range(256))
+        origin.set("/bin", binary=1)
+        for want in ("MISS", "HIT"):
+            r = env.get("/s/bin")
+            assert (r.status, r.isr, r.body) == (200, want, want_body), r
+
+    def test_130_19_204_stored(self, env, origin):
+        origin.set("/nc", status=204)
+        for want in ("MISS", "HIT"):
+            r = env.get("/s/nc")
+            assert (r.status, r.isr, r.body) == (204, want, b""), r
+        assert origin.count("/nc") == 1
+
+    def test_130_20_410_stored(self, env, origin):
+        origin.set("/gone", status=410)
+        for want in ("MISS", "HIT"):
+            r = env.get("/s/gone")
+            assert (r.status, r.isr, r.body) == (410, want, b"/gone|v=1"), r
+
+    def test_130_21_encoded_path_forwarded_as_is(self, env, origin):
+        for want in ("MISS", "HIT"):
+            r = env.get("/s/a%20b?x=%41")  # (no %2F: core answers 404, AllowEncodedSlashes)
+            assert (r.status, r.isr, r.body) == (200, want, b"/a%20b?x=%41|v=1"), r
