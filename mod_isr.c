@@ -72,6 +72,30 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
 }
 
+/* ISRQuickHandler On: answer hits before the request is even mapped, as
+ * mod_cache's CacheQuickHandler does (and, like it, before access control).
+ * Everything that is not a hit declines to the normal path. */
+static int isr_quick_handler(request_rec *r, int lookup_uri)
+{
+    isr_dir_conf_t *c;
+    isr_req_t *q;
+
+    if (lookup_uri || !isr_conf_quick_used() || r->method_number != M_GET
+        || ap_location_walk(r) != OK) {
+        return DECLINED;
+    }
+    c = ap_get_module_config(r->per_dir_config, &isr_module);
+    if (!isr_conf_enabled(c) || !isr_conf_quick(c)) {
+        return DECLINED;
+    }
+    q = apr_pcalloc(r->pool, sizeof(*q));
+    if (isr_request_prepare(r, c, q) != OK
+        || isr_request_lookup(r, q) != APR_SUCCESS) {
+        return DECLINED;
+    }
+    return isr_respond_send(r, q);
+}
+
 /* A request answered by ISRApply response maps to no file: mark it here
  * (translate_name runs after an early <Location> walk, so our per-location
  * config is visible) and skip the filesystem directory walk in
@@ -167,6 +191,7 @@ static void isr_register_hooks(apr_pool_t *p)
     ap_hook_check_config(isr_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(isr_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(isr_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_quick_handler(isr_quick_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_translate_name(isr_translate, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(isr_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(isr_fixups, NULL, NULL, APR_HOOK_MIDDLE);

@@ -15,6 +15,7 @@
 
 typedef struct {
     int enabled;                    /* -1 unset, 0 ISR Off, 1 on */
+    int quick;                      /* ISRQuickHandler: -1 unset, 0, 1 */
     const char *backend_url;        /* literal base URL, or NULL with expr */
     const char *unix_path;          /* unix: socket, or NULL */
     const char *ca_file;            /* ISRBackendCA, or NULL: system CAs */
@@ -52,6 +53,11 @@ const char *isr_conf_check(apr_pool_t *p, server_rec *s);
 
 /* Getters: defaults resolved here, not in callers. */
 int isr_conf_enabled(const isr_dir_conf_t *c);
+int isr_conf_quick(const isr_dir_conf_t *c);
+
+/* Non-zero when some scope has ISRQuickHandler On: only then does the
+ * quick handler walk <Location> sections for every request. */
+int isr_conf_quick_used(void);
 const char *isr_conf_zone(const isr_dir_conf_t *c);
 apr_interval_time_t isr_conf_ttl(const isr_dir_conf_t *c);
 apr_interval_time_t isr_conf_stale_ttl(const isr_dir_conf_t *c);

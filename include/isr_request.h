@@ -39,6 +39,11 @@ int isr_request_prepare(request_rec *r, const isr_dir_conf_t *conf,
  * fetching. APR_SUCCESS with the answer in q, or an error with q->error. */
 apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q);
 
+/* Hits only, never waits or fetches (the quick handler): APR_SUCCESS with
+ * a FRESH or STALE answer in q (starting the refresh of a stale one), or
+ * APR_NOTFOUND. */
+apr_status_t isr_request_lookup(request_rec *r, isr_req_t *q);
+
 /* Apply the answer for ISRApply env=/header= (fixups). */
 void isr_respond_apply(request_rec *r, const isr_req_t *q);
 

@@ -33,6 +33,7 @@ typedef struct {
 } zone_ref_t;
 
 static apr_array_header_t *zone_refs;
+static int quick_used;
 
 static const char *where(cmd_parms *cmd)
 {
@@ -115,6 +116,7 @@ void *isr_conf_create_dir(apr_pool_t *p, char *dir)
     (void)dir;
 
     c->enabled = UNSET;
+    c->quick = UNSET;
     c->ttl = c->stale_ttl = c->timeout = c->connect_timeout = c->retry = UNSET;
     c->max_object = UNSET;
     c->apply = UNSET;
@@ -129,6 +131,7 @@ void *isr_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     int add_backend = add->backend_url || add->backend_expr;
 
     c->enabled = MERGE(enabled);
+    c->quick = MERGE(quick);
     c->backend_url = add_backend ? add->backend_url : base->backend_url;
     c->unix_path = add_backend ? add->unix_path : base->unix_path;
     c->backend_expr = add_backend ? add->backend_expr : base->backend_expr;
@@ -163,6 +166,17 @@ void *isr_conf_create_srv(apr_pool_t *p, server_rec *s)
 int isr_conf_enabled(const isr_dir_conf_t *c)
 {
     return c->enabled != 0 && (c->backend_url || c->backend_expr);
+}
+
+int isr_conf_quick(const isr_dir_conf_t *c)
+{
+    return c->quick == 1 && c->apply != ISR_APPLY_ENV
+           && c->apply != ISR_APPLY_HEADER;
+}
+
+int isr_conf_quick_used(void)
+{
+    return quick_used;
 }
 
 const char *isr_conf_zone(const isr_dir_conf_t *c)
@@ -291,6 +305,14 @@ static const char *set_enabled(cmd_parms *cmd, void *dc, int flag)
 {
     (void)cmd;
     ((isr_dir_conf_t *)dc)->enabled = flag;
+    return NULL;
+}
+
+static const char *set_quick(cmd_parms *cmd, void *dc, int flag)
+{
+    (void)cmd;
+    ((isr_dir_conf_t *)dc)->quick = flag;
+    quick_used |= flag;
     return NULL;
 }
 
@@ -485,6 +507,9 @@ const command_rec isr_cmds[] = {
                   "verified against (default: the system's)"),
     AP_INIT_FLAG("ISR", set_enabled, NULL, DIRCONF,
                  "On|Off: Off disables mod_isr in this scope"),
+    AP_INIT_FLAG("ISRQuickHandler", set_quick, NULL, DIRCONF,
+                 "On|Off: answer fresh and stale hits before access control "
+                 "and the rest of request processing (default Off)"),
     AP_INIT_TAKE1("ISRCacheKey", set_key, NULL, DIRCONF,
                   "string expression for the cache key (default: backend URL)"),
     AP_INIT_TAKE2("ISRCacheZone", set_zone_def, NULL, RSRC_CONF,
@@ -517,6 +542,7 @@ const command_rec isr_cmds[] = {
 void isr_conf_pre_config(void)
 {
     zone_refs = NULL;
+    quick_used = 0;
 }
 
 const char *isr_conf_check(apr_pool_t *p, server_rec *s)

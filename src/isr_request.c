@@ -351,6 +351,30 @@ static void answer_entry(isr_req_t *q, const isr_entry_t *e, const char *label)
     q->fetched = e->fetched;
 }
 
+apr_status_t isr_request_lookup(request_rec *r, isr_req_t *q)
+{
+    apr_time_t now = apr_time_now();
+    apr_uint64_t lease;
+    isr_entry_t e;
+
+    switch (isr_store_lookup(q->zone, q->key, q->klen, q->hash, now, r->pool,
+                             &e)) {
+    case ISR_LOOK_FRESH:
+        answer_entry(q, &e, "HIT");
+        return APR_SUCCESS;
+    case ISR_LOOK_STALE:
+        if (isr_store_claim_refresh(q->zone, &e, now,
+                                    isr_conf_timeout(q->conf) + LEASE_MARGIN,
+                                    &lease)) {
+            refresh_start(r, q, e.slot, lease);
+        }
+        answer_entry(q, &e, "STALE");
+        return APR_SUCCESS;
+    default:
+        return APR_NOTFOUND;
+    }
+}
+
 apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
 {
     apr_interval_time_t timeout = isr_conf_timeout(q->conf);

@@ -162,11 +162,15 @@ static void slot_end(isr_slot_t *s)
     slot_wake(s);
 }
 
+/* A cleared slot keeps no lease: the next key must not inherit one. The
+ * old owner's later release or publish finds the lease gone and the hash
+ * changed, and does nothing to this slot. */
 static void slot_clear(isr_slot_t *s)
 {
     slot_begin(s);
     STORE(&s->state, ISR_SLOT_EMPTY);
     STORE(&s->hash, (apr_uint64_t)0);
+    __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
     slot_end(s);
 }
 
@@ -296,7 +300,8 @@ static int victim_rank(isr_slot_t *s, apr_time_t now)
         return isr_store_lease_live(LOAD(&s->lease), now) ? 9 : 1;
     default:
         if (now > LOAD(&s->until)) {
-            return 1;
+            /* Expired, but maybe being refetched by a live miss owner. */
+            return isr_store_lease_live(LOAD(&s->lease), now) ? 9 : 1;
         }
         return LOAD(&s->ref) ? 3 : 2;
     }
@@ -569,6 +574,10 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
         }
         s = &zone->slots[idx];
         slot = (apr_uint32_t)idx;
+        if (!found) {
+            /* A reused slot must not keep its previous key's lease. */
+            __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
+        }
     }
     phys = ring_alloc(zone, need);
     rec = (isr_record_t *)(zone->ring + phys);
@@ -613,6 +622,7 @@ static void mark(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
                  apr_time_t now)
 {
     isr_slot_t *s = &zone->slots[slot % zone->nslots];
+    apr_uint64_t owner;
     apr_uint32_t cur;
 
     if (!zone_lock(zone)) {
@@ -620,8 +630,13 @@ static void mark(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
         return;
     }
     cur = LOAD(&s->state);
-    /* Never clobber a usable entry someone else published meanwhile. */
+    owner = LOAD(&s->lease);
+    /* Never clobber a usable entry someone else published meanwhile, nor
+     * the claim of whoever took over a lease we held too long. */
     if (LOAD(&s->hash) == hash && !(LOAD(&s->seq) & 1u)
+        && (owner == lease || !isr_store_lease_live(owner, now))
+        && !(state == ISR_SLOT_PASS && cur == ISR_SLOT_VALID
+             && owner != lease && now <= LOAD(&s->until))
         && !(state == ISR_SLOT_FAILED && cur == ISR_SLOT_VALID
              && now <= LOAD(&s->until))) {
         slot_begin(s);

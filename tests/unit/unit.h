@@ -16,6 +16,7 @@
 #include <apr_time.h>
 
 #include "isr_store.h"
+#include "isr_key.h"
 
 typedef struct {
     apr_shm_t *shm;

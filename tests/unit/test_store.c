@@ -1,0 +1,1211 @@
+/* Unit tests of the shared-memory store (src/isr_store.c, src/isr_key.c).
+ * One APR pool and one fresh zone per case. Times are passed explicitly as
+ * `now`, relative to the real clock at the start of the case.
+ *
+ *   test_store            run every case
+ *   test_store NAME...    run the named cases only
+ */
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+#include "unit.h"
+
+#define SEC APR_USEC_PER_SEC
+#define MiB (1024 * 1024)
+
+static const char *case_name;
+
+#define FAILF(...) do { \
+        fprintf(stderr, "  %s: %s:%d: ", case_name, __FILE__, __LINE__); \
+        fprintf(stderr, __VA_ARGS__); \
+        fputc('\n', stderr); \
+        return 1; \
+    } while (0)
+#define CHECK(c) do { if (!(c)) FAILF("CHECK(%s) failed", #c); } while (0)
+#define CHECKF(c, ...) do { if (!(c)) FAILF(__VA_ARGS__); } while (0)
+#define CHECK_EQ(a, b) do { \
+        long long a_ = (long long)(a), b_ = (long long)(b); \
+        if (a_ != b_) FAILF("%s == %lld, expected %s == %lld", #a, a_, #b, b_); \
+    } while (0)
+#define CHECK_RV(rv) do { \
+        apr_status_t rv_ = (rv); char eb_[120]; \
+        if (rv_ != APR_SUCCESS) \
+            FAILF("%s: %s", #rv, apr_strerror(rv_, eb_, sizeof(eb_))); \
+    } while (0)
+#define CHECK_ZONE(z) do { \
+        const char *zc_ = zone_check(z); \
+        if (zc_) FAILF("zone_check: %s", zc_); \
+    } while (0)
+
+static const char *look_name(isr_look_t l)
+{
+    static const char *n[] = {"ABSENT", "FRESH", "STALE", "EXPIRED",
+                              "PENDING", "PASS", "FAILED"};
+    return (unsigned)l < sizeof(n) / sizeof(n[0]) ? n[l] : "?";
+}
+
+#define CHECK_LOOK(got, want) do { \
+        isr_look_t g_ = (got), w_ = (want); \
+        if (g_ != w_) FAILF("lookup: %s, expected %s", look_name(g_), \
+                            look_name(w_)); \
+    } while (0)
+
+static apr_uint64_t H(isr_zone_t *z, const char *key)
+{
+    return isr_store_hash(z, key, strlen(key));
+}
+
+static isr_look_t LOOK(isr_zone_t *z, const char *key, apr_time_t now,
+                       apr_pool_t *p, isr_entry_t *e)
+{
+    return isr_store_lookup(z, key, strlen(key), H(z, key), now, p, e);
+}
+
+static isr_value_t VAL(int status, const char *hdrs, apr_size_t hdrlen,
+                       const void *body, apr_size_t bodylen, apr_time_t fetched,
+                       apr_time_t fresh_until, apr_time_t stale_until)
+{
+    isr_value_t v;
+
+    v.status = status;
+    v.headers = hdrs;
+    v.hdrlen = hdrlen;
+    v.body = body;
+    v.bodylen = bodylen;
+    v.fetched = fetched;
+    v.fresh_until = fresh_until;
+    v.stale_until = stale_until;
+    return v;
+}
+
+/* Store v for key the way the module does: a refresh claim on a usable
+ * entry, a miss claim otherwise. Returns the publish status, or -1 when no
+ * claim could be had. */
+static apr_status_t put(isr_zone_t *z, const char *key, const isr_value_t *v,
+                        apr_time_t now, apr_pool_t *p)
+{
+    apr_uint64_t hash = H(z, key), lease;
+    apr_uint32_t slot, seq;
+    isr_entry_t e;
+    isr_look_t l = isr_store_lookup(z, key, strlen(key), hash, now, p, &e);
+
+    if (l == ISR_LOOK_FRESH || l == ISR_LOOK_STALE) {
+        if (!isr_store_claim_refresh(z, &e, now, 10 * SEC, &lease)) {
+            return -1;
+        }
+        slot = e.slot;
+    }
+    else if (isr_store_claim_miss(z, hash, now, 10 * SEC, &slot, &seq, &lease)
+             != ISR_CLAIM_OWNED) {
+        return -1;
+    }
+    return isr_store_publish(z, slot, lease, key, strlen(key), hash, v);
+}
+
+static int body_in_shm(tzone_t *t, const void *p)
+{
+    const char *c = p, *b = t->base;
+    return c >= b && c < b + t->size;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int case_format_attach(apr_pool_t *p)
+{
+    tzone_t t;
+    isr_zone_t z2;
+    isr_shm_header_t *h, saved;
+    static unsigned char small[64 * 1024];
+
+    CHECK_RV(tzone_make(p, 4 * MiB, 0x1234, &t));
+    h = t.z.hdr;
+    CHECK_EQ(h->magic, ISR_SHM_MAGIC);
+    CHECK_EQ(h->layout, ISR_SHM_LAYOUT);
+    CHECK_EQ(h->size, t.size);
+    CHECK_EQ(h->seed, 0x1234);
+    CHECK(h->nbuckets >= 8 && (h->nbuckets & (h->nbuckets - 1)) == 0);
+    CHECK_EQ(h->slots_off % ISR_REC_ALIGN, 0);
+    CHECK_EQ(h->ring_off % ISR_REC_ALIGN, 0);
+    CHECK_EQ(h->ring_size % ISR_REC_ALIGN, 0);
+    CHECK(h->slots_off >= sizeof(*h));
+    CHECK(h->slots_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS * 64
+          <= h->ring_off);
+    CHECK(h->ring_off + h->ring_size <= t.size);
+    CHECK(h->ring_size >= 64 * 1024);
+    CHECK_EQ(h->head, 0);
+    CHECK_EQ(h->tail, 0);
+    CHECK_EQ(t.z.nslots, h->nbuckets * ISR_BUCKET_WAYS);
+    CHECK((char *)t.z.slots == (char *)t.base + h->slots_off);
+    CHECK(t.z.ring == (unsigned char *)t.base + h->ring_off);
+    for (apr_uint32_t i = 0; i < t.z.nslots; i++) {
+        CHECK(t.z.slots[i].state == ISR_SLOT_EMPTY && t.z.slots[i].hash == 0
+              && t.z.slots[i].seq == 0 && t.z.slots[i].lease == 0);
+    }
+    CHECK_ZONE(&t.z);
+
+    /* A second handle on the same segment (another child) sees the same. */
+    memset(&z2, 0, sizeof(z2));
+    CHECK_RV(isr_store_attach(&z2, t.base, t.size));
+    CHECK(z2.hdr == t.z.hdr && z2.slots == t.z.slots && z2.ring == t.z.ring
+          && z2.nslots == t.z.nslots);
+    CHECK_EQ(isr_store_hash(&z2, "k", 1), isr_store_hash(&t.z, "k", 1));
+
+    /* Not ours: wrong magic, layout, size. The handle is left alone. */
+    saved = *h;
+    memset(&z2, 0, sizeof(z2));
+    h->magic = 0x12345678u;
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    CHECK(z2.hdr == NULL);
+    *h = saved;
+    h->layout = ISR_SHM_LAYOUT + 1;
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    *h = saved;
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size - 4096), APR_EINVAL);
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size + 4096), APR_EINVAL);
+    CHECK_EQ(isr_store_attach(&z2, t.base, 16), APR_EINVAL);
+    h->nbuckets = 3;
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    *h = saved;
+    h->ring_size = t.size; /* ring past the end of the segment */
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    *h = saved;
+    h->ring_off = h->slots_off; /* slots overlap the ring */
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    *h = saved;
+    CHECK(z2.hdr == NULL);
+    CHECK_RV(isr_store_attach(&z2, t.base, t.size));
+
+    /* An all-zero segment (never formatted) is rejected. */
+    memset(small, 0, sizeof(small));
+    CHECK_EQ(isr_store_attach(&z2, small, sizeof(small)), APR_EINVAL);
+    /* Too small for an index and a 64 KiB ring. */
+    CHECK(isr_store_format(small, sizeof(small), 1, apr_time_now())
+          != APR_SUCCESS);
+    return 0;
+}
+
+static int case_hash(apr_pool_t *p)
+{
+    tzone_t t;
+    const int nkeys = 10000;
+    apr_uint32_t nb, *count, max = 0, i, used = 0;
+    apr_uint64_t seeds[] = {0, 1, 0xdeadbeefcafef00dULL, ~0ULL};
+    char key[128];
+
+    CHECK_RV(tzone_make(p, 16 * MiB, 42, &t));
+    nb = t.z.hdr->nbuckets;
+    count = apr_pcalloc(p, nb * sizeof(*count));
+    for (i = 0; i < (apr_uint32_t)nkeys; i++) {
+        apr_uint64_t h;
+        snprintf(key, sizeof(key), "http://127.0.0.1/app/page%u?x=1", i);
+        h = H(&t.z, key);
+        CHECK(h != 0);
+        count[h & (nb - 1)]++;
+    }
+    for (i = 0; i < nb; i++) {
+        if (count[i] > max) {
+            max = count[i];
+        }
+        used += count[i] != 0;
+    }
+    printf("    hash: %d keys over %u buckets: mean %.2f, max %u, %u used\n",
+           nkeys, nb, (double)nkeys / nb, max, used);
+    CHECKF((double)max <= 8.0 * nkeys / nb,
+           "bucket with %u keys, mean %.2f", max, (double)nkeys / nb);
+
+    /* Same with a small table, and with keys that differ only at the end. */
+    for (unsigned s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++) {
+        apr_uint32_t small_nb = 64, c64[64] = {0}, m = 0;
+        for (i = 0; i < (apr_uint32_t)nkeys; i++) {
+            apr_uint64_t h;
+            int n = snprintf(key, sizeof(key),
+                             "http://127.0.0.1/aaaaaaaaaaaaaaaaaaaaaaaaa%05u", i);
+            h = isr_key_hash(seeds[s], key, (apr_size_t)n);
+            CHECK(h != 0);
+            c64[h & (small_nb - 1)]++;
+        }
+        for (i = 0; i < small_nb; i++) {
+            m = c64[i] > m ? c64[i] : m;
+        }
+        CHECKF(m <= 2 * nkeys / small_nb, "seed %u: bucket with %u of %d keys",
+               s, m, nkeys);
+    }
+    /* The empty key, and the seed changes the hash. */
+    CHECK(isr_key_hash(0, "", 0) != 0);
+    CHECK(isr_key_hash(1, "http://127.0.0.1/", 17)
+          != isr_key_hash(2, "http://127.0.0.1/", 17));
+    CHECK(isr_key_hash(1, "http://127.0.0.1/a", 18)
+          != isr_key_hash(1, "http://127.0.0.1/b", 18));
+    return 0;
+}
+
+static int case_fresh_roundtrip(apr_pool_t *p)
+{
+    tzone_t t;
+    isr_zone_t z2;
+    const char *key = "http://127.0.0.1/app/hello";
+    static const char hdrs[] = "Content-Type\0text/plain\0X-Empty\0\0X-A\0b";
+    apr_size_t hdrlen = sizeof(hdrs); /* includes the final NUL */
+    unsigned char body[3000];
+    apr_uint64_t hash, lease;
+    apr_uint32_t slot, seq, seq2, slot2;
+    apr_time_t now = apr_time_now();
+    isr_entry_t e;
+    isr_value_t v;
+
+    CHECK_RV(tzone_make(p, 2 * MiB, 7, &t));
+    hash = H(&t.z, key);
+    rng_fill(99, body, sizeof(body));
+    body[0] = 0;
+    body[100] = 0;
+
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_ABSENT);
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq,
+                                  &lease), ISR_CLAIM_OWNED);
+    CHECK(slot < t.z.nslots);
+    CHECK_EQ(slot / ISR_BUCKET_WAYS, hash & (t.z.hdr->nbuckets - 1));
+    CHECK_EQ(ISR_LEASE_PID(lease), getpid());
+    CHECK(ISR_LEASE_DEADLINE(lease) >= (now + 10 * SEC) / SEC);
+    CHECK(isr_store_lease_live(lease, now));
+    CHECK(!isr_store_lease_live(lease, now + 12 * SEC)); /* late owner */
+
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_PENDING);
+    CHECK_EQ(e.slot, slot);
+    CHECK_EQ(e.lease, lease);
+    CHECK_EQ(e.seq % 2, 0);
+    /* A second miss waits for the first (same pid: the lease is live). */
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot2, &seq2,
+                                  &lease), ISR_CLAIM_BUSY);
+    CHECK_EQ(slot2, slot);
+    CHECK_EQ(seq2, e.seq);
+    CHECK_EQ(lease, e.lease);
+
+    v = VAL(203, hdrs, hdrlen, body, sizeof(body), now, now + 10 * SEC,
+            now + 60 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, slot, lease, key, strlen(key), hash, &v));
+    CHECK_ZONE(&t.z);
+
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_FRESH);
+    CHECK_EQ(e.slot, slot);
+    CHECK_EQ(e.status, 203);
+    CHECK_EQ(e.hdrlen, hdrlen);
+    CHECK(memcmp(e.headers, hdrs, hdrlen) == 0);
+    CHECK_EQ(e.bodylen, sizeof(body));
+    CHECK(memcmp(e.body, body, sizeof(body)) == 0);
+    CHECK(!body_in_shm(&t, e.body) && !body_in_shm(&t, e.headers));
+    CHECK_EQ(e.fetched, now);
+    CHECK_EQ(e.fresh_until, now + 10 * SEC);
+    CHECK_EQ(e.until, now + 60 * SEC);
+    CHECK_EQ(e.lease, 0);                 /* publish released the lease */
+    CHECK(e.seq != seq && e.seq % 2 == 0);
+    CHECK_EQ(t.z.slots[slot].ref, 1);     /* the hit set the CLOCK bit */
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot2, &seq2,
+                                  &lease), ISR_CLAIM_READY);
+
+    /* Another handle on the segment (another process) sees the same. */
+    memset(&z2, 0, sizeof(z2));
+    CHECK_RV(isr_store_attach(&z2, t.base, t.size));
+    CHECK_LOOK(isr_store_lookup(&z2, key, strlen(key), hash, now, p, &e),
+               ISR_LOOK_FRESH);
+    CHECK(e.bodylen == sizeof(body) && memcmp(e.body, body, sizeof(body)) == 0);
+
+    /* A different key with the same 64-bit hash never gets this body. */
+    {
+        const char *other = "http://127.0.0.1/app/hellO";
+        isr_look_t l = isr_store_lookup(&t.z, other, strlen(other), hash, now,
+                                        p, &e);
+        CHECKF(l != ISR_LOOK_FRESH && l != ISR_LOOK_STALE,
+               "hash collision served another key's body (%s)", look_name(l));
+        CHECK_LOOK(l, ISR_LOOK_PASS);
+        /* A key that is a prefix of the stored one, same hash. */
+        l = isr_store_lookup(&t.z, key, strlen(key) - 1, hash, now, p, &e);
+        CHECK(l != ISR_LOOK_FRESH && l != ISR_LOOK_STALE);
+    }
+    /* Unrelated keys are absent. */
+    CHECK_LOOK(LOOK(&t.z, "http://127.0.0.1/app/nope", now, p, &e),
+               ISR_LOOK_ABSENT);
+
+    /* Empty headers and empty body round trip too. */
+    v = VAL(204, NULL, 0, NULL, 0, now, now + SEC, now + 2 * SEC);
+    CHECK_RV(put(&t.z, "http://127.0.0.1/empty", &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, "http://127.0.0.1/empty", now, p, &e),
+               ISR_LOOK_FRESH);
+    CHECK(e.status == 204 && e.hdrlen == 0 && e.bodylen == 0);
+
+    /* Replacing the value: the new version, never the old one. */
+    body[5] ^= 0xff;
+    v = VAL(200, hdrs, hdrlen, body, 1000, now, now + 10 * SEC, now + 60 * SEC);
+    CHECK_RV(put(&t.z, key, &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.status == 200 && e.bodylen == 1000
+          && memcmp(e.body, body, 1000) == 0);
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+static int case_stale_expired(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/ttl";
+    apr_time_t now = apr_time_now();
+    apr_uint64_t hash, lease, lease2;
+    apr_uint32_t slot, seq;
+    isr_entry_t e;
+    isr_value_t v;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 3, &t));
+    hash = H(&t.z, key);
+    v = VAL(200, "A\0b", 4, "version-1", 9, now, now + 10 * SEC,
+            now + 20 * SEC);
+    CHECK_RV(put(&t.z, key, &v, now, p));
+
+    CHECK_LOOK(LOOK(&t.z, key, now + 5 * SEC, p, &e), ISR_LOOK_FRESH);
+    CHECK_LOOK(LOOK(&t.z, key, now + 10 * SEC, p, &e), ISR_LOOK_FRESH);
+    CHECK_LOOK(LOOK(&t.z, key, now + 10 * SEC + 1, p, &e), ISR_LOOK_STALE);
+    CHECK(e.bodylen == 9 && memcmp(e.body, "version-1", 9) == 0);
+    CHECK(e.hdrlen == 4 && memcmp(e.headers, "A\0b", 4) == 0);
+    CHECK_LOOK(LOOK(&t.z, key, now + 20 * SEC, p, &e), ISR_LOOK_STALE);
+    CHECK(e.bodylen == 9 && memcmp(e.body, "version-1", 9) == 0);
+    CHECK_LOOK(LOOK(&t.z, key, now + 20 * SEC + 1, p, &e), ISR_LOOK_EXPIRED);
+    CHECK(e.body == NULL && e.bodylen == 0);
+    CHECK_EQ(e.until, now + 20 * SEC);
+
+    /* An expired entry is refetched as a miss: one owner, others wait. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now + 21 * SEC, 10 * SEC, &slot,
+                                  &seq, &lease), ISR_CLAIM_OWNED);
+    CHECK_EQ(slot, e.slot);
+    CHECK_LOOK(LOOK(&t.z, key, now + 21 * SEC, p, &e), ISR_LOOK_EXPIRED);
+    CHECK_EQ(e.lease, lease);
+    CHECK(isr_store_lease_live(e.lease, now + 21 * SEC));
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now + 21 * SEC, 10 * SEC, &slot,
+                                  &seq, &lease2), ISR_CLAIM_BUSY);
+    v = VAL(200, NULL, 0, "version-2", 9, now + 21 * SEC, now + 31 * SEC,
+            now + 41 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, slot, lease, key, strlen(key), hash, &v));
+    CHECK_LOOK(LOOK(&t.z, key, now + 21 * SEC, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 9 && memcmp(e.body, "version-2", 9) == 0);
+    CHECK(e.hdrlen == 0 && e.lease == 0);
+    CHECK_LOOK(LOOK(&t.z, key, now + 35 * SEC, p, &e), ISR_LOOK_STALE);
+    CHECK_LOOK(LOOK(&t.z, key, now + 42 * SEC, p, &e), ISR_LOOK_EXPIRED);
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+static int case_claim_refresh(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/refresh";
+    apr_time_t now = apr_time_now();
+    apr_uint64_t l1 = 0, l2 = 0, hash;
+    isr_entry_t e, e2, eold;
+    isr_value_t v;
+    int round;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 5, &t));
+    hash = H(&t.z, key);
+    v = VAL(200, NULL, 0, "v1", 2, now - 2 * SEC, now - SEC, now + 600 * SEC);
+    CHECK_RV(put(&t.z, key, &v, now - 2 * SEC, p));
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_STALE);
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e2), ISR_LOOK_STALE);
+
+    /* Two claimers of one stale entry: exactly one wins. */
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now, 10 * SEC, &l1), 1);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e2, now, 10 * SEC, &l2), 0);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now, 10 * SEC, &l2), 0);
+    CHECK_EQ(t.z.slots[e.slot].lease, l1);
+    CHECK_EQ(ISR_LEASE_PID(l1), getpid());
+    /* The entry is still served stale meanwhile. */
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e2), ISR_LOOK_STALE);
+    CHECK(e2.bodylen == 2 && memcmp(e2.body, "v1", 2) == 0);
+    CHECK_EQ(e2.lease, l1);
+
+    /* Released: claimable again. */
+    isr_store_release(&t.z, e.slot, l1);
+    CHECK_EQ(t.z.slots[e.slot].lease, 0);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now, 10 * SEC, &l1), 1);
+    /* Releasing with someone else's lease does nothing. */
+    isr_store_release(&t.z, e.slot, l1 + 1);
+    CHECK_EQ(t.z.slots[e.slot].lease, l1);
+
+    /* A late owner (deadline passed) can be taken over. */
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now + 12 * SEC, 10 * SEC, &l2),
+             1);
+    CHECK(l2 != l1);
+    /* The late owner's publish still lands (its body is a right body) but
+     * does not release the new owner's lease. */
+    v = VAL(200, NULL, 0, "v2", 2, now, now - 1, now + 600 * SEC);
+    eold = e;
+    CHECK_RV(isr_store_publish(&t.z, e.slot, l1, key, strlen(key), hash, &v));
+    CHECK_EQ(t.z.slots[e.slot].lease, l2);
+    isr_store_release(&t.z, e.slot, l2);
+
+    /* After a publish, a claim made with the entry seen before fails (the
+     * seq moved): the new version needs no refresh by that reader. */
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &eold, now, 10 * SEC, &l1), 0);
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_STALE);
+    CHECK(e.bodylen == 2 && memcmp(e.body, "v2", 2) == 0);
+
+    /* Many processes race for the same stale entry: exactly one wins. */
+    for (round = 0; round < 20; round++) {
+        enum { N = 8 };
+        pid_t pids[N], winner = 0;
+        int go[2], i, wins = 0, status;
+        apr_uint64_t cur;
+
+        CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_STALE);
+        CHECK(pipe(go) == 0);
+        for (i = 0; i < N; i++) {
+            pids[i] = fork();
+            CHECK(pids[i] >= 0);
+            if (pids[i] == 0) {
+                char c;
+                apr_uint64_t mine;
+                close(go[1]);
+                if (read(go[0], &c, 1) < 0) {
+                    _exit(3);
+                }
+                _exit(isr_store_claim_refresh(&t.z, &e, now, 10 * SEC, &mine)
+                      ? 10 : 20);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* go: every child's read returns at once */
+        for (i = 0; i < N; i++) {
+            CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+            CHECK(WIFEXITED(status));
+            CHECK(WEXITSTATUS(status) == 10 || WEXITSTATUS(status) == 20);
+            if (WEXITSTATUS(status) == 10) {
+                wins++;
+                winner = pids[i];
+            }
+        }
+        CHECKF(wins == 1, "round %d: %d of %d processes won the refresh claim",
+               round, wins, N);
+        cur = t.z.slots[e.slot].lease;
+        CHECK_EQ(ISR_LEASE_PID(cur), winner);
+        /* The winner is dead: its lease blocks refreshes until its deadline
+         * only (claims need the deadline, not the pid)... */
+        CHECK(!isr_store_lease_live(cur, now));
+        CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now, 10 * SEC, &l1), 0);
+        CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now + 12 * SEC, 10 * SEC,
+                                         &l1), 1);
+        isr_store_release(&t.z, e.slot, l1);
+    }
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+static int case_backoff(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/backoff";
+    apr_time_t now = apr_time_now();
+    apr_uint64_t l, l2;
+    apr_uint32_t slot, seq;
+    isr_entry_t e;
+    isr_value_t v;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 9, &t));
+    v = VAL(200, NULL, 0, "old", 3, now - 2 * SEC, now - SEC, now + 600 * SEC);
+    CHECK_RV(put(&t.z, key, &v, now - 2 * SEC, p));
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_STALE);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now, 10 * SEC, &l), 1);
+
+    /* The refresh failed: retry not before now + 10 s. */
+    isr_store_backoff(&t.z, e.slot, l + 1, now + 10 * SEC); /* not the owner */
+    CHECK_EQ(t.z.slots[e.slot].lease, l);
+    isr_store_backoff(&t.z, e.slot, l, now + 10 * SEC);
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_STALE);
+    CHECK(e.bodylen == 3 && memcmp(e.body, "old", 3) == 0); /* entry kept */
+    CHECK_EQ(ISR_LEASE_PID(e.lease), 0);
+    CHECK(ISR_LEASE_DEADLINE(e.lease) >= (now + 10 * SEC) / SEC);
+    CHECK(!isr_store_lease_live(e.lease, now)); /* nobody to wait for */
+
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now, 10 * SEC, &l2), 0);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now + 5 * SEC, 10 * SEC, &l2), 0);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now + 10 * SEC, 10 * SEC, &l2),
+             0);
+    /* A miss claim is not a refresh: the entry is usable, look it up. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, H(&t.z, key), now, 10 * SEC, &slot,
+                                  &seq, &l2),
+             ISR_CLAIM_READY);
+    /* After the deadline the next refresh may go. */
+    CHECK_LOOK(LOOK(&t.z, key, now + 11 * SEC, p, &e), ISR_LOOK_STALE);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now + 11 * SEC, 10 * SEC, &l2),
+             1);
+    CHECK_EQ(ISR_LEASE_PID(l2), getpid());
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now + 11 * SEC, 10 * SEC, &l),
+             0);
+    isr_store_release(&t.z, e.slot, l2);
+    return 0;
+}
+
+static int case_dead_owner(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/dead";
+    apr_time_t now = apr_time_now();
+    apr_uint64_t hash, l;
+    apr_uint32_t slot, seq;
+    int up[2], down[2], status;
+    isr_entry_t e;
+    isr_value_t v;
+    pid_t pid;
+    char c;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 11, &t));
+    hash = H(&t.z, key);
+    CHECK(pipe(up) == 0 && pipe(down) == 0);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        apr_uint64_t cl;
+        apr_uint32_t cs, cq;
+        close(up[0]);
+        close(down[1]);
+        c = isr_store_claim_miss(&t.z, hash, now, 30 * SEC, &cs, &cq, &cl)
+            == ISR_CLAIM_OWNED ? 'o' : 'x';
+        if (write(up[1], &c, 1) != 1) {
+            _exit(2);
+        }
+        /* Hold the claim until the parent closes the pipe, then die
+         * without releasing anything. */
+        (void)read(down[0], &c, 1);
+        _exit(0);
+    }
+    close(up[1]);
+    close(down[0]);
+    CHECK(read(up[0], &c, 1) == 1);
+    CHECK_EQ(c, 'o');
+
+    /* Owner alive and inside its deadline: wait for it. */
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_PENDING);
+    CHECK_EQ(ISR_LEASE_PID(e.lease), pid);
+    CHECK(isr_store_lease_live(e.lease, now));
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l),
+             ISR_CLAIM_BUSY);
+    CHECK_EQ(slot, e.slot);
+
+    /* The owner dies (and is reaped, as httpd's parent does). */
+    close(down[1]);
+    close(up[0]);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_PENDING);
+    CHECK_EQ(ISR_LEASE_PID(e.lease), pid);
+    CHECKF(!isr_store_lease_live(e.lease, now),
+           "lease of dead pid %d is still live", (int)pid);
+
+    /* Taken over, long before its deadline. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l),
+             ISR_CLAIM_OWNED);
+    CHECK_EQ(slot, e.slot);
+    CHECK_EQ(ISR_LEASE_PID(l), getpid());
+    CHECK_EQ(t.z.slots[slot].lease, l);
+    v = VAL(200, NULL, 0, "after", 5, now, now + SEC, now + 2 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, slot, l, key, strlen(key), hash, &v));
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 5 && memcmp(e.body, "after", 5) == 0);
+
+    /* pid 0 is never live, nor the empty lease. */
+    CHECK(!isr_store_lease_live(0, now));
+    CHECK(!isr_store_lease_live(ISR_LEASE_MAKE((now / SEC) + 100, 0), now));
+    CHECK(isr_store_lease_live(ISR_LEASE_MAKE((now / SEC) + 100, getpid()),
+                               now));
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+static int case_mark_pass_failed(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/cookie";
+    const char *keyb = "http://127.0.0.1/app/ok";
+    apr_time_t now = apr_time_now(), until = now + 10 * SEC;
+    apr_uint64_t hash, hb, l, l2;
+    apr_uint32_t slot, seq, sb;
+    isr_entry_t e;
+    isr_value_t v;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 13, &t));
+    hash = H(&t.z, key);
+
+    /* Uncacheable: PASS until `until`, the lease is gone. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l),
+             ISR_CLAIM_OWNED);
+    isr_store_mark_pass(&t.z, slot, hash, l, until);
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_PASS);
+    CHECK_EQ(e.until, until);
+    CHECK_EQ(e.lease, 0);
+    CHECK(e.body == NULL);
+    CHECK(e.seq != seq); /* waiters on (slot, seq) are woken */
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l2),
+             ISR_CLAIM_READY);
+    CHECK_LOOK(LOOK(&t.z, key, until + 1, p, &e), ISR_LOOK_ABSENT);
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, until + 1, 10 * SEC, &slot, &seq,
+                                  &l), ISR_CLAIM_OWNED);
+    CHECK_LOOK(LOOK(&t.z, key, until + 1, p, &e), ISR_LOOK_PENDING);
+    CHECK_EQ(e.slot, slot);
+
+    /* The miss fetch fails: FAILED at `now`, waiters get the error. */
+    isr_store_mark_failed(&t.z, slot, hash, l, until + 1);
+    CHECK_LOOK(LOOK(&t.z, key, until + 1, p, &e), ISR_LOOK_FAILED);
+    CHECK_EQ(e.until, until + 1);
+    CHECK_EQ(e.lease, 0);
+    /* The next request retries. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, until + 2, 10 * SEC, &slot, &seq,
+                                  &l), ISR_CLAIM_OWNED);
+    CHECK_LOOK(LOOK(&t.z, key, until + 2, p, &e), ISR_LOOK_PENDING);
+    v = VAL(200, NULL, 0, "now-ok", 6, until + 2, until + 2 + SEC,
+            until + 2 + 2 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, slot, l, key, strlen(key), hash, &v));
+    CHECK_LOOK(LOOK(&t.z, key, until + 2, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 6 && memcmp(e.body, "now-ok", 6) == 0);
+
+    /* mark_failed never clobbers a usable entry published meanwhile... */
+    hb = H(&t.z, keyb);
+    CHECK_EQ(isr_store_claim_miss(&t.z, hb, now, 10 * SEC, &sb, &seq, &l),
+             ISR_CLAIM_OWNED);
+    v = VAL(200, NULL, 0, "good", 4, now, now + 10 * SEC, now + 20 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, sb, l, keyb, strlen(keyb), hb, &v));
+    isr_store_mark_failed(&t.z, sb, hb, l, now);
+    CHECK_LOOK(LOOK(&t.z, keyb, now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 4 && memcmp(e.body, "good", 4) == 0);
+    /* ...and marks with another key's hash (slot reused) change nothing. */
+    isr_store_mark_pass(&t.z, sb, hash, 0, now + 60 * SEC);
+    isr_store_mark_failed(&t.z, sb, hash, 0, now + 30 * SEC);
+    CHECK_LOOK(LOOK(&t.z, keyb, now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 4 && memcmp(e.body, "good", 4) == 0);
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+/* Keys that all land in one bucket. */
+static int same_bucket_keys(isr_zone_t *z, apr_pool_t *p, int n, char **keys)
+{
+    apr_uint32_t mask = z->hdr->nbuckets - 1, want = 0;
+    int found = 0, i;
+
+    for (i = 0; found < n && i < 10000000; i++) {
+        char *k = apr_psprintf(p, "http://127.0.0.1/b/%d", i);
+        apr_uint64_t h = H(z, k);
+        if (found == 0) {
+            want = h & mask;
+        }
+        if ((h & mask) == want) {
+            keys[found++] = k;
+        }
+    }
+    return found;
+}
+
+static int case_bucket_full(apr_pool_t *p)
+{
+    tzone_t t;
+    char *keys[ISR_BUCKET_WAYS + 2];
+    apr_time_t now = apr_time_now();
+    apr_uint64_t l[ISR_BUCKET_WAYS + 2];
+    apr_uint32_t slot, seq;
+    isr_entry_t e;
+    isr_value_t v;
+    int i;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 17, &t));
+    CHECK_EQ(same_bucket_keys(&t.z, p, ISR_BUCKET_WAYS + 2, keys),
+             ISR_BUCKET_WAYS + 2);
+
+    /* Eight live miss fetches fill the bucket: the ninth cannot coalesce. */
+    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+        CHECK_EQ(isr_store_claim_miss(&t.z, H(&t.z, keys[i]), now, 10 * SEC,
+                                      &slot, &seq, &l[i]), ISR_CLAIM_OWNED);
+    }
+    CHECK_EQ(isr_store_claim_miss(&t.z, H(&t.z, keys[8]), now, 10 * SEC, &slot,
+                                  &seq, &l[8]), ISR_CLAIM_NOSLOT);
+    /* Once their leases ran out, the slots may be reused. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, H(&t.z, keys[8]), now + 12 * SEC,
+                                  10 * SEC, &slot, &seq, &l[8]),
+             ISR_CLAIM_OWNED);
+    isr_store_release(&t.z, slot, l[8]);
+
+    /* CLOCK: fill the bucket with values; the victim is the oldest entry
+     * whose referenced bit is clear. */
+    CHECK_RV(tzone_make(p, 1 * MiB, 17, &t));
+    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+        v = VAL(200, NULL, 0, keys[i], strlen(keys[i]), now + i, now + 60 * SEC,
+                now + 120 * SEC);
+        CHECK_RV(put(&t.z, keys[i], &v, now, p));
+    }
+    for (i = 0; i < 4; i++) { /* hits on keys 0..3 */
+        CHECK_LOOK(LOOK(&t.z, keys[i], now, p, &e), ISR_LOOK_FRESH);
+    }
+    v = VAL(200, NULL, 0, keys[8], strlen(keys[8]), now + 8, now + 60 * SEC,
+            now + 120 * SEC);
+    CHECK_RV(put(&t.z, keys[8], &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, keys[4], now, p, &e), ISR_LOOK_ABSENT);
+    for (i = 0; i <= 8; i++) {
+        if (i == 4) {
+            continue;
+        }
+        CHECKF(LOOK(&t.z, keys[i], now, p, &e) == ISR_LOOK_FRESH
+               && e.bodylen == strlen(keys[i])
+               && memcmp(e.body, keys[i], e.bodylen) == 0,
+               "key %d lost or wrong after the CLOCK eviction", i);
+    }
+    /* Every slot referenced now: the oldest goes, and the bits are cleared. */
+    v = VAL(200, NULL, 0, keys[9], strlen(keys[9]), now + 9, now + 60 * SEC,
+            now + 120 * SEC);
+    CHECK_RV(put(&t.z, keys[9], &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, keys[0], now, p, &e), ISR_LOOK_ABSENT);
+    CHECK_LOOK(LOOK(&t.z, keys[9], now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == strlen(keys[9])
+          && memcmp(e.body, keys[9], e.bodylen) == 0);
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+/* A slot whose entry expired and is being refetched by a live miss owner
+ * (claim_miss on an EXPIRED entry keeps the state VALID) must not be taken
+ * by a miss for another key of a full bucket: the waiters would wake, find
+ * the key ABSENT, and start a second fetch (invariant 3, single flight). */
+static int case_expired_claim_not_evicted(apr_pool_t *p)
+{
+    tzone_t t;
+    char *keys[ISR_BUCKET_WAYS + 1];
+    apr_time_t now = apr_time_now(), t1 = now + 20 * SEC;
+    apr_uint64_t lo, l8, l2, h0;
+    apr_uint32_t so, seqo, s8, seq8, s2, seq2;
+    isr_entry_t e;
+    isr_value_t v;
+    int i;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 37, &t));
+    CHECK_EQ(same_bucket_keys(&t.z, p, ISR_BUCKET_WAYS + 1, keys),
+             ISR_BUCKET_WAYS + 1);
+    h0 = H(&t.z, keys[0]);
+    /* Key 0 expires at now + 10 s; keys 1..7 are usable for an hour. */
+    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+        v = VAL(200, NULL, 0, keys[i], strlen(keys[i]), now + i,
+                now + (i ? 3600 : 5) * SEC, now + (i ? 7200 : 10) * SEC);
+        CHECK_RV(put(&t.z, keys[i], &v, now, p));
+    }
+    /* At t1 key 0 is EXPIRED: one process owns its refetch. */
+    CHECK_LOOK(LOOK(&t.z, keys[0], t1, p, &e), ISR_LOOK_EXPIRED);
+    CHECK_EQ(isr_store_claim_miss(&t.z, h0, t1, 10 * SEC, &so, &seqo, &lo),
+             ISR_CLAIM_OWNED);
+    CHECK_EQ(isr_store_claim_miss(&t.z, h0, t1, 10 * SEC, &s2, &seq2, &l2),
+             ISR_CLAIM_BUSY); /* a waiter */
+    /* Meanwhile a miss for key 8 of the same (full) bucket. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, H(&t.z, keys[8]), t1, 10 * SEC, &s8,
+                                  &seq8, &l8), ISR_CLAIM_OWNED);
+    CHECKF(s8 != so, "the miss for another key took slot %u, which a live "
+           "fetch of key 0 owns (lease pid %u)", so, ISR_LEASE_PID(lo));
+    /* The waiter of key 0 must still find the fetch under way... */
+    CHECK(LOOK(&t.z, keys[0], t1, p, &e) != ISR_LOOK_ABSENT);
+    CHECK_EQ(e.lease, lo);
+    /* ...and a new miss claim for key 0 must wait, not fetch again. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, h0, t1, 10 * SEC, &s2, &seq2, &l2),
+             ISR_CLAIM_BUSY);
+    return 0;
+}
+
+/* Ring: a 1 MiB zone, many records of random sizes, keys replaced now and
+ * then. Every lookup returns ABSENT or exactly the current version. */
+static void ring_body(apr_uint32_t k, apr_uint32_t ver, unsigned char *buf,
+                      apr_size_t len)
+{
+    rng_fill(((apr_uint64_t)k << 32) | ver, buf, len);
+    if (len >= 8) {
+        memcpy(buf, &k, 4);
+        memcpy(buf + 4, &ver, 4);
+    }
+}
+
+static int case_ring_wrap(apr_pool_t *p)
+{
+    enum { NPUB = 1500, NKEYS = 1200, MAXB = 100 * 1024 };
+    tzone_t t;
+    apr_time_t now = apr_time_now();
+    apr_uint64_t rs = 0x5eed, need_of_max;
+    apr_uint32_t *ver, *len, *order, nkeys = 0, i, j;
+    apr_uint64_t *needs;
+    unsigned char *want, *hdr;
+    char key[64];
+    isr_entry_t e;
+    isr_value_t v;
+    unsigned long hits = 0, absent = 0, looks = 0;
+    apr_uint64_t budget, sum;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 19, &t));
+    ver = apr_pcalloc(p, NKEYS * sizeof(*ver));
+    len = apr_pcalloc(p, NKEYS * sizeof(*len));
+    order = apr_pcalloc(p, NPUB * sizeof(*order));
+    needs = apr_pcalloc(p, NPUB * sizeof(*needs));
+    want = apr_palloc(p, MAXB);
+    hdr = apr_palloc(p, 64);
+
+    for (i = 0; i < NPUB; i++) {
+        apr_uint32_t k;
+        apr_uint64_t kl;
+        int hl;
+        if (nkeys > 0 && rng_next(&rs) % 4 == 0) {
+            k = (apr_uint32_t)rng_range(&rs, nkeys > 30 ? nkeys - 30 : 0,
+                                        nkeys - 1); /* replace a recent key */
+        }
+        else {
+            k = nkeys++;
+        }
+        ver[k]++;
+        len[k] = (apr_uint32_t)rng_range(&rs, 1, MAXB);
+        ring_body(k, ver[k], want, len[k]);
+        hl = snprintf((char *)hdr, 64, "X-Key%c%u%cX-Ver%c%u", 0, k, 0, 0,
+                      ver[k]) + 1;
+        kl = (apr_uint64_t)snprintf(key, sizeof(key), "http://127.0.0.1/r/%u", k);
+        v = VAL(200 + (int)(ver[k] % 100), (char *)hdr, (apr_size_t)hl, want,
+                len[k], now + i, now + 3600 * SEC, now + 7200 * SEC);
+        CHECKF(put(&t.z, key, &v, now, p) == APR_SUCCESS,
+               "publish %u (key %u version %u, %u bytes) failed", i, k, ver[k],
+               len[k]);
+        order[i] = k;
+        needs[i] = (sizeof(isr_record_t) + kl + hl + len[k] + 63) / 64 * 64;
+
+        /* The record just published is there, exactly. */
+        CHECKF(LOOK(&t.z, key, now, p, &e) == ISR_LOOK_FRESH,
+               "publish %u: key %u not found right after its publish", i, k);
+        CHECK(e.bodylen == len[k] && memcmp(e.body, want, len[k]) == 0);
+        /* Random earlier keys: absent or exactly their current version. */
+        for (j = 0; j < 4; j++) {
+            apr_uint32_t q = (apr_uint32_t)rng_range(&rs, 0, nkeys - 1);
+            isr_look_t l;
+            snprintf(key, sizeof(key), "http://127.0.0.1/r/%u", q);
+            l = LOOK(&t.z, key, now, p, &e);
+            looks++;
+            if (l == ISR_LOOK_ABSENT) {
+                absent++;
+                continue;
+            }
+            CHECKF(l == ISR_LOOK_FRESH, "key %u: %s", q, look_name(l));
+            ring_body(q, ver[q], want, len[q]);
+            CHECKF(e.bodylen == len[q] && memcmp(e.body, want, len[q]) == 0
+                   && e.status == 200 + (int)(ver[q] % 100),
+                   "key %u: wrong body (len %zu, want %u, version %u, "
+                   "status %d)", q, (size_t)e.bodylen, len[q], ver[q],
+                   e.status);
+            hits++;
+        }
+        if (i % 100 == 0) {
+            CHECK_ZONE(&t.z);
+        }
+    }
+    CHECK_ZONE(&t.z);
+    printf("    ring: %u publishes of %u keys, ring %llu bytes wrapped %llu "
+           "times; random lookups: %lu, %lu hits, %lu absent\n", NPUB, nkeys,
+           (unsigned long long)t.z.hdr->ring_size,
+           (unsigned long long)(t.z.hdr->head / t.z.hdr->ring_size), looks,
+           hits, absent);
+    CHECK(t.z.hdr->head / t.z.hdr->ring_size >= 20);
+    CHECK(absent > 0 && hits > 0);
+
+    /* The newest records are present: anything newer than ring_size minus
+     * room for two fillers and one allocation cannot have been evicted. */
+    need_of_max = (sizeof(isr_record_t) + 64 + 64 + MAXB + 63) / 64 * 64;
+    budget = t.z.hdr->ring_size - 3 * need_of_max;
+    sum = 0;
+    for (i = NPUB; i-- > 0;) {
+        apr_uint32_t k = order[i];
+        sum += needs[i];
+        if (sum > budget) {
+            break;
+        }
+        snprintf(key, sizeof(key), "http://127.0.0.1/r/%u", k);
+        CHECKF(LOOK(&t.z, key, now, p, &e) == ISR_LOOK_FRESH,
+               "publish %u (key %u) of the newest %llu bytes was evicted", i, k,
+               (unsigned long long)sum);
+        ring_body(k, ver[k], want, len[k]);
+        CHECK(e.bodylen == len[k] && memcmp(e.body, want, len[k]) == 0);
+    }
+    CHECKF(NPUB - 1 - i >= 3, "only %u newest publishes checked", NPUB - 1 - i);
+    /* And a full sweep: every key absent or exact. */
+    for (i = 0; i < nkeys; i++) {
+        isr_look_t l;
+        snprintf(key, sizeof(key), "http://127.0.0.1/r/%u", i);
+        l = LOOK(&t.z, key, now, p, &e);
+        if (l == ISR_LOOK_ABSENT) {
+            continue;
+        }
+        CHECKF(l == ISR_LOOK_FRESH, "key %u: %s", i, look_name(l));
+        ring_body(i, ver[i], want, len[i]);
+        CHECKF(e.bodylen == len[i] && memcmp(e.body, want, len[i]) == 0,
+               "key %u: wrong body", i);
+    }
+    return 0;
+}
+
+static int case_oversize(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/big";
+    apr_size_t klen = strlen(key), rs, fit;
+    apr_time_t now = apr_time_now();
+    apr_uint64_t hash, l;
+    apr_uint32_t slot, seq;
+    unsigned char *body;
+    isr_entry_t e;
+    isr_value_t v;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 23, &t));
+    hash = H(&t.z, key);
+    rs = t.z.hdr->ring_size;
+    body = apr_palloc(p, rs + 1);
+    rng_fill(5, body, rs + 1);
+
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l),
+             ISR_CLAIM_OWNED);
+    v = VAL(200, NULL, 0, body, rs + 1, now, now + SEC, now + 2 * SEC);
+    CHECK_EQ(isr_store_publish(&t.z, slot, l, key, klen, hash, &v),
+             APR_ENOSPC);
+    CHECK_EQ(t.z.slots[slot].lease, 0); /* released: waiters go on */
+    CHECK(!isr_store_lease_live(t.z.slots[slot].lease, now));
+    CHECK_EQ(t.z.hdr->head, 0);       /* nothing was written */
+
+    /* The largest record the zone takes is half the ring... */
+    fit = rs / 2 - sizeof(isr_record_t) - klen;
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l),
+             ISR_CLAIM_OWNED);
+    v = VAL(200, NULL, 0, body, fit + 1, now, now + SEC, now + 2 * SEC);
+    CHECK_EQ(isr_store_publish(&t.z, slot, l, key, klen, hash, &v),
+             APR_ENOSPC);
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l),
+             ISR_CLAIM_OWNED);
+    v = VAL(200, NULL, 0, body, fit, now, now + SEC, now + 2 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, slot, l, key, klen, hash, &v));
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == fit && memcmp(e.body, body, fit) == 0);
+    /* ...and two of them fit one after the other, wrapping. */
+    for (int i = 0; i < 5; i++) {
+        body[0] = (unsigned char)i;
+        CHECK_RV(put(&t.z, key, &v, now, p));
+        CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_FRESH);
+        CHECK(e.bodylen == fit && memcmp(e.body, body, fit) == 0);
+        CHECK_ZONE(&t.z);
+    }
+    return 0;
+}
+
+static int case_odd_seq_repair(apr_pool_t *p)
+{
+    tzone_t t;
+    char *keys[3];
+    apr_time_t now = apr_time_now();
+    apr_uint64_t h0, l;
+    apr_uint32_t slot, seq, s0;
+    isr_entry_t e;
+    isr_value_t v;
+    int i;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 29, &t));
+    CHECK_EQ(same_bucket_keys(&t.z, p, 3, keys), 3);
+    for (i = 0; i < 2; i++) {
+        v = VAL(200, NULL, 0, keys[i], strlen(keys[i]), now, now + 60 * SEC,
+                now + 120 * SEC);
+        CHECK_RV(put(&t.z, keys[i], &v, now, p));
+    }
+    h0 = H(&t.z, keys[0]);
+    CHECK_LOOK(LOOK(&t.z, keys[0], now, p, &e), ISR_LOOK_FRESH);
+    s0 = e.slot;
+
+    /* A writer died inside slot_begin/slot_end: seq odd, fields half
+     * written (the record offset points anywhere). */
+    t.z.slots[s0].seq |= 1u;
+    t.z.slots[s0].rec_off = t.z.hdr->ring_size - 64;
+    t.z.slots[s0].rec_len = 0x7fffffffu;
+
+    /* Readers never copy from it and never hang on it. */
+    CHECK_LOOK(LOOK(&t.z, keys[0], now, p, &e), ISR_LOOK_ABSENT);
+    CHECK(e.body == NULL);
+    /* The other key of the bucket is still served. */
+    CHECK_LOOK(LOOK(&t.z, keys[1], now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == strlen(keys[1])
+          && memcmp(e.body, keys[1], e.bodylen) == 0);
+
+    /* The next claim in that bucket (for another key) repairs it. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, H(&t.z, keys[2]), now, 10 * SEC, &slot,
+                                  &seq, &l), ISR_CLAIM_OWNED);
+    CHECK_EQ(t.z.slots[s0].seq % 2, 0);
+    CHECK_EQ(t.z.slots[s0].state, ISR_SLOT_EMPTY);
+    isr_store_release(&t.z, slot, l);
+    CHECK_LOOK(LOOK(&t.z, keys[0], now, p, &e), ISR_LOOK_ABSENT);
+
+    /* Same when the claim is for the key of the broken slot itself. */
+    v = VAL(200, NULL, 0, "again", 5, now, now + 60 * SEC, now + 120 * SEC);
+    CHECK_RV(put(&t.z, keys[0], &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, keys[0], now, p, &e), ISR_LOOK_FRESH);
+    s0 = e.slot;
+    t.z.slots[s0].seq |= 1u;
+    CHECK_EQ(isr_store_claim_miss(&t.z, h0, now, 10 * SEC, &slot, &seq, &l),
+             ISR_CLAIM_OWNED);
+    CHECK_EQ(t.z.slots[s0].seq % 2, 0);
+    v = VAL(200, NULL, 0, "fixed", 5, now, now + 60 * SEC, now + 120 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, slot, l, keys[0], strlen(keys[0]), h0, &v));
+    CHECK_LOOK(LOOK(&t.z, keys[0], now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 5 && memcmp(e.body, "fixed", 5) == 0);
+    CHECK_ZONE(&t.z);
+
+    /* Odd seq left on a slot by a writer that died in a publish that
+     * replaces the key: the publish path repairs too. */
+    CHECK_RV(put(&t.z, keys[1], &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, keys[1], now, p, &e), ISR_LOOK_FRESH);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now, 10 * SEC, &l), 1);
+    t.z.slots[e.slot].seq |= 1u;
+    v = VAL(200, NULL, 0, "after-crash", 11, now, now + 60 * SEC,
+            now + 120 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, e.slot, l, keys[1], strlen(keys[1]),
+                               H(&t.z, keys[1]), &v));
+    CHECK_LOOK(LOOK(&t.z, keys[1], now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 11 && memcmp(e.body, "after-crash", 11) == 0);
+    for (apr_uint32_t k = 0; k < t.z.nslots; k++) {
+        CHECKF(t.z.slots[k].seq % 2 == 0, "slot %u left odd", k);
+    }
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+static int case_wait_wake(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/wait";
+    apr_time_t now = apr_time_now(), t0, dt;
+    apr_uint64_t hash, l;
+    apr_uint32_t slot, seq;
+    isr_entry_t e;
+    int status;
+    pid_t pid;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 31, &t));
+    hash = H(&t.z, key);
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l),
+             ISR_CLAIM_OWNED);
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_PENDING);
+
+    /* A seq that already moved: no wait. */
+    t0 = apr_time_now();
+    isr_store_wait(&t.z, e.slot, e.seq + 2, 2 * SEC);
+    CHECK(apr_time_now() - t0 < SEC);
+    /* Nobody writes: the wait ends at max_wait. */
+    t0 = apr_time_now();
+    isr_store_wait(&t.z, e.slot, e.seq, 100 * 1000);
+    dt = apr_time_now() - t0;
+    CHECKF(dt >= 80 * 1000 && dt < 2 * SEC, "waited %lld us for 100 ms",
+           (long long)dt);
+
+    /* Another process publishes: the waiter wakes at once. */
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        isr_value_t v = VAL(200, NULL, 0, "woken", 5, now, now + 60 * SEC,
+                            now + 120 * SEC);
+        apr_sleep(150 * 1000);
+        _exit(isr_store_publish(&t.z, slot, l, key, strlen(key), hash, &v)
+              == APR_SUCCESS ? 0 : 1);
+    }
+    t0 = apr_time_now();
+    isr_store_wait(&t.z, e.slot, e.seq, 5 * SEC);
+    dt = apr_time_now() - t0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECKF(dt < 3 * SEC, "waiter slept %lld us, not woken by the publish",
+           (long long)dt);
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 5 && memcmp(e.body, "woken", 5) == 0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    int (*fn)(apr_pool_t *p);
+} cases[] = {
+    {"format_attach", case_format_attach},
+    {"hash", case_hash},
+    {"fresh_roundtrip", case_fresh_roundtrip},
+    {"stale_expired", case_stale_expired},
+    {"claim_refresh", case_claim_refresh},
+    {"backoff", case_backoff},
+    {"dead_owner", case_dead_owner},
+    {"mark_pass_failed", case_mark_pass_failed},
+    {"bucket_full", case_bucket_full},
+    {"ring_wrap", case_ring_wrap},
+    {"oversize", case_oversize},
+    {"odd_seq_repair", case_odd_seq_repair},
+    {"wait_wake", case_wait_wake},
+    {"expired_claim_not_evicted", case_expired_claim_not_evicted},
+};
+
+/* Cases that show store bugs not fixed yet: they fail today. Run with
+ * --known-bugs (tests/test_600_unit.py runs them as expected failures). */
+static const struct {
+    const char *name;
+    int (*fn)(apr_pool_t *p);
+} known_bugs[] = {
+    {NULL, NULL},
+};
+
+static int run_case(const char *name, int (*fn)(apr_pool_t *p))
+{
+    apr_pool_t *p;
+    apr_time_t t0;
+    int r;
+
+    case_name = name;
+    apr_pool_create(&p, NULL);
+    t0 = apr_time_now();
+    r = fn(p);
+    apr_pool_destroy(p);
+    printf("%s %s (%.1f ms)\n", r ? "FAIL" : "ok  ", name,
+           (double)(apr_time_now() - t0) / 1000);
+    return r != 0;
+}
+
+int main(int argc, const char *const *argv)
+{
+    int failed = 0, ran = 0, i, a, bugs = 0, named = 0;
+
+    setvbuf(stdout, NULL, _IONBF, 0);
+    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
+        fprintf(stderr, "apr_app_initialize failed\n");
+        return 2;
+    }
+    atexit(apr_terminate);
+    for (a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--known-bugs") == 0) {
+            bugs = 1;
+        }
+        else {
+            named++;
+        }
+    }
+    for (i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++) {
+        int want = !named && !bugs;
+        for (a = 1; a < argc; a++) {
+            want |= strcmp(argv[a], cases[i].name) == 0;
+        }
+        if (want) {
+            failed += run_case(cases[i].name, cases[i].fn);
+            ran++;
+        }
+    }
+    for (i = 0; known_bugs[i].name; i++) {
+        int want = bugs && !named;
+        for (a = 1; a < argc; a++) {
+            want |= strcmp(argv[a], known_bugs[i].name) == 0;
+        }
+        if (want) {
+            failed += run_case(known_bugs[i].name, known_bugs[i].fn);
+            ran++;
+        }
+    }
+    printf("%d cases, %d failed\n", ran, failed);
+    return failed || ran == 0 ? 1 : 0;
+}
