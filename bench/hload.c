@@ -413,7 +413,7 @@ static double pct(double p)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: hload -p PORT -u PATH [-c N] [-d S] [-n N] [-k K] [-m seq|rand|fixed] [-1] [-t S] [-s SEED]\n");
+    fprintf(stderr, "usage: hload -p PORT -u PATH [-c N] [-d S] [-n N] [-k K] [-m seq|rand|fixed] [-1] [-t S] [-s SEED] [-o FILE]\n");
     exit(2);
 }
 

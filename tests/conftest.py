@@ -10,7 +10,8 @@ installs that config and starts httpd once per class (as mod_h2's ``_class_scope
         CONF = '''<Location /app/> ISRBackend @ORIGIN@/ ... </Location>'''
 
 Placeholders in CONF and FILES: @ORIGIN@ (http://127.0.0.1:PORT), @ORIGIN_HOSTPORT@,
-@UNIX@ (path of the Unix-socket origin), @ROOT@ (ServerRoot), @PORT@ (httpd port).
+@UNIX@ (path of the Unix-socket origin), @TLS@ (https origin URL), @TLSCA@ (its certificate),
+@ROOT@ (ServerRoot), @PORT@ (httpd port).
 
 After every test the error logs of all servers are checked: lines at warn and above (and
 crashed children, and unformatted stderr lines) fail the test unless the test declared them,
@@ -55,13 +56,36 @@ def unix_origin():
         pass
 
 
-def substitute(text, env, origin, unix_origin=None):
+@pytest.fixture(scope="session")
+def tls_origin():
+    """An https origin with a self-signed certificate for 127.0.0.1 (the CA file is .tls[0])."""
+    import shutil
+    import subprocess
+    d = tempfile.mkdtemp(prefix="isr-tls-")
+    os.chmod(d, 0o755)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", key, "-out", cert],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if p.returncode != 0:
+        pytest.skip("openssl cannot make a test certificate: %s" % p.stdout[-500:])
+    os.chmod(cert, 0o644)
+    o = Origin(tls=(cert, key)).start()
+    yield o
+    o.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def substitute(text, env, origin, unix_origin=None, tls_origin=None):
     text = (text.replace("@ORIGIN@", origin.url)
                 .replace("@ORIGIN_HOSTPORT@", origin.hostport)
                 .replace("@ROOT@", env.root)
                 .replace("@PORT@", str(env.port)))
     if unix_origin is not None:
         text = text.replace("@UNIX@", unix_origin.unix)
+    if tls_origin is not None:
+        text = text.replace("@TLSCA@", tls_origin.tls[0]).replace("@TLS@", tls_origin.url)
     return text
 
 
@@ -70,10 +94,11 @@ def make_env(request, origin, name, mpm="event", mpm_conf=None, conf="", files=N
     if load_isr and not isr_env.module_available():
         pytest.skip("mod_isr.so not built (%s)" % isr_env.MODULE_PATH)
     uo = request.getfixturevalue("unix_origin") if "@UNIX@" in conf else None
+    to = request.getfixturevalue("tls_origin") if "@TLS" in conf else None
     e = HttpdEnv(name=name, mpm=mpm, mpm_conf=mpm_conf, load_isr=load_isr)
     for rel, content in (files or {}).items():
-        e.write_file(rel, substitute(content, e, origin, uo))
-    e.write_config(substitute(conf, e, origin, uo))
+        e.write_file(rel, substitute(content, e, origin, uo, to))
+    e.write_config(substitute(conf, e, origin, uo, to))
     return e
 
 

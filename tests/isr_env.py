@@ -29,6 +29,9 @@ MODULE_PATH = os.environ.get("ISR_MODULE") or os.path.join(REPO_DIR, ".libs", "m
 ISR_TAG = re.compile(r"ISR\d{4}")
 LOG_LEVEL = re.compile(r"^\[[^\]]*\] \[(?:([\w.-]+):)?(\w+)\]")
 BAD_LEVELS = {"warn", "error", "crit", "alert", "emerg"}
+# What a test that provokes a backend failure may declare: a tagged mod_isr line at warn or
+# error (the tag numbers are the module's own business; crit and above stay unexpected).
+ISR_WARN_LOG = r"\[isr:(?:warn|error)\] .*ISR\d{4}: "
 
 # Expected-log declarations for the running test (cleared by conftest before each test).
 _EXPECTED = []
@@ -328,6 +331,20 @@ class HttpdEnv:
         raise RuntimeError("graceful restart did not complete within %.0fs\n%s"
                            % (deadline, self.log_dump()))
 
+    def hard_restart(self, deadline=20.0):
+        """`-k restart` (SIGHUP: children killed at once), then wait for the new generation."""
+        before = self.generations()
+        rc, out = self._ctl("restart")
+        if rc != 0:
+            raise RuntimeError("restart failed rc=%d: %s\n%s" % (rc, out, self.log_dump()))
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if self.generations() > before and self.port_answers():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("restart did not complete within %.0fs\n%s"
+                           % (deadline, self.log_dump()))
+
     def restart(self, body=None):
         if self.running:
             self.stop()
@@ -370,7 +387,7 @@ class HttpdEnv:
         own = conn is None
         if own:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        hdrs = {} if own is False else {"Connection": "close"}
+        hdrs = {"Connection": "close"} if own else {}
         hdrs.update(headers or {})
         t0 = time.monotonic()
         try:

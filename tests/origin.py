@@ -7,10 +7,11 @@ for that exact path+query (1, 2, 3, ...), so a body tells which key and which ve
 Knobs (persistent per path, without query, until changed; ``/__reset`` clears everything):
 
     /__set?path=/x&status=500&delay=1.5&cookie=1&cc=no-store&size=N&header=Name:Value
-          &suffix=TEXT&chunked=1&trickle=SECONDS&binary=1
+          &suffix=TEXT&chunked=1&trickle=SECONDS&binary=1&truncate=1
 
 (size pads the body with 'x' to N bytes; trickle sends the body in 10 parts over SECONDS;
-binary appends the bytes 0..255; 204 and 304 are sent without a body.)
+binary appends the bytes 0..255; truncate announces the whole body but sends half and closes;
+204 and 304 are sent without a body.)
 
 The same knobs given as query parameters of a request affect that request only
 (``/x?delay=0.5&status=404``). Control endpoints are not counted:
@@ -20,7 +21,8 @@ The same knobs given as query parameters of a request affect that request only
     /__last?path=/x[?q]    JSON {"method":..., "headers": {...}, "path":...} of the last request
     /__reset               clear counts, knobs and history
 
-Run standalone: ``python3 tests/origin.py --port 8081`` or ``--unix /path/to.sock``.
+Run standalone: ``python3 tests/origin.py --port 8081`` or ``--unix /path/to.sock``
+(add ``--tls-cert CERT --tls-key KEY`` for https).
 Tests use :class:`Origin`, which starts this file as a separate process on a free port.
 """
 
@@ -39,7 +41,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KNOBS = ("status", "delay", "cookie", "cc", "size", "header", "suffix", "chunked", "trickle",
-         "binary")
+         "binary", "truncate")
 
 
 class State:
@@ -72,7 +74,8 @@ class Handler(BaseHTTPRequestHandler):
     def address_string(self):
         return "unix" if not isinstance(self.client_address, tuple) else self.client_address[0]
 
-    def _send(self, status, body, ctype="text/plain", extra=None, chunked=False, trickle=0.0):
+    def _send(self, status, body, ctype="text/plain", extra=None, chunked=False, trickle=0.0,
+              truncate=False):
         try:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
@@ -86,6 +89,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command == "HEAD" or status in (204, 304):
+                return
+            if truncate:  # announce the whole body, send half of it, close
+                self.wfile.write(body[:len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
                 return
             if trickle > 0:  # the body in 10 parts spread over `trickle` seconds
                 self.wfile.flush()
@@ -192,7 +200,7 @@ class Handler(BaseHTTPRequestHandler):
                 name, value = h.split(":", 1)
                 extra.append((name.strip(), value.strip()))
         self._send(status, body, extra=extra, chunked=bool(knob("chunked")),
-                   trickle=float(knob("trickle", 0) or 0))
+                   trickle=float(knob("trickle", 0) or 0), truncate=bool(knob("truncate")))
 
     do_GET = _serve
     do_HEAD = _serve
@@ -219,7 +227,7 @@ class UnixHTTPServer(ThreadingHTTPServer):
         return conn, ("unix", 0)
 
 
-def serve(port=0, unix=None, announce=True):
+def serve(port=0, unix=None, announce=True, tls_cert=None, tls_key=None):
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 128
     if unix:
@@ -228,6 +236,11 @@ def serve(port=0, unix=None, announce=True):
     else:
         srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         where = str(srv.server_address[1])
+        if tls_cert:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls_cert, tls_key)
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.daemon_threads = True
     if announce:
         sys.stdout.write("LISTENING %s\n" % where)
@@ -263,8 +276,10 @@ class _UnixConnection(http.client.HTTPConnection):
 class Origin:
     """The origin as a separate process; start() it, stop() it (kills its PID)."""
 
-    def __init__(self, unix=None):
+    def __init__(self, unix=None, tls=None):
+        """unix: listen on this socket path; tls: (certfile, keyfile) to speak https."""
         self.unix = unix
+        self.tls = tls
         self.port = None
         self.proc = None
 
@@ -272,6 +287,8 @@ class Origin:
     def start(self, deadline=10.0):
         cmd = [sys.executable, os.path.abspath(__file__)]
         cmd += ["--unix", self.unix] if self.unix else ["--port", "0"]
+        if self.tls:
+            cmd += ["--tls-cert", self.tls[0], "--tls-key", self.tls[1]]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
         end = time.monotonic() + deadline
         line = b""
@@ -304,7 +321,7 @@ class Origin:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     @property
     def hostport(self):
@@ -314,6 +331,10 @@ class Origin:
     def _get(self, path, timeout=10):
         if self.unix:
             c = _UnixConnection(self.unix, timeout=timeout)
+        elif self.tls:
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.tls[0])
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=ctx)
         else:
             c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
@@ -366,8 +387,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--port", type=int, default=8081)
     ap.add_argument("--unix", default=None, help="listen on this Unix socket path instead")
+    ap.add_argument("--tls-cert", default=None, help="PEM certificate: speak https")
+    ap.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
     args = ap.parse_args()
-    serve(port=args.port, unix=args.unix)
+    serve(port=args.port, unix=args.unix, tls_cert=args.tls_cert, tls_key=args.tls_key)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import time
 
 import isr_env
 
-ANY_ISR_LOG = r"ISR\d{4}"   # the module's tags are its own choice: any tagged line
+ANY_ISR_LOG = isr_env.ISR_WARN_LOG
 
 
 class TestBehaviour:

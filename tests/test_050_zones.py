@@ -63,3 +63,24 @@ ISRCacheZone zsmall 1M
             r = env.get("/zs" + p)
             assert r.status == 200 and len(r.body) == 100000, r
             assert r.body.startswith(("%s|v=" % p).encode()), r
+
+    def test_050_03_many_keys_overflow_buckets(self, env, origin):
+        # far more small keys than a 1M zone has slots: every answer right, newest cached
+        import threading
+        bad = []
+
+        def run(t):
+            for i in range(t, 1600, 4):
+                p = "/n%d" % i
+                r = env.get("/zs" + p)
+                if r.status != 200 or not r.body.startswith((p + "|v=").encode()) \
+                        or not r.body[len(p) + 3:].isdigit():
+                    bad.append((p, str(r)))
+        ts = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert not bad, bad[:10]
+        r = env.get("/zs/n1599")
+        assert (r.isr, r.body) == ("HIT", b"/n1599|v=1"), r

@@ -72,7 +72,7 @@ class TestApply:
 
     def test_070_06_env_on_fetch_error(self, env, origin):
         # default ISROnError 502 also applies in env= mode
-        isr_env.expect_log(r"ISR\d{4}")
+        isr_env.expect_log(isr_env.ISR_WARN_LOG)
         origin.set("/e/page5.html", status=500)
         r = env.get("/ae/page5.html")
         assert r.status == 502, r

@@ -2,7 +2,7 @@
 
 import isr_env
 
-ANY_ISR_LOG = r"ISR\d{4}"
+ANY_ISR_LOG = isr_env.ISR_WARN_LOG
 
 
 class TestOnError:

@@ -12,6 +12,10 @@ class TestMaxObject:
     ISRBackend @ORIGIN@/
     ISRMaxObjectSize 10K
 </Location>
+<Location /mb/>
+    ISRBackend @ORIGIN@/
+    ISRMaxObjectSize 5000
+</Location>
 <Location /md/>
     ISRBackend @ORIGIN@/
 </Location>
@@ -51,3 +55,13 @@ class TestMaxObject:
         assert env.get("/md" + k).body == padded(k, 1, 900000)
         r = env.get("/md" + k)
         assert (r.isr, r.body == padded(k, 1, 900000)) == ("HIT", True), r.isr
+
+    def test_100_05_bare_size_is_bytes(self, env, origin):
+        k = "/b6?size=6000"
+        env.get("/mb" + k)
+        r = env.get("/mb" + k)
+        assert (r.isr, r.body) == ("MISS", padded(k, 2, 6000)), r.isr
+        k = "/b4?size=4000"
+        env.get("/mb" + k)
+        r = env.get("/mb" + k)
+        assert (r.isr, r.body) == ("HIT", padded(k, 1, 4000)), r.isr

@@ -23,7 +23,7 @@ class TestRefreshRetry:
 """
 
     def test_110_01_failed_refresh_keeps_stale(self, env, origin):
-        isr_env.expect_log(r"ISR\d{4}")
+        isr_env.expect_log(isr_env.ISR_WARN_LOG)
         assert env.get("/rr/a").body == b"/a|v=1"
         origin.set("/a", status=500)
         time.sleep(1.2)
@@ -58,7 +58,7 @@ class TestRefreshRetry:
         assert (r.status, r.body) == (404, b"/b|v=2"), r
 
     def test_110_03_refresh_timeout_keeps_stale(self, env, origin):
-        isr_env.expect_log(r"ISR\d{4}")
+        isr_env.expect_log(isr_env.ISR_WARN_LOG)
         assert env.get("/rt/c").body == b"/c|v=1"
         origin.set("/c", delay=3)
         time.sleep(1.2)

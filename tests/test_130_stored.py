@@ -51,7 +51,7 @@ class TestStored:
 
     # -- statuses
     def test_130_03_5xx_not_stored(self, env, origin):
-        isr_env.expect_log(r"ISR\d{4}")
+        isr_env.expect_log(isr_env.ISR_WARN_LOG)
         origin.set("/e5", status=503)
         assert env.get("/s/e5").status == 502
         assert env.get("/s/e5").status == 502
@@ -163,7 +163,9 @@ class TestStored:
         r = env.get("/sa/age")
         assert r.isr == "STALE", r
         assert r.headers.get("Age", "").isdigit() and int(r.headers["Age"]) >= 1, r
-        env.wait_status("/sa/age", "HIT", deadline=5)
+        r = env.wait_status("/sa/age", "HIT", deadline=5)
+        assert r.body == b"/age|v=2", r
+        assert int(r.headers.get("Age", "99")) <= 1, r  # the refreshed entry is young again
 
     # -- sizes of keys and headers (nothing from the network is trusted for lengths)
     def test_130_15_long_key(self, env, origin):
@@ -217,3 +219,24 @@ class TestStored:
         for want in ("MISS", "HIT"):
             r = env.get("/s/a%20b?x=%41")  # (no %2F: core answers 404, AllowEncodedSlashes)
             assert (r.status, r.isr, r.body) == (200, want, b"/a%20b?x=%41|v=1"), r
+
+    def test_130_22_truncated_body_is_a_failure(self, env, origin):
+        # Content-Length announced, half the body sent, connection closed: never stored
+        isr_env.expect_log(isr_env.ISR_WARN_LOG)
+        origin.set("/trunc", truncate=1, size=4000)
+        r = env.get("/s/trunc")
+        assert r.status == 502, r
+        origin.set("/trunc", size=4000)
+        r = env.get("/s/trunc")
+        assert (r.status, r.isr, len(r.body)) == (200, "MISS", 4000), r
+        assert r.body.startswith(b"/trunc|v=2"), r
+
+    def test_130_23_uncacheable_marker_expires_after_ttl(self, env, origin):
+        origin.set("/ckt", cookie=1)
+        assert env.get("/sa/ckt").status == 200
+        origin.set("/ckt")            # cacheable from now on
+        time.sleep(1.2)               # one ISRCacheTTL of going straight to the backend
+        r = env.get("/sa/ckt")
+        assert r.status == 200 and r.body.startswith(b"/ckt|v="), r
+        r2 = env.get("/sa/ckt")
+        assert (r2.isr, r2.body) == ("HIT", r.body), r2

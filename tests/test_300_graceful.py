@@ -47,7 +47,8 @@ ISRCacheZone keep 4M
         assert (r.status, r.isr, r.body) == (200, "HIT", b"/d|v=1"), r
 
     def test_300_04_resized_zone_still_serves(self, env, origin):
-        isr_env.expect_log(r"ISR\d{4}")  # the module may say it dropped the old zone
+        # the module may say that it dropped the old zone
+        isr_env.expect_log(isr_env.ISR_WARN_LOG)
         assert env.get("/g/e").body == b"/e|v=1"
         env.write_config(env.body.replace("ISRCacheZone keep 4M", "ISRCacheZone keep 8M"))
         env.graceful()
@@ -73,6 +74,14 @@ ISRCacheZone keep 4M
         r = env.wait_status("/gs/f", lambda x: x.isr == "HIT" and x.body != b"/f|v=1",
                             deadline=12, interval=0.3)
         assert r.isr == "HIT" and r.body != b"/f|v=1", r
+
+    def test_300_06_hard_restart_still_serves(self, env, origin):
+        assert env.get("/g/k").body == b"/k|v=1"
+        env.hard_restart()
+        r = env.get("/g/k")
+        assert r.status == 200 and r.body in (b"/k|v=1", b"/k|v=2"), r
+        r2 = env.get("/g/k")
+        assert (r2.isr, r2.body) == ("HIT", r.body), r2
 
 
 def test_300_10_stop_during_refresh_is_prompt(env_factory, origin):

@@ -2,6 +2,8 @@
 
 import re
 
+import isr_env
+
 
 def pids_serving(env, path):
     pids = set()
@@ -57,6 +59,7 @@ class TestSingleFlightEvent:
 <Location /sf/>
     ISRBackend @ORIGIN@/
     ISRTimeout 10s
+    ISRMaxObjectSize 10K
 </Location>
 """
 
@@ -68,3 +71,27 @@ class TestSingleFlightEvent:
         assert {r.body for r in rs} == {b"/coldev|v=1"}
         assert origin.count("/coldev") == 1
         assert max(r.elapsed for r in rs) < 6, sorted(r.elapsed for r in rs)
+
+    def test_400_11_herd_on_404_one_fetch(self, env, origin):
+        origin.set("/nf", delay=1, status=404)
+        rs = env.concurrent_get(["/sf/nf"] * 20, timeout=20)
+        assert {(r.status, r.body) for r in rs} == {(404, b"/nf|v=1")}, [str(r) for r in rs]
+        assert origin.count("/nf") == 1
+
+    def test_400_12_herd_on_failure_released_together(self, env, origin):
+        # all waiters get the one fetch's result (the ISROnError answer), not one by one
+        isr_env.expect_log(isr_env.ISR_WARN_LOG)
+        origin.set("/bad", delay=1, status=500)
+        rs = env.concurrent_get(["/sf/bad"] * 20, timeout=20)
+        assert {r.status for r in rs} == {502}, [str(r) for r in rs]
+        assert max(r.elapsed for r in rs) < 3, sorted(r.elapsed for r in rs)
+        assert origin.count("/bad") == 1
+
+    def test_400_13_herd_on_too_large_released_together(self, env, origin):
+        k = "/large?size=20000"
+        origin.set("/large", delay=1)
+        rs = env.concurrent_get(["/sf" + k] * 20, timeout=20)
+        assert all(r.status == 200 and len(r.body) == 20000 for r in rs), \
+            [str(r) for r in rs]
+        assert all(re.fullmatch(rb"/large\?size=20000\|v=\d+x+", r.body) for r in rs)
+        assert max(r.elapsed for r in rs) < 3, sorted(r.elapsed for r in rs)

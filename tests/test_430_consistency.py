@@ -7,7 +7,7 @@ import time
 
 DURATION = 3.0
 THREADS = 8
-MAX_REQUESTS = 4000
+MAX_REQUESTS = 20000
 
 
 class TestConsistency:
@@ -27,7 +27,7 @@ ISRCacheZone tiny 1M
 </Location>
 """
 
-    def _hammer(self, env, paths, size):
+    def _hammer(self, env, paths, size, during=None):
         errors = []
         counter = [0]
         lock = threading.Lock()
@@ -62,6 +62,9 @@ ISRCacheZone tiny 1M
                    for t in range(THREADS)]
         for t in threads:
             t.start()
+        if during:
+            during()
+            assert any(t.is_alive() for t in threads), "the load ended before `during` did"
         for t in threads:
             t.join(DURATION + 20)
         assert not any(t.is_alive() for t in threads), "clients hang"
@@ -78,4 +81,16 @@ ISRCacheZone tiny 1M
     def test_430_02_evicting_zone(self, env, origin):
         paths = ["/ev/e%d?size=150000" % i for i in range(12)]
         errors, n = self._hammer(env, paths, 150000)
+        assert not errors, "%d bad of %d:\n%s" % (len(errors), n, "\n".join(errors[:20]))
+
+    def test_430_03_graceful_restarts_under_readers(self, env, origin):
+        paths = ["/cs/g%d?size=30000" % i for i in range(4)]
+
+        def restarts():
+            time.sleep(0.3)
+            env.graceful()
+            time.sleep(0.3)
+            env.graceful()
+
+        errors, n = self._hammer(env, paths, 30000, during=restarts)
         assert not errors, "%d bad of %d:\n%s" % (len(errors), n, "\n".join(errors[:20]))

@@ -21,7 +21,7 @@ CONF = """
 
 @pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
 def test_500_01_behaviour_table(env_factory, origin, mpm):
-    isr_env.expect_log(r"ISR\d{4}")  # the failing fetch in the last step logs
+    isr_env.expect_log(isr_env.ISR_WARN_LOG)  # the failing fetch in the last step
     e = env_factory("smoke-" + mpm, mpm=mpm, conf=CONF)
     start_checked(e)
     assert len(e.wait_children(2)) >= 2
