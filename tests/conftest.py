@@ -120,7 +120,11 @@ def env(request, origin):
                  conf=getattr(cls, "CONF", ""), files=getattr(cls, "FILES", None),
                  load_isr=getattr(cls, "LOAD_ISR", True))
     if getattr(cls, "START", True):
-        start_checked(e, getattr(cls, "EXPECT_LOG_START", ()))
+        try:
+            start_checked(e, getattr(cls, "EXPECT_LOG_START", ()))
+        except BaseException:
+            e.cleanup()
+            raise
     yield e
     since = getattr(e, "_checked", 0)
     try:
@@ -177,3 +181,15 @@ def pytest_runtest_call(item):
     if problems:
         pytest.fail("error log check failed (declare expected lines with "
                     "isr_env.expect_log):\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test shows the error log of every server since the test began."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        marks = getattr(item, "_isr_marks", {})
+        for e in list(isr_env.ALL_ENVS):
+            rep.sections.append(("error_log %s" % e.name,
+                                 e.log_dump(marks.get(id(e), 0), limit=100)))
