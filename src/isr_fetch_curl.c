@@ -1,5 +1,9 @@
-/* Backend fetches with libcurl, the only file that sees curl. Each thread
- * keeps one easy handle so that connections to the backend are reused. */
+/* Backend fetches with libcurl, the only file that sees curl. Easy handles
+ * (and the backend connections they keep open) are reused from a small
+ * per-process stack, so a child holds at most IDLE_MAX idle handles however
+ * many threads have fetched. */
+#include "isr.h"
+#include <pthread.h>
 #include <string.h>
 #include <curl/curl.h>
 
@@ -9,6 +13,7 @@
 #include "isr_fetch.h"
 
 #define BODY_CHUNK (16 * 1024)
+#define IDLE_MAX   16
 
 typedef struct {
     apr_pool_t *p;
@@ -19,7 +24,34 @@ typedef struct {
     int over_limit;
 } fetch_ctx_t;
 
-static __thread CURL *thread_handle;
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static CURL *idle[IDLE_MAX];
+static int nidle;
+
+static CURL *handle_get(void)
+{
+    CURL *h = NULL;
+
+    pthread_mutex_lock(&idle_lock);
+    if (nidle) {
+        h = idle[--nidle];
+    }
+    pthread_mutex_unlock(&idle_lock);
+    return h ? h : curl_easy_init();
+}
+
+static void handle_put(CURL *h)
+{
+    pthread_mutex_lock(&idle_lock);
+    if (nidle < IDLE_MAX) {
+        idle[nidle++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&idle_lock);
+    if (h) {
+        curl_easy_cleanup(h);
+    }
+}
 
 apr_status_t isr_fetch_global_init(void)
 {
@@ -240,6 +272,7 @@ apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
     char errbuf[CURL_ERROR_SIZE];
     fetch_ctx_t ctx;
     apr_status_t rv = APR_SUCCESS;
+    CURL *h;
     CURLcode res;
     long status = 0;
     int i;
@@ -250,23 +283,25 @@ apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
     ctx.req = req;
     ctx.hdrs = apr_array_make(p, 32, sizeof(const char *));
     errbuf[0] = '\0';
-    if (!thread_handle && !(thread_handle = curl_easy_init())) {
+    if (!(h = handle_get())) {
         resp->error = "cannot create a libcurl handle";
         return APR_ENOMEM;
     }
-    curl_easy_reset(thread_handle);
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
         hdrs = curl_slist_append(hdrs, APR_ARRAY_IDX(req->headers, i,
                                                      const char *));
     }
-    setup(thread_handle, req, &ctx, hdrs, errbuf);
-    res = curl_easy_perform(thread_handle);
-    curl_easy_setopt(thread_handle, CURLOPT_HTTPHEADER, NULL);
+    setup(h, req, &ctx, hdrs, errbuf);
+    res = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    /* The handle outlives this pool and the header list: forget both (a
+     * reset keeps the handle's open connections). */
+    curl_easy_reset(h);
+    handle_put(h);
     curl_slist_free_all(hdrs);
     if (res != CURLE_OK) {
         return map_error(res, &ctx, errbuf, resp);
     }
-    curl_easy_getinfo(thread_handle, CURLINFO_RESPONSE_CODE, &status);
     resp->status = (int)status;
     headers_finish(&ctx, resp);
     resp->body = ctx.body ? ctx.body : apr_pcalloc(p, 1);
