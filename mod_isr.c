@@ -14,6 +14,7 @@
 #include "isr.h"
 #include "isr_config.h"
 #include "isr_fetch.h"
+#include "isr_local.h"
 #include "isr_refresh.h"
 #include "isr_request.h"
 #include "isr_zone.h"
@@ -69,6 +70,7 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
     isr_srv_conf_t *sc = ap_get_module_config(s->module_config, &isr_module);
 
     isr_zones_child_init(pchild, s);
+    isr_local_init(isr_conf_local_copies(sc));
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
 }
 

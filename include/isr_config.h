@@ -36,6 +36,7 @@ typedef struct {
 typedef struct {
     apr_array_header_t *zones;      /* isr_zone_def_t, main server only */
     int refresh_threads;            /* -1 unset */
+    apr_off_t local_copies;         /* ISRLocalCopySize, -1 unset */
 } isr_srv_conf_t;
 
 extern const command_rec isr_cmds[];
@@ -67,6 +68,7 @@ apr_interval_time_t isr_conf_retry(const isr_dir_conf_t *c);
 apr_size_t isr_conf_max_object(const isr_dir_conf_t *c);
 int isr_conf_on_error(const isr_dir_conf_t *c);
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc);
+apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc);
 
 /* Parsers shared with tests: durations "90", "1500ms", "2s", "5m", "1h";
  * sizes "512", "64K", "1M", "2G". */

@@ -25,6 +25,7 @@ typedef struct {
     apr_size_t hdrlen;
     const char *body;
     apr_size_t bodylen;
+    const void *kept;           /* the record, when it is a shared copy */
     apr_time_t fetched;         /* when the backend answered; 0 on MISS */
     const char *error;          /* why there is no answer */
     const char *prev_handler;   /* r->handler before ISR_HANDLER */

@@ -28,6 +28,21 @@ typedef enum {
     ISR_LOOK_FAILED    /* the last miss fetch failed at entry.until */
 } isr_look_t;
 
+/* Where a lookup gets the bytes of a record, when the caller keeps its own
+ * copies (isr_local.c); without it records are copied into the pool. */
+typedef struct {
+    /* A kept copy of version `seq` of the slot's record, or NULL. */
+    const void *(*find)(void *baton, const isr_zone_t *zone, apr_uint32_t slot,
+                        apr_uint32_t seq, apr_uint32_t len);
+    /* A buffer of len bytes to copy the record into, or NULL (pool). */
+    void *(*alloc)(void *baton, apr_uint32_t len);
+    /* Every buffer find or alloc gave ends here: ok = 1 when the lookup
+     * returns it as the record of (slot, seq), 0 when it was not used. */
+    void (*done)(void *baton, const void *buf, int ok, const isr_zone_t *zone,
+                 apr_uint32_t slot, apr_uint32_t seq);
+    void *baton;
+} isr_copy_t;
+
 /* What a lookup found. Pointers point into a copy in the caller's pool. */
 typedef struct {
     isr_look_t state;
@@ -42,6 +57,7 @@ typedef struct {
     apr_size_t hdrlen;
     const char *body;
     apr_size_t bodylen;
+    const void *record;        /* the whole copied record */
 } isr_entry_t;
 
 /* What a fetch produced, to be stored. */
@@ -80,6 +96,12 @@ apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,
 isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
                             apr_uint64_t hash, apr_time_t now, apr_pool_t *p,
                             isr_entry_t *e);
+
+/* The same, taking record copies from `copy` when it has them. */
+isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
+                                 apr_size_t klen, apr_uint64_t hash,
+                                 apr_time_t now, apr_pool_t *p,
+                                 const isr_copy_t *copy, isr_entry_t *e);
 
 /* Claim the right to refresh a STALE entry: lock-free CAS on the lease.
  * Returns 1 with *please set when the caller owns the refresh. */

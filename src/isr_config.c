@@ -22,6 +22,7 @@
 #define DEF_MAX_OBJECT  (1024 * 1024)
 #define DEF_ON_ERROR    HTTP_BAD_GATEWAY
 #define DEF_THREADS     4
+#define DEF_LOCAL       (32 * 1024 * 1024)
 #define MAX_DURATION    apr_time_from_sec(10 * 365 * 86400)
 #define MAX_OBJECT      (1024 * 1024 * 1024)
 #define MAX_ZONE        ((apr_off_t)64 * 1024 * 1024 * 1024)
@@ -158,6 +159,7 @@ void *isr_conf_create_srv(apr_pool_t *p, server_rec *s)
 
     sc->zones = apr_array_make(p, 4, sizeof(isr_zone_def_t));
     sc->refresh_threads = UNSET;
+    sc->local_copies = UNSET;
     return sc;
 }
 
@@ -223,6 +225,12 @@ int isr_conf_on_error(const isr_dir_conf_t *c)
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc)
 {
     return sc->refresh_threads != UNSET ? sc->refresh_threads : DEF_THREADS;
+}
+
+apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc)
+{
+    return (apr_size_t)(sc->local_copies != UNSET ? sc->local_copies
+                                                  : DEF_LOCAL);
 }
 
 /* ---- directive handlers ------------------------------------------------- */
@@ -494,6 +502,25 @@ static const char *set_threads(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_local_copies(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config,
+                                              &isr_module);
+    const char *err;
+    apr_off_t n;
+    (void)dc;
+
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    if (isr_parse_size(arg, &n) != APR_SUCCESS || n > MAX_OBJECT) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from 0 to 1G "
+                            "(e.g. 0, 32M)", cmd->cmd->name, arg);
+    }
+    sc->local_copies = n;
+    return NULL;
+}
+
 #define DUR(field, zero_ok) \
     (void *)(APR_OFFSETOF(isr_dir_conf_t, field) + (zero_ok))
 #define DIRCONF (ACCESS_CONF | RSRC_CONF)
@@ -534,6 +561,9 @@ const command_rec isr_cmds[] = {
                   "status (400-599) or 'pass' after a failed fetch (default 502)"),
     AP_INIT_TAKE1("ISRRefreshThreads", set_threads, NULL, RSRC_CONF,
                   "background refresh threads per child (default 4)"),
+    AP_INIT_TAKE1("ISRLocalCopySize", set_local_copies, NULL, RSRC_CONF,
+                  "memory per child for shared copies of large entries, "
+                  "sent without a copy per hit (default 32M; 0: off)"),
     { NULL }
 };
 

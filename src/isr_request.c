@@ -9,6 +9,7 @@
 #include <http_request.h>
 
 #include "isr_fetch.h"
+#include "isr_local.h"
 #include "isr_refresh.h"
 #include "isr_request.h"
 #include "isr_zone.h"
@@ -192,6 +193,7 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
         return APR_EGENERAL;
     }
     q->label = "MISS";
+    q->kept = NULL;
     q->status = (*presp)->status;
     q->headers = (*presp)->headers;
     q->hdrlen = (*presp)->hdrlen;
@@ -340,6 +342,20 @@ static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
 
 /* ---- the flow ----------------------------------------------------------- */
 
+/* A lookup that may use this child's shared record copies. */
+static isr_look_t lookup(request_rec *r, isr_req_t *q, apr_time_t now,
+                         isr_entry_t *e)
+{
+    isr_local_lookup_t l;
+    isr_look_t st;
+
+    isr_local_lookup_init(&l, r->pool);
+    st = isr_store_lookup_with(q->zone, q->key, q->klen, q->hash, now,
+                               r->pool, &l.ops, e);
+    q->kept = (e->record && e->record == l.kept) ? l.kept : NULL;
+    return st;
+}
+
 static void answer_entry(isr_req_t *q, const isr_entry_t *e, const char *label)
 {
     q->label = label;
@@ -357,8 +373,7 @@ apr_status_t isr_request_lookup(request_rec *r, isr_req_t *q)
     apr_uint64_t lease;
     isr_entry_t e;
 
-    switch (isr_store_lookup(q->zone, q->key, q->klen, q->hash, now, r->pool,
-                             &e)) {
+    switch (lookup(r, q, now, &e)) {
     case ISR_LOOK_FRESH:
         answer_entry(q, &e, "HIT");
         return APR_SUCCESS;
@@ -388,8 +403,7 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
     int waited = 0;
 
     for (;; now = apr_time_now()) {
-        switch (isr_store_lookup(q->zone, q->key, q->klen, q->hash, now,
-                                 r->pool, &e)) {
+        switch (lookup(r, q, now, &e)) {
         case ISR_LOOK_FRESH:
             /* A request that waited for the fetch is a miss to its client. */
             answer_entry(q, &e, waited ? "MISS" : "HIT");

@@ -6,6 +6,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include "isr_local.h"
 #include "isr_request.h"
 
 static void set_status_vars(request_rec *r, const char *label,
@@ -83,8 +84,12 @@ int isr_respond_send(request_rec *r, const isr_req_t *q)
     ap_set_content_length(r, q->bodylen);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     if (q->bodylen && !r->header_only) {
-        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(
-            q->body, q->bodylen, r->pool, r->connection->bucket_alloc));
+        /* A shared copy is sent as is; anything else lives in r->pool. */
+        APR_BRIGADE_INSERT_TAIL(bb, q->kept
+            ? isr_local_bucket(q->kept, q->body, q->bodylen,
+                               r->connection->bucket_alloc)
+            : apr_bucket_pool_create(q->body, q->bodylen, r->pool,
+                                     r->connection->bucket_alloc));
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
         r->connection->bucket_alloc));

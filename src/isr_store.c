@@ -374,16 +374,50 @@ static int record_parse(const unsigned char *buf, apr_size_t len,
     return 1;
 }
 
-isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
-                            apr_uint64_t hash, apr_time_t now, apr_pool_t *p,
-                            isr_entry_t *e)
+/* Bring the record of (slot, seq) into memory no writer touches: a kept
+ * copy, or a fresh copy out of the ring (checked by the caller's seq test). */
+static const unsigned char *record_get(isr_zone_t *zone, const isr_copy_t *copy,
+                                       apr_uint32_t slot, apr_uint32_t seq,
+                                       apr_uint64_t off, apr_uint32_t len,
+                                       apr_pool_t *p, int *from_copy)
+{
+    const void *kept = copy ? copy->find(copy->baton, zone, slot, seq, len)
+                            : NULL;
+    void *buf = NULL;
+
+    *from_copy = 1;
+    if (kept) {
+        return kept;
+    }
+    if (!copy || !(buf = copy->alloc(copy->baton, len))) {
+        buf = apr_palloc(p, len);
+        *from_copy = 0;
+    }
+    memcpy(buf, zone->ring + off, len);
+    return buf;
+}
+
+/* Hand a buffer that came from `copy` back to it, used or not. */
+static void record_done(const isr_copy_t *copy, const void *rec, int from_copy,
+                        int ok, const isr_zone_t *zone, apr_uint32_t slot,
+                        apr_uint32_t seq)
+{
+    if (rec && from_copy) {
+        copy->done(copy->baton, rec, ok, zone, slot, seq);
+    }
+}
+
+isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
+                                 apr_size_t klen, apr_uint64_t hash,
+                                 apr_time_t now, apr_pool_t *p,
+                                 const isr_copy_t *copy, isr_entry_t *e)
 {
     apr_uint32_t base = (apr_uint32_t)(hash & (zone->hdr->nbuckets - 1))
                         * ISR_BUCKET_WAYS;
     apr_uint64_t off, ring_size = zone->hdr->ring_size;
     apr_uint32_t seq, state, len, i, tries;
-    unsigned char *buf = NULL;
-    apr_size_t bufsize = 0;
+    const unsigned char *rec;
+    int from_copy = 0;
     isr_slot_t *s;
 
     memset(e, 0, sizeof(*e));
@@ -406,6 +440,7 @@ isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
             e->fetched = LOAD(&s->fetched);
             off = LOAD(&s->rec_off);
             len = LOAD(&s->rec_len);
+            rec = NULL;
             if (state == ISR_SLOT_VALID && now <= e->until) {
                 /* Bounds first: the fields may be torn until seq is
                  * checked, and they must never send us outside the ring. */
@@ -413,14 +448,12 @@ isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
                     || len < sizeof(isr_record_t)) {
                     continue;
                 }
-                if (bufsize < len) {
-                    buf = apr_palloc(p, len);
-                    bufsize = len;
-                }
-                memcpy(buf, zone->ring + off, len);
+                rec = record_get(zone, copy, e->slot, seq, off, len, p,
+                                 &from_copy);
             }
             __atomic_thread_fence(__ATOMIC_ACQUIRE);
             if (LOAD(&s->seq) != seq || LOAD(&s->hash) != hash) {
+                record_done(copy, rec, from_copy, 0, zone, e->slot, seq);
                 continue;
             }
             switch (state) {
@@ -435,12 +468,15 @@ isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
                 if (now > e->until) {
                     return e->state = ISR_LOOK_EXPIRED;
                 }
-                if (!record_parse(buf, len, hash, key, klen, e)) {
+                if (!record_parse(rec, len, hash, key, klen, e)) {
                     /* Another key with the same 64-bit hash: serve this
                      * one uncached rather than ever sending a wrong body. */
+                    record_done(copy, rec, from_copy, 0, zone, e->slot, seq);
                     e->until = now + APR_USEC_PER_SEC;
                     return e->state = ISR_LOOK_PASS;
                 }
+                record_done(copy, rec, from_copy, 1, zone, e->slot, seq);
+                e->record = rec;
                 if (!LOAD(&s->ref)) {
                     STORE(&s->ref, 1u);
                 }
@@ -453,6 +489,13 @@ isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
         }
     }
     return e->state = ISR_LOOK_ABSENT;
+}
+
+isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
+                            apr_uint64_t hash, apr_time_t now, apr_pool_t *p,
+                            isr_entry_t *e)
+{
+    return isr_store_lookup_with(zone, key, klen, hash, now, p, NULL, e);
 }
 
 /* ---- claims ------------------------------------------------------------- */

@@ -44,6 +44,10 @@ BAD = [
     ("threads-word", "ISRRefreshThreads four", "", "ISRRefreshThreads", "four"),
     ("isr-flag", "", "ISR Maybe", "ISR", None),
     ("zone-in-location", "", "ISRCacheZone inloc 2M", "ISRCacheZone", None),
+    ("local-copies-2G", "ISRLocalCopySize 2G", "", "ISRLocalCopySize", "2G"),
+    ("local-copies-word", "ISRLocalCopySize some", "", "ISRLocalCopySize", "some"),
+    ("local-copies-in-location", "", "ISRLocalCopySize 1M", "ISRLocalCopySize", None),
+    ("quick-flag", "", "ISRQuickHandler sometimes", "ISRQuickHandler", None),
     ("threads-in-location", "", "ISRRefreshThreads 2", "ISRRefreshThreads", None),
 ]
 
@@ -54,6 +58,7 @@ GOOD = [
     ("sizes", "ISRCacheZone a 1M\nISRCacheZone b 512M\nISRCacheZone c 64G\nISRCacheZone d 4096K",
      "ISRCache a\n ISRMaxObjectSize 4096"),
     ("max-object-units", "", "ISRMaxObjectSize 512K"),
+    ("local-copies", "ISRLocalCopySize 0", "ISRQuickHandler On"),
     ("apply-env", "", "ISRApply env=ISR_BODY"),
     ("apply-header", "", "ISRApply header=X-Isr-Body"),
     ("apply-response", "", "ISRApply response"),

@@ -1,0 +1,233 @@
+/* Per-child record copies (see isr_local.h). A direct-mapped table indexed
+ * by (zone, slot), guarded by striped mutexes held for a few instructions;
+ * each copy carries an atomic reference count: one for the table, one per
+ * request and bucket using it. */
+#include "isr.h"
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "isr_local.h"
+
+#define TABLE_SIZE 8192          /* power of two */
+#define STRIPES    64
+#define SWEEP      32            /* entries dropped when over budget */
+
+typedef struct {
+    apr_uint32_t refs;
+    apr_uint32_t slot;
+    apr_uint32_t seq;
+    apr_uint32_t len;
+    const isr_zone_t *zone;      /* NULL until published in the table */
+    apr_uint64_t pad;            /* keeps the record 16-byte aligned */
+} blk_t;
+
+typedef struct {
+    apr_bucket_refcount refcount;
+    blk_t *blk;
+} blk_bucket_t;
+
+static blk_t *table[TABLE_SIZE];
+static pthread_mutex_t stripes[STRIPES];
+static apr_size_t budget, used;
+static apr_uint32_t sweep_hand;
+
+#define BLK_OF(rec) ((blk_t *)(rec) - 1)
+
+void isr_local_init(apr_size_t bytes)
+{
+    int i;
+
+    for (i = 0; i < STRIPES; i++) {
+        pthread_mutex_init(&stripes[i], NULL);
+    }
+    budget = bytes;
+}
+
+static apr_uint32_t index_of(const isr_zone_t *zone, apr_uint32_t slot)
+{
+    return (apr_uint32_t)(((uintptr_t)zone >> 6) ^ (slot * 0x9e3779b1u))
+           & (TABLE_SIZE - 1);
+}
+
+static void blk_release(blk_t *b)
+{
+    if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        __atomic_sub_fetch(&used, (apr_size_t)b->len, __ATOMIC_RELAXED);
+        free(b);
+    }
+}
+
+/* Swap the table entry at i for nb (which may be NULL). */
+static void table_swap(apr_uint32_t i, blk_t *nb)
+{
+    pthread_mutex_t *m = &stripes[i % STRIPES];
+    blk_t *old;
+
+    if (nb) {
+        __atomic_add_fetch(&nb->refs, 1, __ATOMIC_ACQ_REL);
+    }
+    pthread_mutex_lock(m);
+    old = table[i];
+    table[i] = nb;
+    pthread_mutex_unlock(m);
+    if (old) {
+        blk_release(old);
+    }
+}
+
+static apr_status_t release_cleanup(void *data)
+{
+    blk_release(data);
+    return APR_SUCCESS;
+}
+
+static const void *local_find(void *baton, const isr_zone_t *zone,
+                              apr_uint32_t slot, apr_uint32_t seq,
+                              apr_uint32_t len)
+{
+    apr_uint32_t i = index_of(zone, slot);
+    pthread_mutex_t *m = &stripes[i % STRIPES];
+    blk_t *b, *outdated = NULL;
+    (void)baton;
+
+    if (!budget || len < ISR_LOCAL_MIN) {
+        return NULL;
+    }
+    pthread_mutex_lock(m);
+    b = table[i];
+    if (b && b->zone == zone && b->slot == slot && b->seq == seq
+        && b->len == len) {
+        __atomic_add_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
+    }
+    else {
+        if (b && b->zone == zone && b->slot == slot) {
+            /* An older version of this slot: nobody will ask for it. */
+            outdated = b;
+            table[i] = NULL;
+        }
+        b = NULL;
+    }
+    pthread_mutex_unlock(m);
+    if (outdated) {
+        blk_release(outdated);
+    }
+    return b ? (const void *)(b + 1) : NULL;
+}
+
+static int reserve(apr_size_t len)
+{
+    int i;
+
+    if (__atomic_add_fetch(&used, len, __ATOMIC_RELAXED) <= budget) {
+        return 1;
+    }
+    __atomic_sub_fetch(&used, len, __ATOMIC_RELAXED);
+    /* Over budget: drop a few copies so that hot records get back in. */
+    for (i = 0; i < SWEEP; i++) {
+        table_swap(__atomic_fetch_add(&sweep_hand, 1, __ATOMIC_RELAXED)
+                   & (TABLE_SIZE - 1), NULL);
+    }
+    return 0;
+}
+
+static void *local_alloc(void *baton, apr_uint32_t len)
+{
+    blk_t *b;
+    (void)baton;
+
+    if (!budget || len < ISR_LOCAL_MIN || !reserve(len)) {
+        return NULL;
+    }
+    if (!(b = malloc(sizeof(*b) + len))) {
+        __atomic_sub_fetch(&used, (apr_size_t)len, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    b->refs = 1;
+    b->len = len;
+    b->zone = NULL;
+    return b + 1;
+}
+
+static void local_done(void *baton, const void *buf, int ok,
+                       const isr_zone_t *zone, apr_uint32_t slot,
+                       apr_uint32_t seq)
+{
+    isr_local_lookup_t *l = baton;
+    blk_t *b = BLK_OF(buf);
+
+    if (!ok) {
+        blk_release(b);
+        return;
+    }
+    if (!b->zone) {
+        b->zone = zone;
+        b->slot = slot;
+        b->seq = seq;
+        table_swap(index_of(zone, slot), b);
+    }
+    /* The request's reference lasts as long as its pool. */
+    apr_pool_cleanup_register(l->pool, b, release_cleanup,
+                              apr_pool_cleanup_null);
+    l->kept = buf;
+}
+
+void isr_local_lookup_init(isr_local_lookup_t *l, apr_pool_t *p)
+{
+    l->ops.find = local_find;
+    l->ops.alloc = local_alloc;
+    l->ops.done = local_done;
+    l->ops.baton = l;
+    l->pool = p;
+    l->kept = NULL;
+}
+
+/* ---- the bucket --------------------------------------------------------- */
+
+static void blk_bucket_destroy(void *data)
+{
+    blk_bucket_t *d = data;
+
+    if (apr_bucket_shared_destroy(d)) {
+        blk_release(d->blk);
+        apr_bucket_free(d);
+    }
+}
+
+static apr_status_t blk_bucket_read(apr_bucket *b, const char **str,
+                                    apr_size_t *len, apr_read_type_e block)
+{
+    blk_bucket_t *d = b->data;
+    (void)block;
+
+    *str = (const char *)(d->blk + 1) + b->start;
+    *len = b->length;
+    return APR_SUCCESS;
+}
+
+/* The bytes live as long as the bucket's reference: no setaside needed. */
+static const apr_bucket_type_t blk_bucket_type = {
+    "ISR-COPY", 5, APR_BUCKET_DATA,
+    blk_bucket_destroy,
+    blk_bucket_read,
+    apr_bucket_setaside_noop,
+    apr_bucket_shared_split,
+    apr_bucket_shared_copy
+};
+
+apr_bucket *isr_local_bucket(const void *record, const char *data,
+                             apr_size_t len, apr_bucket_alloc_t *list)
+{
+    blk_t *blk = BLK_OF(record);
+    blk_bucket_t *d = apr_bucket_alloc(sizeof(*d), list);
+    apr_bucket *b = apr_bucket_alloc(sizeof(*b), list);
+
+    __atomic_add_fetch(&blk->refs, 1, __ATOMIC_ACQ_REL);
+    d->blk = blk;
+    APR_BUCKET_INIT(b);
+    b->free = apr_bucket_free;
+    b->list = list;
+    b = apr_bucket_shared_make(b, d, data - (const char *)record, len);
+    b->type = &blk_bucket_type;
+    return b;
+}
