@@ -109,6 +109,24 @@ apr_status_t isr_parse_size(const char *arg, apr_off_t *out)
     return APR_SUCCESS;
 }
 
+/* A whole decimal number from min to max, nothing after it. */
+static int parse_long(const char *arg, long min, long max, long *out)
+{
+    char *end;
+    long n;
+
+    if (!apr_isdigit(*arg)) {
+        return 0;
+    }
+    errno = 0;
+    n = strtol(arg, &end, 10);
+    if (errno || *end || n < min || n > max) {
+        return 0;
+    }
+    *out = n;
+    return 1;
+}
+
 /* ---- create / merge ----------------------------------------------------- */
 
 void *isr_conf_create_dir(apr_pool_t *p, char *dir)
@@ -465,15 +483,13 @@ static const char *set_apply(cmd_parms *cmd, void *dc, const char *arg)
 static const char *set_on_error(cmd_parms *cmd, void *dc, const char *arg)
 {
     isr_dir_conf_t *c = dc;
-    char *end;
     long n;
 
     if (!strcasecmp(arg, "pass")) {
         c->on_error = ISR_ONERROR_PASS;
         return NULL;
     }
-    n = strtol(arg, &end, 10);
-    if (!apr_isdigit(*arg) || *end || n < 400 || n > 599) {
+    if (!parse_long(arg, 400, 599, &n)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is neither an HTTP status "
                             "from 400 to 599 nor 'pass'", cmd->cmd->name, arg);
     }
@@ -486,15 +502,13 @@ static const char *set_threads(cmd_parms *cmd, void *dc, const char *arg)
     isr_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config,
                                               &isr_module);
     const char *err;
-    char *end;
     long n;
     (void)dc;
 
     if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
         return err;
     }
-    n = strtol(arg, &end, 10);
-    if (!apr_isdigit(*arg) || *end || n < 1 || n > 256) {
+    if (!parse_long(arg, 1, 256, &n)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number of threads "
                             "from 1 to 256", cmd->cmd->name, arg);
     }
