@@ -367,27 +367,37 @@ static void answer_entry(isr_req_t *q, const isr_entry_t *e, const char *label)
     q->fetched = e->fetched;
 }
 
+/* FRESH and STALE are answered at once; a STALE one starts its refresh
+ * unless another is under way or backing off. Returns 1 when answered. */
+static int answer_cached(request_rec *r, isr_req_t *q, isr_look_t st,
+                         const isr_entry_t *e, apr_time_t now, int waited)
+{
+    apr_uint64_t lease;
+
+    if (st == ISR_LOOK_FRESH) {
+        /* A request that waited for the fetch is a miss to its client. */
+        answer_entry(q, e, waited ? "MISS" : "HIT");
+        return 1;
+    }
+    if (st != ISR_LOOK_STALE) {
+        return 0;
+    }
+    if (isr_store_claim_refresh(q->zone, e, now,
+                                isr_conf_timeout(q->conf) + LEASE_MARGIN,
+                                &lease)) {
+        refresh_start(r, q, e->slot, lease);
+    }
+    answer_entry(q, e, "STALE");
+    return 1;
+}
+
 apr_status_t isr_request_lookup(request_rec *r, isr_req_t *q)
 {
     apr_time_t now = apr_time_now();
-    apr_uint64_t lease;
     isr_entry_t e;
 
-    switch (lookup(r, q, now, &e)) {
-    case ISR_LOOK_FRESH:
-        answer_entry(q, &e, "HIT");
-        return APR_SUCCESS;
-    case ISR_LOOK_STALE:
-        if (isr_store_claim_refresh(q->zone, &e, now,
-                                    isr_conf_timeout(q->conf) + LEASE_MARGIN,
-                                    &lease)) {
-            refresh_start(r, q, e.slot, lease);
-        }
-        answer_entry(q, &e, "STALE");
-        return APR_SUCCESS;
-    default:
-        return APR_NOTFOUND;
-    }
+    return answer_cached(r, q, lookup(r, q, now, &e), &e, now, 0)
+           ? APR_SUCCESS : APR_NOTFOUND;
 }
 
 apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
@@ -400,20 +410,15 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
     apr_uint64_t lease;
     isr_fetch_resp_t *resp;
     isr_entry_t e;
+    isr_look_t st;
     int waited = 0;
 
     for (;; now = apr_time_now()) {
-        switch (lookup(r, q, now, &e)) {
-        case ISR_LOOK_FRESH:
-            /* A request that waited for the fetch is a miss to its client. */
-            answer_entry(q, &e, waited ? "MISS" : "HIT");
+        st = lookup(r, q, now, &e);
+        if (answer_cached(r, q, st, &e, now, waited)) {
             return APR_SUCCESS;
-        case ISR_LOOK_STALE:
-            if (isr_store_claim_refresh(q->zone, &e, now, hold, &lease)) {
-                refresh_start(r, q, e.slot, lease);
-            }
-            answer_entry(q, &e, "STALE");
-            return APR_SUCCESS;
+        }
+        switch (st) {
         case ISR_LOOK_PASS:
             return fetch_sync(r, q, &resp);
         case ISR_LOOK_FAILED:
