@@ -17,7 +17,8 @@
  *   -1        once: open all connections first, then send one request on each at the same
  *             instant (thundering-herd mode); -n and -d are ignored
  *   -t S      per-request timeout (default 30); a timeout counts as an error
- *   -o FILE   also write every latency (microseconds, one per line, sorted) to FILE
+ *   -o FILE   also write every request to FILE, one line each, sorted by latency:
+ *             "LATENCY_US START_US" (START_US: when it was sent, from the start of the run)
  *
  * Output, one line:  requests=.. errors=.. non2xx=.. elapsed_s=.. rps=.. p50_ms=.. p90_ms=..
  *   p99_ms=.. max_ms=.. mean_ms=.. min_ms=.. isr_hit=.. isr_stale=.. isr_miss=.. origin_seqs=..
@@ -80,7 +81,9 @@ static uint64_t rng = 88172645463325252ull;
 static long long issued, completed, errors, non2xx;
 static long long isr_hit, isr_stale, isr_miss;
 static uint32_t *lat_us;
+static uint32_t *start_us; /* parallel to lat_us until sorted */
 static size_t lat_n, lat_cap;
+static double t_run0;
 static unsigned long *seqs;
 static size_t seqs_n, seqs_cap;
 static int epfd;
@@ -101,14 +104,17 @@ static uint64_t xorshift(void)
     return rng;
 }
 
-static void record_latency(double sec)
+static void record_latency(double sec, double sent)
 {
     if (lat_n == lat_cap) {
         lat_cap = lat_cap ? lat_cap * 2 : 65536;
         lat_us = realloc(lat_us, lat_cap * sizeof(*lat_us));
-        if (!lat_us) { perror("realloc"); exit(1); }
+        start_us = realloc(start_us, lat_cap * sizeof(*start_us));
+        if (!lat_us || !start_us) { perror("realloc"); exit(1); }
     }
     double us = sec * 1e6;
+    double st = (sent - t_run0) * 1e6;
+    start_us[lat_n] = st < 0 ? 0 : (st > 4e9 ? 4000000000u : (uint32_t)st);
     lat_us[lat_n++] = us > 4e9 ? 4000000000u : (uint32_t)us;
 }
 
@@ -284,7 +290,7 @@ static void parse_headers(struct conn *c, size_t hend)
 static void finish_response(struct conn *c)
 {
     double t = now_s();
-    record_latency(t - c->t_sent);
+    record_latency(t - c->t_sent, c->t_sent);
     completed++;
     if (c->status < 200 || c->status > 299) non2xx++;
     if (c->close_after) close_conn(c);
@@ -403,6 +409,12 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static double pct(double p)
 {
     if (!lat_n) return 0;
@@ -450,6 +462,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nconns; i++) { cs[i].fd = -1; cs[i].state = ST_IDLE; }
 
     double t0 = now_s();
+    t_run0 = t0;
     if (once) {
         /* connect everybody first */
         int connected = 0;
@@ -527,13 +540,19 @@ int main(int argc, char **argv)
         }
     }
     double elapsed = now_s() - t0;
-    qsort(lat_us, lat_n, sizeof(*lat_us), cmp_u32);
     if (lat_file) {
+        uint64_t *pairs = malloc((lat_n ? lat_n : 1) * sizeof(*pairs));
+        if (!pairs) { perror("malloc"); return 1; }
+        for (size_t i = 0; i < lat_n; i++) pairs[i] = ((uint64_t)lat_us[i] << 32) | start_us[i];
+        qsort(pairs, lat_n, sizeof(*pairs), cmp_u64);
         FILE *f = fopen(lat_file, "w");
         if (!f) { perror(lat_file); return 1; }
-        for (size_t i = 0; i < lat_n; i++) fprintf(f, "%u\n", lat_us[i]);
+        for (size_t i = 0; i < lat_n; i++)
+            fprintf(f, "%u %u\n", (uint32_t)(pairs[i] >> 32), (uint32_t)(pairs[i] & 0xffffffffu));
         fclose(f);
+        free(pairs);
     }
+    qsort(lat_us, lat_n, sizeof(*lat_us), cmp_u32);
     double sum = 0;
     for (size_t i = 0; i < lat_n; i++) sum += lat_us[i];
     printf("requests=%lld errors=%lld non2xx=%lld elapsed_s=%.3f rps=%.1f p50_ms=%.3f p90_ms=%.3f "
