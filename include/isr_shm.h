@@ -6,10 +6,15 @@
  *   offset 0            +--------------------------------------------+
  *                       | isr_shm_header_t (magic, layout, sizes,    |
  *                       |   hash seed, ring head/tail)               |
+ *   tags_off (64-align) +--------------------------------------------+
+ *                       | apr_uint64_t tags[nbuckets * 8]: the hash  |
+ *                       |   of each slot, one cache line per bucket, |
+ *                       |   so a lookup reads one line per bucket    |
  *   slots_off (64-alig) +--------------------------------------------+
  *                       | isr_slot_t[nbuckets * ISR_BUCKET_WAYS]     |
  *                       |   64 bytes each; a key lives in one of the |
- *                       |   8 slots of bucket (hash & (nbuckets-1))  |
+ *                       |   16 slots of its two buckets (two-choice  |
+ *                       |   hashing: a new key goes to the emptier)  |
  *   ring_off (64-alig)  +--------------------------------------------+
  *                       | ring of records, ring_size bytes:          |
  *                       |   isr_record_t | key | headers | body      |
@@ -19,8 +24,10 @@
  *   size                +--------------------------------------------+
  *
  * Who writes what:
- * - slot fields other than `lease` and `ref`, the records, and the ring
- *   head/tail are written only under the zone mutex. A writer makes the
+ * - slot fields other than `lease` and `ref`, the tags, the records, and
+ *   the ring head/tail are written only under the zone mutex. A tag is a
+ *   hint for finding a slot; the slot's own `hash`, read under its seqlock,
+ *   decides. A writer makes the
  *   slot's `seq` odd, changes the slot, and makes it even again (seqlock).
  * - `lease` is changed only by compare-and-swap (claims need no lock).
  * - `ref` is a hint set by hits with a plain store (CLOCK eviction).
@@ -40,7 +47,7 @@
 #include <apr.h>
 
 #define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
-#define ISR_SHM_LAYOUT  1u          /* bump on any change to this file */
+#define ISR_SHM_LAYOUT  2u          /* bump on any change to this file */
 #define ISR_BUCKET_WAYS 8
 #define ISR_REC_ALIGN   64
 #define ISR_REC_MAGIC   0x43455249u /* "IREC" */
@@ -58,6 +65,7 @@ typedef struct {
     apr_uint32_t layout;
     apr_uint64_t size;        /* whole segment, bytes */
     apr_uint64_t seed;        /* hash seed, random per segment */
+    apr_uint64_t tags_off;
     apr_uint64_t slots_off;
     apr_uint64_t ring_off;
     apr_uint64_t ring_size;   /* multiple of ISR_REC_ALIGN */

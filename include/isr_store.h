@@ -12,6 +12,7 @@
 typedef struct isr_zone_t {
     const char *name;
     isr_shm_header_t *hdr;
+    apr_uint64_t *tags;         /* one per slot: its hash (a hint) */
     isr_slot_t *slots;
     unsigned char *ring;
     apr_uint32_t nslots;
@@ -90,6 +91,10 @@ apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size);
 
 apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,
                             apr_size_t len);
+
+/* The two buckets a hash may live in (they differ). */
+void isr_store_buckets(const isr_zone_t *zone, apr_uint64_t hash,
+                       apr_uint32_t b[2]);
 
 /* Lock-free lookup. For FRESH and STALE the record is copied into pool p
  * and its key compared with `key`. Never blocks. */

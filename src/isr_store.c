@@ -44,7 +44,9 @@ apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
         nb <<= 1;
     }
     memset(h, 0, sizeof(*h));
-    h->slots_off = ALIGN_UP(sizeof(*h), ISR_REC_ALIGN);
+    h->tags_off = ALIGN_UP(sizeof(*h), ISR_REC_ALIGN);
+    h->slots_off = h->tags_off
+                   + (apr_uint64_t)nb * ISR_BUCKET_WAYS * sizeof(apr_uint64_t);
     slots_bytes = (apr_uint64_t)nb * ISR_BUCKET_WAYS * sizeof(isr_slot_t);
     h->ring_off = ALIGN_UP(h->slots_off + slots_bytes, ISR_REC_ALIGN);
     if (h->ring_off + 64 * 1024 > size) {
@@ -55,7 +57,7 @@ apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
     h->size = size;
     h->seed = seed;
     h->created = now;
-    memset((char *)base + h->slots_off, 0, slots_bytes);
+    memset((char *)base + h->tags_off, 0, h->ring_off - h->tags_off);
     h->layout = ISR_SHM_LAYOUT;
     STORE_REL(&h->magic, ISR_SHM_MAGIC);
     return APR_SUCCESS;
@@ -67,13 +69,17 @@ apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size)
 
     if (size < sizeof(*h) || LOAD_ACQ(&h->magic) != ISR_SHM_MAGIC
         || h->layout != ISR_SHM_LAYOUT || h->size != size
-        || h->nbuckets == 0 || (h->nbuckets & (h->nbuckets - 1))
+        || h->nbuckets < 2 || (h->nbuckets & (h->nbuckets - 1))
+        || h->tags_off < sizeof(*h) || h->tags_off % ISR_REC_ALIGN
+        || h->tags_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
+           * sizeof(apr_uint64_t) > h->slots_off
         || h->ring_off + h->ring_size > size
         || h->slots_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
            * sizeof(isr_slot_t) > h->ring_off) {
         return APR_EINVAL;
     }
     zone->hdr = h;
+    zone->tags = (apr_uint64_t *)((char *)base + h->tags_off);
     zone->slots = (isr_slot_t *)((char *)base + h->slots_off);
     zone->ring = (unsigned char *)base + h->ring_off;
     zone->nslots = h->nbuckets * ISR_BUCKET_WAYS;
@@ -84,6 +90,18 @@ apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,
                             apr_size_t len)
 {
     return isr_key_hash(zone->hdr->seed, key, len);
+}
+
+void isr_store_buckets(const isr_zone_t *zone, apr_uint64_t hash,
+                       apr_uint32_t b[2])
+{
+    apr_uint32_t mask = zone->hdr->nbuckets - 1;
+
+    b[0] = (apr_uint32_t)hash & mask;
+    b[1] = (apr_uint32_t)(hash >> 32) & mask;
+    if (b[1] == b[0]) {
+        b[1] = b[0] ^ 1;
+    }
 }
 
 /* ---- leases ------------------------------------------------------------- */
@@ -162,25 +180,31 @@ static void slot_end(isr_slot_t *s)
     slot_wake(s);
 }
 
+static void slot_set_hash(isr_zone_t *zone, isr_slot_t *s, apr_uint64_t hash)
+{
+    STORE(&s->hash, hash);
+    STORE(&zone->tags[s - zone->slots], hash);
+}
+
 /* A cleared slot keeps no lease: the next key must not inherit one. The
  * old owner's later release or publish finds the lease gone and the hash
  * changed, and does nothing to this slot. */
-static void slot_clear(isr_slot_t *s)
+static void slot_clear(isr_zone_t *zone, isr_slot_t *s)
 {
     slot_begin(s);
     STORE(&s->state, ISR_SLOT_EMPTY);
-    STORE(&s->hash, (apr_uint64_t)0);
+    slot_set_hash(zone, s, 0);
     __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
     slot_end(s);
 }
 
 /* Only writers make a seq odd, and writers hold the mutex: an odd seq seen
  * under the mutex was left by a writer that died mid-update. */
-static void slot_repair(isr_slot_t *s)
+static void slot_repair(isr_zone_t *zone, isr_slot_t *s)
 {
     if (LOAD(&s->seq) & 1u) {
         STORE(&s->state, ISR_SLOT_EMPTY);
-        STORE(&s->hash, (apr_uint64_t)0);
+        slot_set_hash(zone, s, 0);
         slot_end(s);
     }
 }
@@ -195,7 +219,7 @@ static void slot_check(isr_zone_t *zone, isr_slot_t *s)
     if (LOAD(&s->state) == ISR_SLOT_VALID
         && (off > ring_size || len > ring_size - off
             || len < sizeof(isr_record_t))) {
-        slot_clear(s);
+        slot_clear(zone, s);
     }
 }
 
@@ -217,7 +241,7 @@ static void ring_reset(isr_zone_t *zone)
 
     for (i = 0; i < zone->nslots; i++) {
         if (LOAD(&zone->slots[i].state) == ISR_SLOT_VALID) {
-            slot_clear(&zone->slots[i]);
+            slot_clear(zone, &zone->slots[i]);
         }
     }
     zone->hdr->tail = zone->hdr->head;
@@ -246,7 +270,7 @@ static int ring_evict_one(isr_zone_t *zone)
         s = &zone->slots[rec->slot];
         if (LOAD(&s->state) == ISR_SLOT_VALID && LOAD(&s->rec_off) == phys
             && LOAD(&s->hash) == rec->hash) {
-            slot_clear(s);
+            slot_clear(zone, s);
         }
     }
     h->tail += rec->total;
@@ -307,41 +331,67 @@ static int victim_rank(isr_slot_t *s, apr_time_t now)
     }
 }
 
+/* Slots of a bucket a new key may take: EMPTY ones count double, so that a
+ * new key goes to the emptier of its two buckets (two-choice hashing keeps
+ * every bucket below its 8 ways far longer than one choice does). */
+static int bucket_room(isr_zone_t *zone, apr_uint32_t b, apr_time_t now)
+{
+    int i, room = 0, rank;
+
+    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+        rank = victim_rank(&zone->slots[b * ISR_BUCKET_WAYS + i], now);
+        room += rank == 0 ? 2 : rank == 1 ? 1 : 0;
+    }
+    return room;
+}
+
 /* Find the slot holding `hash` (*found = 1) or the best slot to reuse for
- * it (*found = 0). Returns -1 when no slot of the bucket may be reused. */
+ * it (*found = 0). Returns -1 when no slot of its buckets may be reused. */
 static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
                         int *found)
 {
-    apr_uint32_t base = (apr_uint32_t)(hash & (zone->hdr->nbuckets - 1))
-                        * ISR_BUCKET_WAYS;
+    apr_uint32_t b[2], base, k;
     long best = -1;
     int best_rank = 9, rank, i;
     isr_slot_t *s;
 
     *found = 0;
-    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
-        s = &zone->slots[base + i];
-        slot_repair(s);
-        slot_check(zone, s);
-        if (LOAD(&s->hash) == hash && LOAD(&s->state) != ISR_SLOT_EMPTY) {
-            *found = 1;
-            return base + i;
+    isr_store_buckets(zone, hash, b);
+    for (k = 0; k < 2; k++) {
+        for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+            s = &zone->slots[b[k] * ISR_BUCKET_WAYS + i];
+            slot_repair(zone, s);
+            slot_check(zone, s);
+            if (LOAD(&s->hash) == hash && LOAD(&s->state) != ISR_SLOT_EMPTY) {
+                *found = 1;
+                return s - zone->slots;
+            }
         }
     }
-    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
-        s = &zone->slots[base + i];
-        rank = victim_rank(s, now);
-        if (rank < best_rank || (rank == best_rank && best >= 0
-                                 && LOAD(&s->fetched)
-                                    < LOAD(&zone->slots[best].fetched))) {
-            best = base + i;
-            best_rank = rank;
+    if (bucket_room(zone, b[1], now) > bucket_room(zone, b[0], now)) {
+        k = b[0];
+        b[0] = b[1];
+        b[1] = k;
+    }
+    for (k = 0; k < 2; k++) {
+        base = b[k] * ISR_BUCKET_WAYS;
+        for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+            s = &zone->slots[base + i];
+            rank = victim_rank(s, now);
+            if (rank < best_rank
+                || (rank == best_rank && rank > 1 && best >= 0
+                    && LOAD(&s->fetched) < LOAD(&zone->slots[best].fetched))) {
+                best = base + i;
+                best_rank = rank;
+            }
         }
     }
     if (best_rank == 3) {
         /* Every slot was used lately: give them a second chance next time. */
-        for (i = 0; i < ISR_BUCKET_WAYS; i++) {
-            STORE(&zone->slots[base + i].ref, 0u);
+        for (k = 0; k < 2; k++) {
+            for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+                STORE(&zone->slots[b[k] * ISR_BUCKET_WAYS + i].ref, 0u);
+            }
         }
     }
     return best;
@@ -412,17 +462,22 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  apr_time_t now, apr_pool_t *p,
                                  const isr_copy_t *copy, isr_entry_t *e)
 {
-    apr_uint32_t base = (apr_uint32_t)(hash & (zone->hdr->nbuckets - 1))
-                        * ISR_BUCKET_WAYS;
     apr_uint64_t off, ring_size = zone->hdr->ring_size;
-    apr_uint32_t seq, state, len, i, tries;
+    apr_uint32_t b[2], seq, state, len, i, tries;
     const unsigned char *rec;
     int from_copy = 0;
     isr_slot_t *s;
 
     memset(e, 0, sizeof(*e));
-    for (i = 0; i < ISR_BUCKET_WAYS; i++) {
-        s = &zone->slots[base + i];
+    isr_store_buckets(zone, hash, b);
+    /* The 16 candidate slots, found through their buckets' tag lines. */
+    for (i = 0; i < 2 * ISR_BUCKET_WAYS; i++) {
+        apr_uint32_t idx = b[i / ISR_BUCKET_WAYS] * ISR_BUCKET_WAYS
+                           + i % ISR_BUCKET_WAYS;
+        if (LOAD(&zone->tags[idx]) != hash) {
+            continue;
+        }
+        s = &zone->slots[idx];
         if (LOAD(&s->hash) != hash) {
             continue;
         }
@@ -432,7 +487,7 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                 continue;
             }
             state = LOAD(&s->state);
-            e->slot = base + i;
+            e->slot = idx;
             e->seq = seq;
             e->lease = LOAD(&s->lease);
             e->fresh_until = LOAD(&s->fresh_until);
@@ -548,7 +603,7 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
     *pseq = LOAD(&s->seq);
     if (!found) {
         slot_begin(s);
-        STORE(&s->hash, hash);
+        slot_set_hash(zone, s, hash);
         STORE(&s->state, ISR_SLOT_PENDING);
         STORE(&s->fresh_until, (apr_int64_t)0);
         STORE(&s->until, (apr_int64_t)0);
@@ -642,7 +697,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     zone->hdr->head += need;
 
     slot_begin(s);
-    STORE(&s->hash, hash);
+    slot_set_hash(zone, s, hash);
     STORE(&s->state, ISR_SLOT_VALID);
     STORE(&s->rec_off, phys);
     STORE(&s->rec_len, (apr_uint32_t)need);

@@ -131,7 +131,25 @@ static const char *zone_check(isr_zone_t *z)
         isr_slot_t *s = &z->slots[i];
         isr_record_t *r;
         apr_uint64_t lpos;
-        if (s->state != ISR_SLOT_VALID || (s->seq & 1u)) {
+        apr_uint32_t b[2];
+        if (s->seq & 1u) {
+            continue;
+        }
+        if (z->tags[i] != s->hash) {
+            snprintf(msg, sizeof(msg), "slot %u: tag %016llx, hash %016llx", i,
+                     (unsigned long long)z->tags[i],
+                     (unsigned long long)s->hash);
+            return msg;
+        }
+        if (s->state == ISR_SLOT_EMPTY) {
+            continue;
+        }
+        isr_store_buckets(z, s->hash, b);
+        if (i / ISR_BUCKET_WAYS != b[0] && i / ISR_BUCKET_WAYS != b[1]) {
+            snprintf(msg, sizeof(msg), "slot %u: not in a bucket of its hash", i);
+            return msg;
+        }
+        if (s->state != ISR_SLOT_VALID) {
             continue;
         }
         if (s->rec_off % ISR_REC_ALIGN || s->rec_off + s->rec_len > h->ring_size
