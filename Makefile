@@ -29,7 +29,7 @@ APXS_FLAGS ?= -I include $(CWARN)
 LIBS    ?= -lcurl
 
 # --- packages ----------------------------------------------------------------
-DEB_PACKAGES := apache2 apache2-dev apache2-utils libcurl4-openssl-dev python3-pytest curl
+DEB_PACKAGES := apache2 apache2-dev apache2-utils libcurl4-openssl-dev python3-pytest curl openssl
 
 # --- make run ----------------------------------------------------------------
 RUN_CONF    ?= $(CURDIR)/httpd-isr.conf

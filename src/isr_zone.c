@@ -11,7 +11,9 @@
 
 #include "isr_zone.h"
 
-#define REGISTRY_KEY "mod_isr:zones"
+/* Versioned: a newer build loaded by a graceful restart must not read an
+ * older build's isr_zone_rt_t. */
+#define REGISTRY_KEY "mod_isr:zones:1"
 
 /* What survives a restart, per zone name (allocated from the process pool). */
 typedef struct {
