@@ -17,6 +17,7 @@
 #include "isr_local.h"
 #include "isr_refresh.h"
 #include "isr_request.h"
+#include "isr_status.h"
 #include "isr_zone.h"
 
 static int isr_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -188,7 +189,6 @@ static int isr_handler(request_rec *r)
 
 static void isr_register_hooks(apr_pool_t *p)
 {
-    (void)p;
     ap_hook_pre_config(isr_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(isr_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(isr_post_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -198,6 +198,7 @@ static void isr_register_hooks(apr_pool_t *p)
     ap_hook_map_to_storage(isr_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(isr_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(isr_handler, NULL, NULL, APR_HOOK_FIRST);
+    isr_status_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(isr) = {

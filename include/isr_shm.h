@@ -6,6 +6,10 @@
  *   offset 0            +--------------------------------------------+
  *                       | isr_shm_header_t (magic, layout, sizes,    |
  *                       |   hash seed, ring head/tail)               |
+ *   stats_off (64-alig) +--------------------------------------------+
+ *                       | isr_stats_t[ISR_STAT_STRIPES]: counters,   |
+ *                       |   one stripe per group of threads so hits  |
+ *                       |   do not all write one cache line          |
  *   tags_off (64-align) +--------------------------------------------+
  *                       | apr_uint64_t tags[nbuckets * 8]: the hash  |
  *                       |   of each slot, one cache line per bucket, |
@@ -47,7 +51,7 @@
 #include <apr.h>
 
 #define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
-#define ISR_SHM_LAYOUT  2u          /* bump on any change to this file */
+#define ISR_SHM_LAYOUT  3u          /* bump on any change to this file */
 #define ISR_BUCKET_WAYS 8
 #define ISR_REC_ALIGN   64
 #define ISR_REC_MAGIC   0x43455249u /* "IREC" */
@@ -65,6 +69,7 @@ typedef struct {
     apr_uint32_t layout;
     apr_uint64_t size;        /* whole segment, bytes */
     apr_uint64_t seed;        /* hash seed, random per segment */
+    apr_uint64_t stats_off;
     apr_uint64_t tags_off;
     apr_uint64_t slots_off;
     apr_uint64_t ring_off;
@@ -104,6 +109,21 @@ typedef struct {
     apr_uint32_t bodylen;
     apr_uint32_t reserved;
 } isr_record_t;
+
+/* Counters (relaxed atomic adds; a reader sums the stripes and accepts
+ * slightly stale values, as mod_status does with the scoreboard). */
+typedef enum {
+    ISR_STAT_HIT, ISR_STAT_STALE, ISR_STAT_MISS, ISR_STAT_WAIT,
+    ISR_STAT_ERROR, ISR_STAT_STORE, ISR_STAT_PASS, ISR_STAT_REFRESH,
+    ISR_STAT_REFRESH_FAIL, ISR_STAT_EVICT,
+    ISR_STAT_COUNT
+} isr_stat_t;
+
+#define ISR_STAT_STRIPES 16
+
+typedef struct {
+    apr_uint64_t n[16];       /* ISR_STAT_COUNT used; two cache lines */
+} isr_stats_t;
 
 #define ISR_LEASE_MAKE(deadline_sec, pid) \
     (((apr_uint64_t)(apr_uint32_t)(deadline_sec) << 32) | (apr_uint32_t)(pid))

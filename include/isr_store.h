@@ -13,6 +13,7 @@ typedef struct isr_zone_t {
     const char *name;
     isr_shm_header_t *hdr;
     apr_uint64_t *tags;         /* one per slot: its hash (a hint) */
+    isr_stats_t *stats;         /* ISR_STAT_STRIPES stripes */
     isr_slot_t *slots;
     unsigned char *ring;
     apr_uint32_t nslots;
@@ -147,6 +148,18 @@ void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,
 
 /* Give a lease back without a result. */
 void isr_store_release(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease);
+
+/* Count one event in this thread's stripe. */
+void isr_store_count(isr_zone_t *zone, isr_stat_t what);
+
+/* A snapshot of the zone for status pages (lock-free, slightly stale). */
+typedef struct {
+    apr_uint64_t counts[ISR_STAT_COUNT];
+    apr_uint32_t slots, slots_used;
+    apr_uint64_t ring_size, ring_used;
+} isr_store_info_t;
+
+void isr_store_info(const isr_zone_t *zone, isr_store_info_t *info);
 
 /* Sleep until the slot's seq moves away from `seq` or `max_wait` passes. */
 void isr_store_wait(isr_zone_t *zone, apr_uint32_t slot, apr_uint32_t seq,

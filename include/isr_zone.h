@@ -28,6 +28,10 @@ apr_status_t isr_zones_setup(const apr_array_header_t *defs, server_rec *s,
 /* child_init: re-open the zone mutexes in the child. */
 apr_status_t isr_zones_child_init(apr_pool_t *pchild, server_rec *s);
 
+/* This generation's zones, for status pages: isr_zone_at(0 .. count-1). */
+int isr_zones_count(void);
+isr_zone_t *isr_zone_at(int i);
+
 /* The zone called `name`, or NULL. Cheap: a scan of a handful of names. */
 isr_zone_t *isr_zone_get(const char *name);
 

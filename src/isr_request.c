@@ -218,6 +218,7 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
     }
     if (resp->uncacheable || resp->too_large) {
         /* Release every waiter at once: they fetch for themselves. */
+        isr_store_count(q->zone, ISR_STAT_PASS);
         isr_store_mark_pass(q->zone, slot, q->hash, lease,
                             now + isr_conf_ttl(q->conf));
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0020)
@@ -228,6 +229,8 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
     }
     value_init(&v, resp, q->conf, now);
     rv = isr_store_publish(q->zone, slot, lease, q->key, q->klen, q->hash, &v);
+    isr_store_count(q->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
+                                               : ISR_STAT_PASS);
     if (rv == APR_ENOSPC) {
         isr_store_mark_pass(q->zone, slot, q->hash, lease,
                             now + isr_conf_ttl(q->conf));
@@ -264,6 +267,7 @@ static void refresh_run(void *baton)
     }
     else if (rv != APR_SUCCESS || resp->status >= 500) {
         isr_store_backoff(job->zone, job->slot, job->lease, now + job->retry);
+        isr_store_count(job->zone, ISR_STAT_REFRESH_FAIL);
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, job->s, ISR_LOGNO(0022)
                      "refresh of %s failed (%s): serving stale, next try "
                      "in %" APR_TIME_T_FMT "s", job->req.url,
@@ -283,6 +287,8 @@ static void refresh_run(void *baton)
         v.stale_until = v.fresh_until + job->stale_ttl;
         rv = isr_store_publish(job->zone, job->slot, job->lease, job->key,
                                job->klen, job->hash, &v);
+        isr_store_count(job->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
+                                                     : ISR_STAT_PASS);
         ap_log_error(APLOG_MARK, rv ? APLOG_WARNING : APLOG_DEBUG, rv, job->s,
                      ISR_LOGNO(0023) "refreshed %s", job->req.url);
     }
@@ -331,6 +337,7 @@ static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
     job->req.unix_path = q->unix_path ? apr_pstrdup(p, q->unix_path) : NULL;
     job->req.ca_file = c->ca_file ? apr_pstrdup(p, c->ca_file) : NULL;
     job->req.headers = copy_strings(p, forward_headers(r));
+    isr_store_count(q->zone, ISR_STAT_REFRESH);
     if (isr_refresh_submit(refresh_run, job) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0024)
                       "%s: refresh queue full, a later request will retry",
@@ -376,6 +383,9 @@ static int answer_cached(request_rec *r, isr_req_t *q, isr_look_t st,
 
     if (st == ISR_LOOK_FRESH) {
         /* A request that waited for the fetch is a miss to its client. */
+        if (waited) {
+            isr_store_count(q->zone, ISR_STAT_WAIT);
+        }
         answer_entry(q, e, waited ? "MISS" : "HIT");
         return 1;
     }

@@ -9,9 +9,14 @@
 #include "isr_local.h"
 #include "isr_request.h"
 
-static void set_status_vars(request_rec *r, const char *label,
-                            apr_table_t *headers)
+/* The ISR_STATUS variable, the X-ISR-Status header and the zone's
+ * counter of that answer. */
+static void set_status_vars(request_rec *r, const isr_req_t *q,
+                            const char *label, apr_table_t *headers)
 {
+    isr_store_count(q->zone, label[0] == 'H' ? ISR_STAT_HIT
+                             : label[0] == 'S' ? ISR_STAT_STALE
+                             : ISR_STAT_MISS);
     apr_table_setn(r->subprocess_env, "ISR_STATUS", label);
     apr_table_setn(headers, "X-ISR-Status", label);
 }
@@ -32,7 +37,7 @@ void isr_respond_apply(request_rec *r, const isr_req_t *q)
     else {
         apr_table_set(r->subprocess_env, c->apply_name, v);
     }
-    set_status_vars(r, q->label, r->err_headers_out);
+    set_status_vars(r, q, q->label, r->err_headers_out);
 }
 
 /* Stored headers are "name\0value\0" pairs; the record they came from was
@@ -71,7 +76,7 @@ int isr_respond_send(request_rec *r, const isr_req_t *q)
 
     r->status = q->status;
     set_headers(r, q->headers, q->hdrlen);
-    set_status_vars(r, q->label, r->headers_out);
+    set_status_vars(r, q, q->label, r->headers_out);
     if (q->fetched) {
         age = apr_time_sec(apr_time_now() - q->fetched);
         apr_table_setn(r->headers_out, "Age", apr_psprintf(
@@ -102,6 +107,9 @@ int isr_respond_error(request_rec *r, const isr_req_t *q, apr_status_t rv)
     int action = isr_conf_on_error(q->conf);
 
     apr_table_setn(r->subprocess_env, "ISR_STATUS", "ERROR");
+    if (q->zone) {
+        isr_store_count(q->zone, ISR_STAT_ERROR);
+    }
     if (action == ISR_ONERROR_PASS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISR_LOGNO(0031)
                       "fetch of %s failed (%s): passing to the normal handler",

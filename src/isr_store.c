@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <limits.h>
+#include <stdint.h>
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -44,7 +45,8 @@ apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
         nb <<= 1;
     }
     memset(h, 0, sizeof(*h));
-    h->tags_off = ALIGN_UP(sizeof(*h), ISR_REC_ALIGN);
+    h->stats_off = ALIGN_UP(sizeof(*h), ISR_REC_ALIGN);
+    h->tags_off = h->stats_off + ISR_STAT_STRIPES * sizeof(isr_stats_t);
     h->slots_off = h->tags_off
                    + (apr_uint64_t)nb * ISR_BUCKET_WAYS * sizeof(apr_uint64_t);
     slots_bytes = (apr_uint64_t)nb * ISR_BUCKET_WAYS * sizeof(isr_slot_t);
@@ -57,7 +59,7 @@ apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
     h->size = size;
     h->seed = seed;
     h->created = now;
-    memset((char *)base + h->tags_off, 0, h->ring_off - h->tags_off);
+    memset((char *)base + h->stats_off, 0, h->ring_off - h->stats_off);
     h->layout = ISR_SHM_LAYOUT;
     STORE_REL(&h->magic, ISR_SHM_MAGIC);
     return APR_SUCCESS;
@@ -70,7 +72,9 @@ apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size)
     if (size < sizeof(*h) || LOAD_ACQ(&h->magic) != ISR_SHM_MAGIC
         || h->layout != ISR_SHM_LAYOUT || h->size != size
         || h->nbuckets < 2 || (h->nbuckets & (h->nbuckets - 1))
-        || h->tags_off < sizeof(*h) || h->tags_off % ISR_REC_ALIGN
+        || h->stats_off < sizeof(*h) || h->stats_off % ISR_REC_ALIGN
+        || h->stats_off + ISR_STAT_STRIPES * sizeof(isr_stats_t) > h->tags_off
+        || h->tags_off % ISR_REC_ALIGN
         || h->tags_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
            * sizeof(apr_uint64_t) > h->slots_off
         || h->ring_off + h->ring_size > size
@@ -79,6 +83,7 @@ apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size)
         return APR_EINVAL;
     }
     zone->hdr = h;
+    zone->stats = (isr_stats_t *)((char *)base + h->stats_off);
     zone->tags = (apr_uint64_t *)((char *)base + h->tags_off);
     zone->slots = (isr_slot_t *)((char *)base + h->slots_off);
     zone->ring = (unsigned char *)base + h->ring_off;
@@ -102,6 +107,39 @@ void isr_store_buckets(const isr_zone_t *zone, apr_uint64_t hash,
     if (b[1] == b[0]) {
         b[1] = b[0] ^ 1;
     }
+}
+
+/* ---- counters ----------------------------------------------------------- */
+
+void isr_store_count(isr_zone_t *zone, isr_stat_t what)
+{
+    static __thread unsigned int stripe = ~0u;
+
+    if (stripe == ~0u) {
+        /* Any stripe is correct; spreading threads keeps them apart. */
+        stripe = (unsigned int)(((uintptr_t)&stripe >> 12) ^ getpid())
+                 % ISR_STAT_STRIPES;
+    }
+    __atomic_fetch_add(&zone->stats[stripe].n[what], 1, __ATOMIC_RELAXED);
+}
+
+void isr_store_info(const isr_zone_t *zone, isr_store_info_t *info)
+{
+    const isr_shm_header_t *h = zone->hdr;
+    apr_uint32_t i, k;
+
+    memset(info, 0, sizeof(*info));
+    for (i = 0; i < ISR_STAT_STRIPES; i++) {
+        for (k = 0; k < ISR_STAT_COUNT; k++) {
+            info->counts[k] += LOAD(&zone->stats[i].n[k]);
+        }
+    }
+    info->slots = zone->nslots;
+    for (i = 0; i < zone->nslots; i++) {
+        info->slots_used += LOAD(&zone->slots[i].state) != ISR_SLOT_EMPTY;
+    }
+    info->ring_size = h->ring_size;
+    info->ring_used = LOAD(&h->head) - LOAD(&h->tail);
 }
 
 /* ---- leases ------------------------------------------------------------- */
@@ -271,6 +309,7 @@ static int ring_evict_one(isr_zone_t *zone)
         if (LOAD(&s->state) == ISR_SLOT_VALID && LOAD(&s->rec_off) == phys
             && LOAD(&s->hash) == rec->hash) {
             slot_clear(zone, s);
+            isr_store_count(zone, ISR_STAT_EVICT);
         }
     }
     h->tail += rec->total;
@@ -385,6 +424,9 @@ static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
                 best_rank = rank;
             }
         }
+    }
+    if (best_rank >= 2 && best_rank <= 3) {
+        isr_store_count(zone, ISR_STAT_EVICT);  /* a usable entry goes */
     }
     if (best_rank == 3) {
         /* Every slot was used lately: give them a second chance next time. */

@@ -157,6 +157,16 @@ apr_status_t isr_zones_child_init(apr_pool_t *pchild, server_rec *s)
     return APR_SUCCESS;
 }
 
+int isr_zones_count(void)
+{
+    return nzones;
+}
+
+isr_zone_t *isr_zone_at(int i)
+{
+    return i >= 0 && i < nzones ? &zones[i] : NULL;
+}
+
 isr_zone_t *isr_zone_get(const char *name)
 {
     int i;
