@@ -109,7 +109,7 @@ static int isr_translate(request_rec *r)
     isr_dir_conf_t *c = ap_get_module_config(r->per_dir_config, &isr_module);
 
     if (!isr_conf_enabled(c) || r->method_number != M_GET
-        || c->apply == ISR_APPLY_ENV || c->apply == ISR_APPLY_HEADER
+        || isr_conf_apply(c) != ISR_APPLY_RESPONSE
         || isr_conf_on_error(c) == ISR_ONERROR_PASS) {
         return DECLINED;
     }
@@ -156,7 +156,7 @@ static int isr_fixups(request_rec *r)
         return DECLINED;
     }
     q = apr_pcalloc(r->pool, sizeof(*q));
-    if (c->apply == ISR_APPLY_ENV || c->apply == ISR_APPLY_HEADER) {
+    if (isr_conf_apply(c) != ISR_APPLY_RESPONSE) {
         if ((rc = isr_obtain(r, c, q)) == OK) {
             isr_respond_apply(r, q);
         }

@@ -55,6 +55,7 @@ const char *isr_conf_check(apr_pool_t *p, server_rec *s);
 /* Getters: defaults resolved here, not in callers. */
 int isr_conf_enabled(const isr_dir_conf_t *c);
 int isr_conf_quick(const isr_dir_conf_t *c);
+int isr_conf_apply(const isr_dir_conf_t *c);   /* ISR_APPLY_* */
 
 /* Non-zero when some scope has ISRQuickHandler On: only then does the
  * quick handler walk <Location> sections for every request. */

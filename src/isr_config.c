@@ -188,10 +188,14 @@ int isr_conf_enabled(const isr_dir_conf_t *c)
     return c->enabled != 0 && (c->backend_url || c->backend_expr);
 }
 
+int isr_conf_apply(const isr_dir_conf_t *c)
+{
+    return c->apply != UNSET ? c->apply : ISR_APPLY_RESPONSE;
+}
+
 int isr_conf_quick(const isr_dir_conf_t *c)
 {
-    return c->quick == 1 && c->apply != ISR_APPLY_ENV
-           && c->apply != ISR_APPLY_HEADER;
+    return c->quick == 1 && isr_conf_apply(c) == ISR_APPLY_RESPONSE;
 }
 
 int isr_conf_quick_used(void)

@@ -26,7 +26,7 @@ void isr_respond_apply(request_rec *r, const isr_req_t *q)
     const isr_dir_conf_t *c = q->conf;
     char *v = apr_pstrmemdup(r->pool, q->body, q->bodylen), *s;
 
-    if (c->apply == ISR_APPLY_HEADER) {
+    if (isr_conf_apply(c) == ISR_APPLY_HEADER) {
         for (s = v; *s; s++) {
             if (*s == '\r' || *s == '\n') {
                 *s = ' ';
