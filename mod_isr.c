@@ -71,7 +71,10 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
     isr_srv_conf_t *sc = ap_get_module_config(s->module_config, &isr_module);
 
     isr_zones_child_init(pchild, s);
-    isr_local_init(isr_conf_local_copies(sc));
+    /* Cleanups run in reverse order, and the refresh threads stop in a
+     * pre-cleanup before any of them: nothing uses these after. */
+    isr_fetch_child_init(pchild);
+    isr_local_init(pchild, isr_conf_local_copies(sc));
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
 }
 

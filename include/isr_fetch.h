@@ -32,6 +32,10 @@ typedef struct {
 /* Once per process, while still single-threaded (post_config). */
 apr_status_t isr_fetch_global_init(void);
 
+/* child_init: idle connection handles are closed when pchild is cleaned
+ * up (after the refresh threads have stopped). */
+void isr_fetch_child_init(apr_pool_t *pchild);
+
 /* Fetch req->url. The response and everything in it live in pool p.
  * APR_SUCCESS means an HTTP response arrived (any status);
  * APR_TIMEUP, APR_ECONNREFUSED, APR_ENOSPC (too large) or APR_EGENERAL

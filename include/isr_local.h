@@ -12,8 +12,9 @@
 /* Smaller records are copied per request: cheaper than sharing. */
 #define ISR_LOCAL_MIN (8 * 1024)
 
-/* child_init: keep at most `budget` bytes of copies (0 turns them off). */
-void isr_local_init(apr_size_t budget);
+/* child_init: keep at most `budget` bytes of copies (0 turns them off);
+ * the copies are freed when pchild is cleaned up. */
+void isr_local_init(apr_pool_t *pchild, apr_size_t budget);
 
 /* Copy operations for one lookup. References the lookup takes are released
  * when pool p (the request's) is cleaned up. */

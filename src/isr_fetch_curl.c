@@ -59,6 +59,23 @@ apr_status_t isr_fetch_global_init(void)
                                                          : APR_EGENERAL;
 }
 
+static apr_status_t idle_cleanup(void *data)
+{
+    (void)data;
+    pthread_mutex_lock(&idle_lock);
+    while (nidle) {
+        curl_easy_cleanup(idle[--nidle]);
+    }
+    pthread_mutex_unlock(&idle_lock);
+    return APR_SUCCESS;
+}
+
+void isr_fetch_child_init(apr_pool_t *pchild)
+{
+    apr_pool_cleanup_register(pchild, NULL, idle_cleanup,
+                              apr_pool_cleanup_null);
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
 {
     fetch_ctx_t *ctx = baton;

@@ -34,16 +34,6 @@ static apr_uint32_t sweep_hand;
 
 #define BLK_OF(rec) ((blk_t *)(rec) - 1)
 
-void isr_local_init(apr_size_t bytes)
-{
-    int i;
-
-    for (i = 0; i < STRIPES; i++) {
-        pthread_mutex_init(&stripes[i], NULL);
-    }
-    budget = bytes;
-}
-
 static apr_uint32_t index_of(const isr_zone_t *zone, apr_uint32_t slot)
 {
     return (apr_uint32_t)(((uintptr_t)zone >> 6) ^ (slot * 0x9e3779b1u))
@@ -74,6 +64,29 @@ static void table_swap(apr_uint32_t i, blk_t *nb)
     if (old) {
         blk_release(old);
     }
+}
+
+static apr_status_t local_cleanup(void *data)
+{
+    apr_uint32_t i;
+    (void)data;
+
+    for (i = 0; i < TABLE_SIZE; i++) {
+        table_swap(i, NULL);
+    }
+    return APR_SUCCESS;
+}
+
+void isr_local_init(apr_pool_t *pchild, apr_size_t bytes)
+{
+    int i;
+
+    for (i = 0; i < STRIPES; i++) {
+        pthread_mutex_init(&stripes[i], NULL);
+    }
+    budget = bytes;
+    apr_pool_cleanup_register(pchild, NULL, local_cleanup,
+                              apr_pool_cleanup_null);
 }
 
 static apr_status_t release_cleanup(void *data)

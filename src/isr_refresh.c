@@ -56,6 +56,10 @@ apr_status_t isr_refresh_start(apr_pool_t *pchild, int threads, server_rec *s)
                      "served but refreshed only by misses", threads);
         return rv;
     }
+    /* Keep the threads once started: by default the pool keeps only as
+     * many idle threads as it started with (none), and would create a
+     * thread for every refresh. */
+    apr_thread_pool_idle_max_set(pool, (apr_size_t)threads);
     queue_max = (apr_size_t)threads * QUEUE_PER_THREAD;
     apr_pool_pre_cleanup_register(pchild, s, refresh_stop);
     return APR_SUCCESS;

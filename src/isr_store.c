@@ -733,8 +733,12 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     rec->bodylen = (apr_uint32_t)v->bodylen;
     w = (unsigned char *)(rec + 1);
     memcpy(w, key, klen);
-    memcpy(w + klen, v->headers, v->hdrlen);
-    memcpy(w + klen + v->hdrlen, v->body, v->bodylen);
+    if (v->hdrlen) {
+        memcpy(w + klen, v->headers, v->hdrlen);
+    }
+    if (v->bodylen) {
+        memcpy(w + klen + v->hdrlen, v->body, v->bodylen);
+    }
     /* Only now does the record become part of the ring. */
     zone->hdr->head += need;
 

@@ -776,6 +776,7 @@ int main(int argc, const char *const *argv)
                 }
             }
         }
+        free(want);
         if (stuck) {
             printf("FAIL: %d keys could not be claimed after every lease "
                    "deadline passed\n", stuck);
