@@ -140,6 +140,14 @@ static int isr_obtain(request_rec *r, isr_dir_conf_t *c, isr_req_t *q)
         return rc;
     }
     if (APR_SUCCESS != (rv = isr_request_obtain(r, q))) {
+        if (q->relayed) {
+            /* Part of the answer is out: no error page any more. */
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, ISR_LOGNO(0008)
+                          "relaying %s broke off: %s", q->url,
+                          q->error ? q->error : "unknown error");
+            q->relay_failed = 1;
+            return OK;
+        }
         return isr_respond_error(r, q, rv);
     }
     return OK;
@@ -182,6 +190,7 @@ static int isr_handler(request_rec *r)
         return DECLINED;
     }
     c = ap_get_module_config(r->per_dir_config, &isr_module);
+    q->can_relay = 1;
     if ((rc = isr_obtain(r, c, q)) == DECLINED) {
         /* ISROnError pass: the handlers after us see the request as if
          * mod_isr had never claimed it. */

@@ -6,6 +6,14 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 
+typedef struct isr_fetch_resp_t isr_fetch_resp_t;
+
+/* Takes over a body that outgrew max_store (the first call gets the
+ * response head and the bytes buffered so far, later calls the rest as it
+ * arrives). Anything but APR_SUCCESS aborts the fetch. */
+typedef apr_status_t isr_fetch_sink_fn(void *baton, const isr_fetch_resp_t *head,
+                                       const char *data, apr_size_t len);
+
 typedef struct {
     const char *url;
     const char *unix_path;       /* connect to this socket instead, or NULL */
@@ -16,18 +24,21 @@ typedef struct {
     apr_size_t max_store;        /* bodies above this are flagged too_large */
     apr_size_t max_body;         /* bodies above this abort the fetch */
     volatile int *abort_flag;    /* set to non-zero to abort (shutdown) */
+    isr_fetch_sink_fn *sink;     /* or NULL: buffer up to max_body */
+    void *sink_baton;
 } isr_fetch_req_t;
 
-typedef struct {
+struct isr_fetch_resp_t {
     int status;
     const char *headers;         /* end-to-end headers, "name\0value\0"... */
     apr_size_t hdrlen;
     char *body;
     apr_size_t bodylen;
     int too_large;               /* body above max_store */
+    int streamed;                /* the body went to the sink, not `body` */
     int uncacheable;             /* Set-Cookie, Cache-Control private/no-store */
     const char *error;           /* set when the fetch failed */
-} isr_fetch_resp_t;
+};
 
 /* Once per process, while still single-threaded (post_config). */
 apr_status_t isr_fetch_global_init(void);

@@ -4,6 +4,7 @@
 #define ISR_REQUEST_H
 
 #include <httpd.h>
+#include <apr_buckets.h>
 #include "isr_config.h"
 #include "isr_store.h"
 
@@ -29,6 +30,10 @@ typedef struct {
     apr_time_t fetched;         /* when the backend answered; 0 on MISS */
     const char *error;          /* why there is no answer */
     const char *prev_handler;   /* r->handler before ISR_HANDLER */
+    int can_relay;              /* may send a too-large body as it comes */
+    int relayed;                /* the answer went out while fetched */
+    int relay_failed;           /* ...and broke off */
+    apr_bucket_brigade *relay_bb;
 } isr_req_t;
 
 /* Resolve URL and key for r. Returns OK, or an HTTP status with
@@ -50,6 +55,12 @@ void isr_respond_apply(request_rec *r, const isr_req_t *q);
 
 /* Send the answer as the response (handler). */
 int isr_respond_send(request_rec *r, const isr_req_t *q);
+
+/* Relaying a body too large to store, as it arrives (handler only). */
+void isr_respond_relay_head(request_rec *r, isr_req_t *q, int status,
+                            const char *headers, apr_size_t hdrlen);
+apr_status_t isr_respond_relay_data(request_rec *r, isr_req_t *q,
+                                    const char *data, apr_size_t len);
 
 /* A failed fetch: the ISROnError action as a hook return value. */
 int isr_respond_error(request_rec *r, const isr_req_t *q, apr_status_t rv);

@@ -18,6 +18,9 @@
 typedef struct {
     apr_pool_t *p;
     const isr_fetch_req_t *req;
+    CURL *h;
+    isr_fetch_resp_t *resp;
+    int sink_failed;
     char *body;
     apr_size_t len, cap;
     apr_array_header_t *hdrs;   /* name, value, name, value, ... */
@@ -76,12 +79,53 @@ void isr_fetch_child_init(apr_pool_t *pchild)
                               apr_pool_cleanup_null);
 }
 
+static void headers_finish(fetch_ctx_t *ctx, isr_fetch_resp_t *resp);
+
+/* Hand the response over to the sink once the body outgrows max_store: a
+ * body that will not be stored need not be held in memory whole. 5xx
+ * bodies are never streamed: they are failures. */
+static int stream(fetch_ctx_t *ctx, const char *data, apr_size_t n)
+{
+    isr_fetch_resp_t *resp = ctx->resp;
+    long status = 0;
+
+    if (!resp->streamed) {
+        curl_easy_getinfo(ctx->h, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 500 || status < 100) {
+            return 0;
+        }
+        resp->status = (int)status;
+        resp->too_large = 1;
+        headers_finish(ctx, resp);
+        resp->streamed = 1;
+        if (ctx->req->sink(ctx->req->sink_baton, resp, ctx->body, ctx->len)
+            != APR_SUCCESS) {
+            ctx->sink_failed = 1;
+            return -1;
+        }
+        ctx->len = 0;
+    }
+    if (n && ctx->req->sink(ctx->req->sink_baton, resp, data, n)
+             != APR_SUCCESS) {
+        ctx->sink_failed = 1;
+        return -1;
+    }
+    return 1;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
 {
     fetch_ctx_t *ctx = baton;
     apr_size_t n = size * nmemb, cap;
     char *nbody;
+    int rc;
 
+    if (ctx->req->sink && (ctx->resp->streamed
+                           || n > ctx->req->max_store - ctx->len)) {
+        if ((rc = stream(ctx, data, n)) != 0) {
+            return rc > 0 ? n : 0;
+        }
+    }
     if (n > ctx->req->max_body - ctx->len) {
         ctx->over_limit = 1;
         return 0;   /* makes curl fail with CURLE_WRITE_ERROR */
@@ -264,6 +308,10 @@ static apr_status_t map_error(CURLcode res, const fetch_ctx_t *ctx,
         resp->error = apr_psprintf(ctx->p, "cannot connect (%s)", why);
         return APR_ECONNREFUSED;
     case CURLE_WRITE_ERROR:
+        if (ctx->sink_failed) {
+            resp->error = "the client went away while the body was relayed";
+            return APR_ECONNABORTED;
+        }
         if (ctx->over_limit) {
             resp->error = apr_psprintf(ctx->p, "body larger than %"
                                        APR_SIZE_T_FMT " bytes",
@@ -298,12 +346,14 @@ apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
     memset(&ctx, 0, sizeof(ctx));
     ctx.p = p;
     ctx.req = req;
+    ctx.resp = resp;
     ctx.hdrs = apr_array_make(p, 32, sizeof(const char *));
     errbuf[0] = '\0';
     if (!(h = handle_get())) {
         resp->error = "cannot create a libcurl handle";
         return APR_ENOMEM;
     }
+    ctx.h = h;
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
         hdrs = curl_slist_append(hdrs, APR_ARRAY_IDX(req->headers, i,
                                                      const char *));
@@ -320,9 +370,11 @@ apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
         return map_error(res, &ctx, errbuf, resp);
     }
     resp->status = (int)status;
-    headers_finish(&ctx, resp);
+    if (!resp->streamed) {
+        headers_finish(&ctx, resp);
+    }
     resp->body = ctx.body ? ctx.body : apr_pcalloc(p, 1);
     resp->bodylen = ctx.len;
-    resp->too_large = ctx.len > req->max_store;
+    resp->too_large |= ctx.len > req->max_store;
     return rv;
 }

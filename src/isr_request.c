@@ -174,14 +174,48 @@ static void value_init(isr_value_t *v, const isr_fetch_resp_t *resp,
     v->stale_until = v->fresh_until + isr_conf_stale_ttl(c);
 }
 
-/* A fetch that produced no usable answer: 5xx counts as a failure. */
+/* A body too large to store goes to the client as it arrives. The owner of
+ * the miss first releases its waiters (they fetch for themselves). */
+typedef struct {
+    request_rec *r;
+    isr_req_t *q;
+    apr_uint32_t slot;
+    apr_uint64_t lease;         /* 0: no claim to release */
+} relay_t;
+
+static apr_status_t relay(void *baton, const isr_fetch_resp_t *head,
+                          const char *data, apr_size_t len)
+{
+    relay_t *rl = baton;
+
+    if (!rl->q->relayed) {
+        if (rl->lease) {
+            isr_store_mark_pass(rl->q->zone, rl->slot, rl->q->hash, rl->lease,
+                                apr_time_now() + isr_conf_ttl(rl->q->conf));
+            rl->lease = 0;
+        }
+        rl->q->relayed = 1;
+        isr_respond_relay_head(rl->r, rl->q, head->status, head->headers,
+                               head->hdrlen);
+    }
+    return isr_respond_relay_data(rl->r, rl->q, data, len);
+}
+
+/* A fetch that produced no usable answer: 5xx counts as a failure. `rl`
+ * (or NULL) relays bodies too large to store. */
 static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
-                               isr_fetch_resp_t **presp)
+                               isr_fetch_resp_t **presp, relay_t *rl)
 {
     isr_fetch_req_t fr;
     apr_status_t rv;
 
     fetch_req_init(&fr, q, forward_headers(r), SYNC_MAX_BODY);
+    if (q->can_relay) {
+        rl->r = r;
+        rl->q = q;
+        fr.sink = relay;
+        fr.sink_baton = rl;
+    }
     rv = isr_fetch(presp, &fr, r->pool);
     if (rv != APR_SUCCESS) {
         q->error = (*presp)->error;
@@ -206,12 +240,18 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
 static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                                     apr_uint32_t slot, apr_uint64_t lease)
 {
+    relay_t rl = { NULL, NULL, slot, lease };
     isr_fetch_resp_t *resp;
     isr_value_t v;
     apr_time_t now;
-    apr_status_t rv = fetch_sync(r, q, &resp);
+    apr_status_t rv = fetch_sync(r, q, &resp, &rl);
 
     now = apr_time_now();
+    if (q->relayed) {
+        /* Waiters were released when the relay started. */
+        isr_store_count(q->zone, ISR_STAT_PASS);
+        return rv;
+    }
     if (rv != APR_SUCCESS) {
         isr_store_mark_failed(q->zone, slot, q->hash, lease, now);
         return rv;
@@ -418,6 +458,7 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
     apr_time_t give_up = started + hold;
     apr_uint32_t slot = 0, seq = 0;
     apr_uint64_t lease;
+    relay_t rl = { NULL, NULL, 0, 0 };
     isr_fetch_resp_t *resp;
     isr_entry_t e;
     isr_look_t st;
@@ -430,7 +471,7 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
         }
         switch (st) {
         case ISR_LOOK_PASS:
-            return fetch_sync(r, q, &resp);
+            return fetch_sync(r, q, &resp, &rl);
         case ISR_LOOK_FAILED:
             if (e.until >= started) {
                 q->error = "the backend fetch this request waited for failed";
@@ -453,7 +494,7 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
         case ISR_CLAIM_OWNED:
             return fetch_and_store(r, q, slot, lease);
         case ISR_CLAIM_NOSLOT:
-            return fetch_sync(r, q, &resp);
+            return fetch_sync(r, q, &resp, &rl);
         case ISR_CLAIM_READY:
             if (now < give_up) {
                 continue;

@@ -5,6 +5,7 @@
 #include <apr_buckets.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <http_protocol.h>
 
 #include "isr_local.h"
 #include "isr_request.h"
@@ -68,12 +69,57 @@ static void set_headers(request_rec *r, const char *h, apr_size_t len)
     }
 }
 
+void isr_respond_relay_head(request_rec *r, isr_req_t *q, int status,
+                            const char *headers, apr_size_t hdrlen)
+{
+    r->status = status;
+    set_headers(r, headers, hdrlen);
+    set_status_vars(r, q, "MISS", r->headers_out);
+    q->relay_bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+}
+
+apr_status_t isr_respond_relay_data(request_rec *r, isr_req_t *q,
+                                    const char *data, apr_size_t len)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    if (len && !r->header_only) {
+        APR_BRIGADE_INSERT_TAIL(q->relay_bb, apr_bucket_transient_create(
+            data, len, r->connection->bucket_alloc));
+        rv = ap_pass_brigade(r->output_filters, q->relay_bb);
+        apr_brigade_cleanup(q->relay_bb);
+    }
+    return rv == APR_SUCCESS && !r->connection->aborted ? APR_SUCCESS
+                                                        : APR_ECONNABORTED;
+}
+
+/* The end of a relayed body. One that broke off ends with a 502 error
+ * bucket, which makes the chunked encoding omit its last chunk (as for
+ * mod_proxy): the client sees a truncated body, never a complete-looking
+ * wrong one. */
+static int relay_end(request_rec *r, const isr_req_t *q)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+
+    if (q->relay_failed) {
+        r->connection->keepalive = AP_CONN_CLOSE;
+        APR_BRIGADE_INSERT_TAIL(q->relay_bb, ap_bucket_error_create(
+            HTTP_BAD_GATEWAY, NULL, r->pool, ba));
+    }
+    APR_BRIGADE_INSERT_TAIL(q->relay_bb, apr_bucket_eos_create(ba));
+    ap_pass_brigade(r->output_filters, q->relay_bb);
+    return OK;
+}
+
 int isr_respond_send(request_rec *r, const isr_req_t *q)
 {
     apr_bucket_brigade *bb;
     apr_time_t age;
     int rc;
 
+    if (q->relayed) {
+        return relay_end(r, q);
+    }
     r->status = q->status;
     set_headers(r, q->headers, q->hdrlen);
     set_status_vars(r, q, q->label, r->headers_out);
