@@ -5,7 +5,6 @@
 #include <apr_buckets.h>
 #include <http_protocol.h>
 #include <http_request.h>
-#include <http_protocol.h>
 
 #include "isr_local.h"
 #include "isr_request.h"
@@ -33,10 +32,10 @@ void isr_respond_apply(request_rec *r, const isr_req_t *q)
                 *s = ' ';
             }
         }
-        apr_table_set(r->headers_in, c->apply_name, v);
+        apr_table_setn(r->headers_in, c->apply_name, v);
     }
     else {
-        apr_table_set(r->subprocess_env, c->apply_name, v);
+        apr_table_setn(r->subprocess_env, c->apply_name, v);
     }
     set_status_vars(r, q, q->label, r->err_headers_out);
 }
