@@ -10,7 +10,9 @@ typedef struct isr_fetch_resp_t isr_fetch_resp_t;
 
 /* Takes over a body that outgrew max_store (the first call gets the
  * response head and the bytes buffered so far, later calls the rest as it
- * arrives). Anything but APR_SUCCESS aborts the fetch. */
+ * arrives). APR_EOF ends the fetch successfully (nothing more wanted);
+ * anything else but APR_SUCCESS aborts it. With a sink, `timeout` bounds
+ * the fetch until the body is handed over, then each stall. */
 typedef apr_status_t isr_fetch_sink_fn(void *baton, const isr_fetch_resp_t *head,
                                        const char *data, apr_size_t len);
 

@@ -115,6 +115,12 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
                             apr_time_t now, apr_interval_time_t hold,
                             apr_uint64_t *please);
 
+/* Extend a lease the caller still holds to now + hold (a queued refresh
+ * starting). Returns 0, leaving *lease alone, when the lease was taken
+ * over meanwhile: the caller must not fetch then. */
+int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t *lease,
+                    apr_time_t now, apr_interval_time_t hold);
+
 /* Claim a synchronous fetch for an ABSENT/EXPIRED/FAILED/PENDING key
  * (takes the zone mutex). `hold` bounds the lease. */
 isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
@@ -127,7 +133,9 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
 int isr_store_lease_live(apr_uint64_t lease, apr_time_t now);
 
 /* Store a fetched value for `key`, replacing any older version, and release
- * the caller's lease. APR_ENOSPC when the record can never fit this zone. */
+ * the caller's lease. APR_ENOSPC when the record can never fit this zone,
+ * APR_EBUSY when no slot may take it now; on failure the caller still holds
+ * its lease (mark the key, back off or release). */
 apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
                                apr_uint64_t lease, const char *key,
                                apr_size_t klen, apr_uint64_t hash,

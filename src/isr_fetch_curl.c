@@ -20,7 +20,10 @@ typedef struct {
     const isr_fetch_req_t *req;
     CURL *h;
     isr_fetch_resp_t *resp;
-    int sink_failed;
+    int sink_failed;            /* the sink refused data: abort */
+    int sink_done;              /* the sink wants no more (HEAD): success */
+    int timed_out;
+    apr_time_t start, last_data;
     char *body;
     apr_size_t len, cap;
     apr_array_header_t *hdrs;   /* name, value, name, value, ... */
@@ -81,6 +84,21 @@ void isr_fetch_child_init(apr_pool_t *pchild)
 
 static void headers_finish(fetch_ctx_t *ctx, isr_fetch_resp_t *resp);
 
+static apr_status_t sink_call(fetch_ctx_t *ctx, const char *data,
+                              apr_size_t n)
+{
+    apr_status_t rv = ctx->req->sink(ctx->req->sink_baton, ctx->resp, data, n);
+
+    ctx->last_data = apr_time_now();
+    if (rv == APR_EOF) {
+        ctx->sink_done = 1;
+    }
+    else if (rv != APR_SUCCESS) {
+        ctx->sink_failed = 1;
+    }
+    return rv;
+}
+
 /* Hand the response over to the sink once the body outgrows max_store: a
  * body that will not be stored need not be held in memory whole. 5xx
  * bodies are never streamed: they are failures. */
@@ -98,16 +116,12 @@ static int stream(fetch_ctx_t *ctx, const char *data, apr_size_t n)
         resp->too_large = 1;
         headers_finish(ctx, resp);
         resp->streamed = 1;
-        if (ctx->req->sink(ctx->req->sink_baton, resp, ctx->body, ctx->len)
-            != APR_SUCCESS) {
-            ctx->sink_failed = 1;
+        if (sink_call(ctx, ctx->body, ctx->len) != APR_SUCCESS) {
             return -1;
         }
         ctx->len = 0;
     }
-    if (n && ctx->req->sink(ctx->req->sink_baton, resp, data, n)
-             != APR_SUCCESS) {
-        ctx->sink_failed = 1;
+    if (n && sink_call(ctx, data, n) != APR_SUCCESS) {
         return -1;
     }
     return 1;
@@ -181,12 +195,28 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *baton)
     return n;
 }
 
+/* Aborts on shutdown; with a sink, also enforces the timeouts: the whole
+ * fetch until the relay starts, then a stall limit, so that a slow client
+ * of a large relayed body is not cut off at ISRTimeout. */
 static int on_progress(void *baton, curl_off_t dt, curl_off_t dn,
                        curl_off_t ut, curl_off_t un)
 {
-    const fetch_ctx_t *ctx = baton;
+    fetch_ctx_t *ctx = baton;
+    apr_time_t now;
     (void)dt; (void)dn; (void)ut; (void)un;
-    return ctx->req->abort_flag && *ctx->req->abort_flag;
+
+    if (ctx->req->abort_flag && *ctx->req->abort_flag) {
+        return 1;
+    }
+    if (ctx->req->sink) {
+        now = apr_time_now();
+        if (ctx->resp->streamed ? now - ctx->last_data > ctx->req->timeout
+                                : now - ctx->start > ctx->req->timeout) {
+            ctx->timed_out = 1;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int has_token(const char *list, const char *token)
@@ -279,8 +309,13 @@ static void setup(CURL *c, const isr_fetch_req_t *req, fetch_ctx_t *ctx,
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);   /* many threads */
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
-                     (long)apr_time_as_msec(req->timeout));
+    /* Backends are named by the configuration, never via a proxy taken
+     * from httpd's environment. */
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    if (!req->sink) {
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                         (long)apr_time_as_msec(req->timeout));
+    }
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)apr_time_as_msec(req->connect_timeout));
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -320,6 +355,14 @@ static apr_status_t map_error(CURLcode res, const fetch_ctx_t *ctx,
         }
         break;
     case CURLE_ABORTED_BY_CALLBACK:
+        if (ctx->timed_out) {
+            resp->error = apr_psprintf(ctx->p, "timed out after %" APR_TIME_T_FMT
+                                       " ms%s", apr_time_as_msec(
+                                           ctx->req->timeout),
+                                       ctx->resp->streamed
+                                           ? " without data" : "");
+            return APR_TIMEUP;
+        }
         resp->error = "aborted: the server is stopping";
         return APR_ECONNABORTED;
     default:
@@ -347,6 +390,7 @@ apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
     ctx.p = p;
     ctx.req = req;
     ctx.resp = resp;
+    ctx.start = ctx.last_data = apr_time_now();
     ctx.hdrs = apr_array_make(p, 32, sizeof(const char *));
     errbuf[0] = '\0';
     if (!(h = handle_get())) {
@@ -366,6 +410,9 @@ apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
     curl_easy_reset(h);
     handle_put(h);
     curl_slist_free_all(hdrs);
+    if (res == CURLE_WRITE_ERROR && ctx.sink_done) {
+        res = CURLE_OK;   /* the sink had all it wanted */
+    }
     if (res != CURLE_OK) {
         return map_error(res, &ctx, errbuf, resp);
     }

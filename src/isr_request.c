@@ -31,6 +31,7 @@ typedef struct {
     apr_size_t klen;
     isr_fetch_req_t req;
     apr_interval_time_t ttl, stale_ttl, retry;
+    apr_interval_time_t hold;    /* lease length once the fetch starts */
 } refresh_job_t;
 
 /* ---- URL and key -------------------------------------------------------- */
@@ -197,6 +198,9 @@ static apr_status_t relay(void *baton, const isr_fetch_resp_t *head,
         rl->q->relayed = 1;
         isr_respond_relay_head(rl->r, rl->q, head->status, head->headers,
                                head->hdrlen);
+        if (rl->r->header_only) {
+            return APR_EOF;   /* HEAD: the head is all the client gets */
+        }
     }
     return isr_respond_relay_data(rl->r, rl->q, data, len);
 }
@@ -271,11 +275,12 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
     rv = isr_store_publish(q->zone, slot, lease, q->key, q->klen, q->hash, &v);
     isr_store_count(q->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
                                                : ISR_STAT_PASS);
-    if (rv == APR_ENOSPC) {
-        isr_store_mark_pass(q->zone, slot, q->hash, lease,
-                            now + isr_conf_ttl(q->conf));
-    }
     if (rv != APR_SUCCESS) {
+        /* Release the waiters at once (they fetch for themselves); a
+         * record too large for the zone stays uncached for a TTL. */
+        isr_store_mark_pass(q->zone, slot, q->hash, lease,
+                            now + (rv == APR_ENOSPC ? isr_conf_ttl(q->conf)
+                                                    : APR_USEC_PER_SEC));
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISR_LOGNO(0021)
                       "%s: answer served but not stored in zone %s", q->url,
                       q->zone->name);
@@ -285,20 +290,46 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
 
 /* ---- background refresh ------------------------------------------------- */
 
+/* A refresh that fetched but could not store: the entry stays stale. A
+ * record too large for the zone is dropped for a TTL (like a miss); any
+ * other failure backs off like a failed fetch. Never retried per request. */
+static void refresh_not_stored(refresh_job_t *job, apr_status_t rv,
+                               apr_time_t now)
+{
+    isr_store_count(job->zone, ISR_STAT_PASS);
+    if (rv == APR_ENOSPC) {
+        isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
+                            now + job->ttl);
+    }
+    else {
+        isr_store_backoff(job->zone, job->slot, job->lease, now + job->retry);
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, rv, job->s, ISR_LOGNO(0025)
+                 "refresh of %s fetched but not stored in zone %s",
+                 job->req.url, job->zone->name);
+}
+
 static void refresh_run(void *baton)
 {
     refresh_job_t *job = baton;
     isr_fetch_resp_t *resp = NULL;
     isr_value_t v;
-    apr_time_t now;
-    apr_status_t rv = APR_ECONNABORTED;
+    apr_time_t now = apr_time_now();
+    apr_status_t rv;
 
-    if (!*isr_refresh_stopping()) {
-        rv = isr_fetch(&resp, &job->req, job->pool);
+    if (*isr_refresh_stopping()) {
+        /* The child is stopping: let another child refresh soon. */
+        isr_store_release(job->zone, job->slot, job->lease);
+        goto leave;
     }
+    /* A job that waited in the queue past its lease may have been claimed
+     * again meanwhile: only the holder of the lease fetches. */
+    if (!isr_store_renew(job->zone, job->slot, &job->lease, now, job->hold)) {
+        goto leave;
+    }
+    rv = isr_fetch(&resp, &job->req, job->pool);
     now = apr_time_now();
     if (rv == APR_ECONNABORTED) {
-        /* The child is stopping: let another child refresh soon. */
         isr_store_release(job->zone, job->slot, job->lease);
     }
     else if (rv == APR_ENOSPC || (rv == APR_SUCCESS && resp->uncacheable)) {
@@ -327,11 +358,16 @@ static void refresh_run(void *baton)
         v.stale_until = v.fresh_until + job->stale_ttl;
         rv = isr_store_publish(job->zone, job->slot, job->lease, job->key,
                                job->klen, job->hash, &v);
-        isr_store_count(job->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
-                                                     : ISR_STAT_PASS);
-        ap_log_error(APLOG_MARK, rv ? APLOG_WARNING : APLOG_DEBUG, rv, job->s,
-                     ISR_LOGNO(0023) "refreshed %s", job->req.url);
+        if (rv != APR_SUCCESS) {
+            refresh_not_stored(job, rv, now);
+        }
+        else {
+            isr_store_count(job->zone, ISR_STAT_STORE);
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, job->s, ISR_LOGNO(0023)
+                         "refreshed %s", job->req.url);
+        }
     }
+leave:
     apr_pool_destroy(job->pool);
 }
 
@@ -372,6 +408,7 @@ static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
     job->ttl = isr_conf_ttl(c);
     job->stale_ttl = isr_conf_stale_ttl(c);
     job->retry = isr_conf_retry(c);
+    job->hold = isr_conf_timeout(c) + LEASE_MARGIN;
     fetch_req_init(&job->req, q, NULL, isr_conf_max_object(c));
     job->req.url = apr_pstrdup(p, q->url);
     job->req.unix_path = q->unix_path ? apr_pstrdup(p, q->unix_path) : NULL;

@@ -602,7 +602,7 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
                             apr_uint64_t *please)
 {
     isr_slot_t *s = &zone->slots[e->slot % zone->nslots];
-    apr_uint64_t cur = LOAD(&s->lease), mine;
+    apr_uint64_t cur = LOAD_ACQ(&s->lease), mine;
 
     /* Any lease inside its deadline holds refreshes off: a refresh under
      * way, or the backoff after a failed one. */
@@ -617,6 +617,18 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
         return 0;
     }
     *please = mine;
+    return 1;
+}
+
+int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t *lease,
+                    apr_time_t now, apr_interval_time_t hold)
+{
+    apr_uint64_t expect = *lease, mine = lease_make(now, hold);
+
+    if (!CAS(&zone->slots[slot % zone->nslots].lease, &expect, mine)) {
+        return 0;
+    }
+    *lease = mine;
     return 1;
 }
 
@@ -696,12 +708,11 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     long idx;
 
     need = ALIGN_UP(need, ISR_REC_ALIGN);
+    /* On failure the caller keeps its lease, to mark the key or back off. */
     if (need > zone->hdr->ring_size / 2) {
-        lease_drop(s, lease, 0);
         return APR_ENOSPC;
     }
     if (!zone_lock(zone)) {
-        lease_drop(s, lease, 0);
         return APR_EGENERAL;
     }
     /* The slot may have been evicted and reused while we fetched. */
@@ -709,8 +720,8 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
         || (LOAD(&s->seq) & 1u)) {
         idx = bucket_find(zone, hash, apr_time_now(), &found);
         if (idx < 0) {
-            rv = APR_EBUSY;
-            goto leave;
+            zone_unlock(zone);
+            return APR_EBUSY;
         }
         s = &zone->slots[idx];
         slot = (apr_uint32_t)idx;
@@ -752,7 +763,6 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     STORE(&s->fetched, v->fetched);
     STORE(&s->ref, 0u);
     slot_end(s);
-leave:
     lease_drop(s, lease, 0);
     if (s != &zone->slots[slot % zone->nslots]) {
         lease_drop(&zone->slots[slot % zone->nslots], lease, 0);

@@ -109,3 +109,26 @@ class TestRelay:
         r = env.get("/rl/cut")
         assert (r.status, len(r.body)) == (200, 100000), r
         assert r.body.startswith(b"/cut|v=2"), r
+
+
+class TestRelayTimeouts:
+    CONF = """
+<Location /rt/>
+    ISRBackend @ORIGIN@/
+    ISRMaxObjectSize 8K
+    ISRTimeout 2s
+</Location>
+"""
+
+    def test_100_20_relay_longer_than_timeout_while_data_flows(self, env, origin):
+        # 10 parts over 4 s: longer than ISRTimeout in total, never 2 s without data.
+        origin.set("/flow", size=100000, trickle=4)
+        r = env.get("/rt/flow", timeout=20)
+        assert (r.status, len(r.body)) == (200, 100000), r
+        assert r.body.startswith(b"/flow|v=1"), r
+
+    def test_100_21_head_of_a_relayed_body(self, env, origin):
+        origin.set("/hb", size=100000, trickle=4)
+        r = env.head("/rt/hb", timeout=20)
+        assert (r.status, r.isr, r.body) == (200, "MISS", b""), r
+        assert r.elapsed < 3.5, r     # the whole body is not awaited

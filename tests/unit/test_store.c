@@ -973,9 +973,13 @@ static int case_oversize(apr_pool_t *p)
     v = VAL(200, NULL, 0, body, rs + 1, now, now + SEC, now + 2 * SEC);
     CHECK_EQ(isr_store_publish(&t.z, slot, l, key, klen, hash, &v),
              APR_ENOSPC);
-    CHECK_EQ(t.z.slots[slot].lease, 0); /* released: waiters go on */
-    CHECK(!isr_store_lease_live(t.z.slots[slot].lease, now));
+    /* The caller keeps its lease, to mark the key uncacheable (which
+     * releases the waiters) or to back off. */
+    CHECK_EQ(t.z.slots[slot].lease, l);
     CHECK_EQ(t.z.hdr->head, 0);       /* nothing was written */
+    isr_store_mark_pass(&t.z, slot, hash, l, now - 1);
+    CHECK_EQ(t.z.slots[slot].lease, 0);
+    CHECK_EQ(t.z.slots[slot].state, ISR_SLOT_PASS);
 
     /* The largest record the zone takes is half the ring... */
     fit = rs / 2 - sizeof(isr_record_t) - klen;
@@ -984,6 +988,7 @@ static int case_oversize(apr_pool_t *p)
     v = VAL(200, NULL, 0, body, fit + 1, now, now + SEC, now + 2 * SEC);
     CHECK_EQ(isr_store_publish(&t.z, slot, l, key, klen, hash, &v),
              APR_ENOSPC);
+    isr_store_release(&t.z, slot, l);
     CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l),
              ISR_CLAIM_OWNED);
     v = VAL(200, NULL, 0, body, fit, now, now + SEC, now + 2 * SEC);
