@@ -8,17 +8,19 @@ class TestRefreshThreads:
 ISRRefreshThreads 1
 <Location /rt/>
     ISRBackend @ORIGIN@/
-    ISRCacheTTL 1s
+    ISRCacheTTL 2s
     ISRStaleTTL 1h
 </Location>
 """
 
     def test_120_01_one_thread_refreshes_all(self, env, origin):
+        # One thread refreshes the keys one after another (4 x 0.4 s), all within one TTL of
+        # the first landing, so every new version is still fresh when it is checked.
         keys = ["/k%d" % i for i in range(4)]
         for k in keys:
             assert env.get("/rt" + k).body == (k + "|v=1").encode()
-            origin.set(k, delay=0.7)
-        time.sleep(1.2)
+            origin.set(k, delay=0.4)
+        time.sleep(2.2)
         for k in keys:
             r = env.get("/rt" + k)
             assert (r.isr, r.body) == ("STALE", (k + "|v=1").encode()), r
