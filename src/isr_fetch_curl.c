@@ -179,6 +179,9 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *baton)
     apr_size_t n = size * nitems;
     char *copy, *colon;
 
+    if (ctx->len || ctx->resp->streamed) {
+        return n;   /* trailers after a chunked body: not part of the head */
+    }
     if (n >= 5 && !strncasecmp(line, "HTTP/", 5)) {
         /* A new status line (after a 1xx): forget earlier headers. */
         apr_array_clear(ctx->hdrs);
