@@ -18,6 +18,10 @@
  * bodies above ISRMaxObjectSize; they are just not stored). */
 #define SYNC_MAX_BODY   ((apr_size_t)256 * 1024 * 1024)
 #define LEASE_MARGIN    apr_time_from_sec(2)
+
+/* How long a claim holds: the backend timeout plus a margin. Waiters for a
+ * miss give up after the same time. */
+#define LEASE_HOLD(c)   (isr_conf_timeout(c) + LEASE_MARGIN)
 #define WAIT_SLICE      apr_time_from_msec(100)
 
 typedef struct {
@@ -162,8 +166,10 @@ static void fetch_req_init(isr_fetch_req_t *fr, const isr_req_t *q,
     fr->abort_flag = isr_refresh_stopping();
 }
 
+/* The value to store for a response that arrived at `now`. */
 static void value_init(isr_value_t *v, const isr_fetch_resp_t *resp,
-                       const isr_dir_conf_t *c, apr_time_t now)
+                       apr_interval_time_t ttl, apr_interval_time_t stale_ttl,
+                       apr_time_t now)
 {
     v->status = resp->status;
     v->headers = resp->headers;
@@ -171,8 +177,8 @@ static void value_init(isr_value_t *v, const isr_fetch_resp_t *resp,
     v->body = resp->body;
     v->bodylen = resp->bodylen;
     v->fetched = now;
-    v->fresh_until = now + isr_conf_ttl(c);
-    v->stale_until = v->fresh_until + isr_conf_stale_ttl(c);
+    v->fresh_until = now + ttl;
+    v->stale_until = v->fresh_until + stale_ttl;
 }
 
 /* A body too large to store goes to the client as it arrives. The owner of
@@ -271,7 +277,8 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                                       : "Set-Cookie or Cache-Control");
         return APR_SUCCESS;
     }
-    value_init(&v, resp, q->conf, now);
+    value_init(&v, resp, isr_conf_ttl(q->conf), isr_conf_stale_ttl(q->conf),
+               now);
     rv = isr_store_publish(q->zone, slot, lease, q->key, q->klen, q->hash, &v);
     isr_store_count(q->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
                                                : ISR_STAT_PASS);
@@ -348,14 +355,7 @@ static void refresh_run(void *baton)
                      apr_time_sec(job->retry));
     }
     else {
-        v.status = resp->status;
-        v.headers = resp->headers;
-        v.hdrlen = resp->hdrlen;
-        v.body = resp->body;
-        v.bodylen = resp->bodylen;
-        v.fetched = now;
-        v.fresh_until = now + job->ttl;
-        v.stale_until = v.fresh_until + job->stale_ttl;
+        value_init(&v, resp, job->ttl, job->stale_ttl, now);
         rv = isr_store_publish(job->zone, job->slot, job->lease, job->key,
                                job->klen, job->hash, &v);
         if (rv != APR_SUCCESS) {
@@ -408,7 +408,7 @@ static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
     job->ttl = isr_conf_ttl(c);
     job->stale_ttl = isr_conf_stale_ttl(c);
     job->retry = isr_conf_retry(c);
-    job->hold = isr_conf_timeout(c) + LEASE_MARGIN;
+    job->hold = LEASE_HOLD(c);
     fetch_req_init(&job->req, q, NULL, isr_conf_max_object(c));
     job->req.url = apr_pstrdup(p, q->url);
     job->req.unix_path = q->unix_path ? apr_pstrdup(p, q->unix_path) : NULL;
@@ -469,8 +469,7 @@ static int answer_cached(request_rec *r, isr_req_t *q, isr_look_t st,
     if (st != ISR_LOOK_STALE) {
         return 0;
     }
-    if (isr_store_claim_refresh(q->zone, e, now,
-                                isr_conf_timeout(q->conf) + LEASE_MARGIN,
+    if (isr_store_claim_refresh(q->zone, e, now, LEASE_HOLD(q->conf),
                                 &lease)) {
         refresh_start(r, q, e->slot, lease);
     }
@@ -489,8 +488,7 @@ apr_status_t isr_request_lookup(request_rec *r, isr_req_t *q)
 
 apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
 {
-    apr_interval_time_t timeout = isr_conf_timeout(q->conf);
-    apr_interval_time_t hold = timeout + LEASE_MARGIN;
+    apr_interval_time_t hold = LEASE_HOLD(q->conf);
     apr_time_t started = apr_time_now(), now = started;
     apr_time_t give_up = started + hold;
     apr_uint32_t slot = 0, seq = 0;

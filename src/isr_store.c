@@ -701,7 +701,6 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     apr_uint64_t need = sizeof(isr_record_t) + (apr_uint64_t)klen + v->hdrlen
                         + v->bodylen, phys;
     isr_slot_t *s = &zone->slots[slot % zone->nslots];
-    apr_status_t rv = APR_SUCCESS;
     isr_record_t *rec;
     unsigned char *w;
     int found;
@@ -768,7 +767,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
         lease_drop(&zone->slots[slot % zone->nslots], lease, 0);
     }
     zone_unlock(zone);
-    return rv;
+    return APR_SUCCESS;
 }
 
 static void mark(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
