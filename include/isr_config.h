@@ -6,6 +6,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <ap_expr.h>
+#include "isr_parse.h"
 
 #define ISR_APPLY_RESPONSE 0
 #define ISR_APPLY_ENV      1
@@ -71,9 +72,5 @@ int isr_conf_on_error(const isr_dir_conf_t *c);
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc);
 apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc);
 
-/* Parsers shared with tests: durations "90", "1500ms", "2s", "5m", "1h";
- * sizes "512", "64K", "1M", "2G". */
-apr_status_t isr_parse_duration(const char *arg, apr_interval_time_t *out);
-apr_status_t isr_parse_size(const char *arg, apr_off_t *out);
 
 #endif /* ISR_CONFIG_H */

@@ -2,7 +2,6 @@
  * the directive, the bad value and what is accepted. */
 #include "isr.h"
 
-#include <errno.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_uri.h>
@@ -23,9 +22,8 @@
 #define DEF_ON_ERROR    HTTP_BAD_GATEWAY
 #define DEF_THREADS     4
 #define DEF_LOCAL       (32 * 1024 * 1024)
-#define MAX_DURATION    apr_time_from_sec(10 * 365 * 86400)
 #define MAX_OBJECT      (1024 * 1024 * 1024)
-#define MAX_ZONE        ((apr_off_t)64 * 1024 * 1024 * 1024)
+#define MAX_ZONE        ISR_PARSE_MAX_SIZE
 
 /* ISRCache references, checked once every zone is known. */
 typedef struct {
@@ -42,89 +40,6 @@ static const char *where(cmd_parms *cmd)
            ? apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
                           cmd->directive->line_num)
            : "command line";
-}
-
-/* ---- parsers ------------------------------------------------------------ */
-
-apr_status_t isr_parse_duration(const char *arg, apr_interval_time_t *out)
-{
-    apr_int64_t n, unit = APR_USEC_PER_SEC;
-    char *end;
-
-    if (!apr_isdigit(*arg)) {
-        return APR_EINVAL;
-    }
-    errno = 0;
-    n = apr_strtoi64(arg, &end, 10);
-    if (errno) {
-        return APR_EINVAL;
-    }
-    if (!strcasecmp(end, "ms")) {
-        unit = 1000;
-    }
-    else if (!*end || !strcasecmp(end, "s")) {
-        unit = APR_USEC_PER_SEC;
-    }
-    else if (!strcasecmp(end, "m")) {
-        unit = 60 * APR_USEC_PER_SEC;
-    }
-    else if (!strcasecmp(end, "h")) {
-        unit = 3600 * APR_USEC_PER_SEC;
-    }
-    else {
-        return APR_EINVAL;
-    }
-    if (n > MAX_DURATION / unit) {
-        return APR_ERANGE;
-    }
-    *out = n * unit;
-    return APR_SUCCESS;
-}
-
-apr_status_t isr_parse_size(const char *arg, apr_off_t *out)
-{
-    apr_off_t n, unit = 1;
-    char *end;
-
-    if (!apr_isdigit(*arg) || apr_strtoff(&n, arg, &end, 10) != APR_SUCCESS) {
-        return APR_EINVAL;
-    }
-    switch (apr_toupper(*end)) {
-    case '\0': unit = 1; break;
-    case 'K': unit = 1024; end++; break;
-    case 'M': unit = 1024 * 1024; end++; break;
-    case 'G': unit = 1024 * 1024 * 1024; end++; break;
-    default: return APR_EINVAL;
-    }
-    if (apr_toupper(*end) == 'B') {
-        end++;
-    }
-    if (*end) {
-        return APR_EINVAL;
-    }
-    if (n > MAX_ZONE / unit) {
-        return APR_ERANGE;
-    }
-    *out = n * unit;
-    return APR_SUCCESS;
-}
-
-/* A whole decimal number from min to max, nothing after it. */
-static int parse_long(const char *arg, long min, long max, long *out)
-{
-    char *end;
-    long n;
-
-    if (!apr_isdigit(*arg)) {
-        return 0;
-    }
-    errno = 0;
-    n = strtol(arg, &end, 10);
-    if (errno || *end || n < min || n > max) {
-        return 0;
-    }
-    *out = n;
-    return 1;
 }
 
 /* ---- create / merge ----------------------------------------------------- */
@@ -493,7 +408,7 @@ static const char *set_on_error(cmd_parms *cmd, void *dc, const char *arg)
         c->on_error = ISR_ONERROR_PASS;
         return NULL;
     }
-    if (!parse_long(arg, 400, 599, &n)) {
+    if (!isr_parse_long(arg, 400, 599, &n)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is neither an HTTP status "
                             "from 400 to 599 nor 'pass'", cmd->cmd->name, arg);
     }
@@ -512,7 +427,7 @@ static const char *set_threads(cmd_parms *cmd, void *dc, const char *arg)
     if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
         return err;
     }
-    if (!parse_long(arg, 1, 256, &n)) {
+    if (!isr_parse_long(arg, 1, 256, &n)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number of threads "
                             "from 1 to 256", cmd->cmd->name, arg);
     }
