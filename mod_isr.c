@@ -63,6 +63,7 @@ static int isr_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (APR_SUCCESS != isr_zones_setup(sc->zones, s, pconf)) {
         return !OK;
     }
+    isr_conf_check_zones(s);
     return OK;
 }
 
@@ -78,6 +79,27 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
 }
 
+/* In the quick handler r->uri is still the raw request path: httpd decodes
+ * and normalises it later. Only a path that decoding and normalising leave
+ * as it is gives the same key here as on the normal path; any other
+ * declines (the normal path answers it). */
+static int uri_is_canonical(const char *uri)
+{
+    const char *s;
+
+    if (*uri != '/' || strchr(uri, '%')) {
+        return 0;
+    }
+    for (s = uri; (s = strchr(s, '/')) != NULL; s++) {
+        if (s[1] == '/' || (s[1] == '.' && (!s[2] || s[2] == '/'
+                                            || (s[2] == '.'
+                                                && (!s[3] || s[3] == '/'))))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* ISRQuickHandler On: answer hits before the request is even mapped, as
  * mod_cache's CacheQuickHandler does (and, like it, before access control).
  * Everything that is not a hit declines to the normal path. */
@@ -87,7 +109,7 @@ static int isr_quick_handler(request_rec *r, int lookup_uri)
     isr_req_t *q;
 
     if (lookup_uri || !isr_conf_quick_used() || r->method_number != M_GET
-        || ap_location_walk(r) != OK) {
+        || !uri_is_canonical(r->uri) || ap_location_walk(r) != OK) {
         return DECLINED;
     }
     c = ap_get_module_config(r->per_dir_config, &isr_module);
@@ -135,8 +157,13 @@ static int isr_obtain(request_rec *r, isr_dir_conf_t *c, isr_req_t *q)
     int rc;
 
     if ((rc = isr_request_prepare(r, c, q)) != OK) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISR_LOGNO(0007) "%s",
-                      q->error);
+        if (q->no_backend) {
+            return isr_respond_error(r, q, APR_EINVAL);
+        }
+        /* A client's oversized header is its own fault: info, as httpd
+         * logs its own request errors. */
+        ap_log_rerror(APLOG_MARK, rc < 500 ? APLOG_INFO : APLOG_ERR, 0, r,
+                      ISR_LOGNO(0007) "%s", q->error);
         return rc;
     }
     if (APR_SUCCESS != (rv = isr_request_obtain(r, q))) {
@@ -167,6 +194,12 @@ static int isr_fixups(request_rec *r)
         return DECLINED;
     }
     q = apr_pcalloc(r->pool, sizeof(*q));
+    if (isr_conf_apply(c) == ISR_APPLY_HEADER) {
+        /* The handler must see only what mod_isr set, never a value the
+         * client sent under that name (ISROnError pass, or a fetch that
+         * failed, leaves it unset). */
+        apr_table_unset(r->headers_in, c->apply_name);
+    }
     if (isr_conf_apply(c) != ISR_APPLY_RESPONSE) {
         if ((rc = isr_obtain(r, c, q)) == OK) {
             isr_respond_apply(r, q);
@@ -210,6 +243,7 @@ static void isr_register_hooks(apr_pool_t *p)
     ap_hook_map_to_storage(isr_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(isr_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(isr_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_expr_lookup(isr_conf_expr_lookup, NULL, NULL, APR_HOOK_MIDDLE);
     isr_status_register_hooks(p);
 }
 

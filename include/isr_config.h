@@ -7,6 +7,7 @@
 #include <http_config.h>
 #include <ap_expr.h>
 #include "isr_parse.h"
+#include "isr_http.h"
 
 #define ISR_APPLY_RESPONSE 0
 #define ISR_APPLY_ENV      1
@@ -21,10 +22,15 @@ typedef struct {
     const char *unix_path;          /* unix: socket, or NULL */
     const char *ca_file;            /* ISRBackendCA, or NULL: system CAs */
     ap_expr_info_t *backend_expr;   /* ISRBackend "expr=..." */
+    const char *backend_origin;     /* its literal "scheme://authority": the
+                                     * only one an evaluated URL may have */
     const char *prefix;             /* <Location> path stripped, or NULL */
     ap_expr_info_t *key_expr;       /* ISRCacheKey, or NULL: the URL */
     const char *zone;               /* ISRCache, or NULL: default */
-    apr_interval_time_t ttl, stale_ttl, timeout, connect_timeout, retry;
+    apr_array_header_t *forward;    /* ISRForwardHeader names, or NULL */
+    isr_status_set_t *cache_status; /* ISRCacheStatus, or NULL: default */
+    apr_interval_time_t ttl, stale_ttl, timeout, connect_timeout, retry,
+                        relay_timeout;
     apr_off_t max_object;
     int apply;                      /* ISR_APPLY_* */
     const char *apply_name;
@@ -53,6 +59,13 @@ void isr_conf_pre_config(void);
  * default zone. Returns an error message or NULL. */
 const char *isr_conf_check(apr_pool_t *p, server_rec *s);
 
+/* post_config, once the zones exist: warn about ISRMaxObjectSize values
+ * that their zone could never store. */
+void isr_conf_check_zones(server_rec *s);
+
+/* ap_expr functions for mod_isr's expressions: isr_urlencode. */
+int isr_conf_expr_lookup(ap_expr_lookup_parms *parms);
+
 /* Getters: defaults resolved here, not in callers. */
 int isr_conf_enabled(const isr_dir_conf_t *c);
 int isr_conf_quick(const isr_dir_conf_t *c);
@@ -61,6 +74,9 @@ int isr_conf_apply(const isr_dir_conf_t *c);   /* ISR_APPLY_* */
 /* Non-zero when some scope has ISRQuickHandler On: only then does the
  * quick handler walk <Location> sections for every request. */
 int isr_conf_quick_used(void);
+
+/* A forwarded client header longer than this is refused (431). */
+#define ISR_FORWARD_MAX 4096
 const char *isr_conf_zone(const isr_dir_conf_t *c);
 apr_interval_time_t isr_conf_ttl(const isr_dir_conf_t *c);
 apr_interval_time_t isr_conf_stale_ttl(const isr_dir_conf_t *c);
@@ -68,6 +84,7 @@ apr_interval_time_t isr_conf_timeout(const isr_dir_conf_t *c);
 apr_interval_time_t isr_conf_connect_timeout(const isr_dir_conf_t *c);
 apr_interval_time_t isr_conf_retry(const isr_dir_conf_t *c);
 apr_size_t isr_conf_max_object(const isr_dir_conf_t *c);
+apr_interval_time_t isr_conf_relay_timeout(const isr_dir_conf_t *c);
 int isr_conf_on_error(const isr_dir_conf_t *c);
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc);
 apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc);

@@ -23,6 +23,8 @@ typedef struct {
     const apr_array_header_t *headers; /* const char * "Name: value" */
     apr_interval_time_t timeout;         /* whole transfer */
     apr_interval_time_t connect_timeout;
+    apr_interval_time_t relay_timeout;   /* whole transfer once handed to
+                                          * the sink (a relay) */
     apr_size_t max_store;        /* bodies above this are flagged too_large */
     apr_size_t max_body;         /* bodies above this abort the fetch */
     volatile int *abort_flag;    /* set to non-zero to abort (shutdown) */
@@ -39,6 +41,7 @@ struct isr_fetch_resp_t {
     int too_large;               /* body above max_store */
     int streamed;                /* the body went to the sink, not `body` */
     int uncacheable;             /* Set-Cookie, Cache-Control private/no-store */
+    int explicit_fresh;          /* max-age, s-maxage or Expires given */
     const char *error;           /* set when the fetch failed */
 };
 
@@ -51,8 +54,10 @@ void isr_fetch_child_init(apr_pool_t *pchild);
 
 /* Fetch req->url. The response and everything in it live in pool p.
  * APR_SUCCESS means an HTTP response arrived (any status);
- * APR_TIMEUP, APR_ECONNREFUSED, APR_ENOSPC (too large) or APR_EGENERAL
- * otherwise, with resp->error set. Thread-safe: each thread reuses its own
+ * APR_TIMEUP, APR_ECONNREFUSED, APR_ENOSPC (too large), APR_EINVAL (a
+ * response head that must not be stored or sent: see isr_http.h) or
+ * APR_EGENERAL otherwise, with resp->error set. The request carries
+ * req->headers and a constant User-Agent, nothing else of the client. Thread-safe: each thread reuses its own
  * connection handle. */
 apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
                        apr_pool_t *p);

@@ -7,6 +7,7 @@
 #include <apr_buckets.h>
 #include "isr_config.h"
 #include "isr_store.h"
+#include "isr_ctx.h"
 
 #define ISR_HANDLER "isr-response"
 #define ISR_FILENAME_PREFIX "isr:"
@@ -14,9 +15,9 @@
 typedef struct {
     const isr_dir_conf_t *conf;
     isr_zone_t *zone;
-    const char *url;
-    const char *unix_path;
-    const char *key;
+    isr_ctx_t ctx;              /* what the backend is told */
+    const char *url;            /* ctx.url, for messages */
+    const char *key;            /* built from ctx (isr_ctx_key) */
     apr_size_t klen;
     apr_uint64_t hash;
     /* the answer */
@@ -29,6 +30,8 @@ typedef struct {
     const void *kept;           /* the record, when it is a shared copy */
     apr_time_t fetched;         /* when the backend answered; 0 on MISS */
     const char *error;          /* why there is no answer */
+    int no_backend;             /* prepare found no acceptable backend URL:
+                                 * the ISROnError action applies */
     const char *prev_handler;   /* r->handler before ISR_HANDLER */
     int can_relay;              /* may send a too-large body as it comes */
     int relayed;                /* the answer went out while fetched */
@@ -36,8 +39,11 @@ typedef struct {
     apr_bucket_brigade *relay_bb;
 } isr_req_t;
 
-/* Resolve URL and key for r. Returns OK, or an HTTP status with
- * q->error set when the configuration cannot produce them. */
+/* Resolve the backend request context and the key for r. Returns OK, or
+ * an HTTP status with q->error set: 431 for a forwarded header that is too
+ * long, 500 for a configuration that cannot work, 502 with q->no_backend
+ * set when no acceptable backend URL results (the caller applies
+ * ISROnError). Logs nothing. */
 int isr_request_prepare(request_rec *r, const isr_dir_conf_t *conf,
                         isr_req_t *q);
 

@@ -35,4 +35,12 @@ isr_zone_t *isr_zone_at(int i);
 /* The zone called `name`, or NULL. Cheap: a scan of a handful of names. */
 isr_zone_t *isr_zone_get(const char *name);
 
+/* Headers budget a record keeps next to its body in isr_zone_max_body(). */
+#define ISR_ZONE_HEAD_ROOM (16 * 1024)
+
+/* The largest body a record with a key of klen bytes (and headers within
+ * ISR_ZONE_HEAD_ROOM) can hold in this zone: a record may take at most half
+ * the ring (isr_store_publish). A longer body can never be stored there. */
+apr_size_t isr_zone_max_body(const isr_zone_t *zone, apr_size_t klen);
+
 #endif /* ISR_ZONE_H */

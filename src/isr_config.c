@@ -7,6 +7,7 @@
 #include <apr_uri.h>
 
 #include "isr_config.h"
+#include "isr_ctx.h"
 #include "isr_zone.h"
 
 #define UNSET -1
@@ -22,7 +23,11 @@
 #define DEF_ON_ERROR    HTTP_BAD_GATEWAY
 #define DEF_THREADS     4
 #define DEF_LOCAL       (32 * 1024 * 1024)
+#define DEF_RELAY       apr_time_from_sec(300)
 #define MAX_OBJECT      (1024 * 1024 * 1024)
+/* A miss buffers at most this much (isr_request.c): no larger object can
+ * ever be stored. */
+#define MAX_STORE       (256 * 1024 * 1024)
 #define MAX_ZONE        ISR_PARSE_MAX_SIZE
 
 /* ISRCache references, checked once every zone is known. */
@@ -33,6 +38,14 @@ typedef struct {
 
 static apr_array_header_t *zone_refs;
 static int quick_used;
+
+/* ISRMaxObjectSize settings, checked against their zones in post_config. */
+typedef struct {
+    const isr_dir_conf_t *conf;
+    const char *where;
+} max_ref_t;
+
+static apr_array_header_t *max_refs;
 
 static const char *where(cmd_parms *cmd)
 {
@@ -52,6 +65,7 @@ void *isr_conf_create_dir(apr_pool_t *p, char *dir)
     c->enabled = UNSET;
     c->quick = UNSET;
     c->ttl = c->stale_ttl = c->timeout = c->connect_timeout = c->retry = UNSET;
+    c->relay_timeout = UNSET;
     c->max_object = UNSET;
     c->apply = UNSET;
     c->on_error = UNSET;
@@ -69,10 +83,15 @@ void *isr_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->backend_url = add_backend ? add->backend_url : base->backend_url;
     c->unix_path = add_backend ? add->unix_path : base->unix_path;
     c->backend_expr = add_backend ? add->backend_expr : base->backend_expr;
+    c->backend_origin = add_backend ? add->backend_origin
+                                    : base->backend_origin;
     c->prefix = add_backend ? add->prefix : base->prefix;
     c->key_expr = MERGE_PTR(key_expr);
     c->ca_file = MERGE_PTR(ca_file);
     c->zone = MERGE_PTR(zone);
+    c->forward = MERGE_PTR(forward);
+    c->cache_status = MERGE_PTR(cache_status);
+    c->relay_timeout = MERGE(relay_timeout);
     c->ttl = MERGE(ttl);
     c->stale_ttl = MERGE(stale_ttl);
     c->timeout = MERGE(timeout);
@@ -154,6 +173,11 @@ apr_size_t isr_conf_max_object(const isr_dir_conf_t *c)
                                                : DEF_MAX_OBJECT);
 }
 
+apr_interval_time_t isr_conf_relay_timeout(const isr_dir_conf_t *c)
+{
+    return c->relay_timeout != UNSET ? c->relay_timeout : DEF_RELAY;
+}
+
 int isr_conf_on_error(const isr_dir_conf_t *c)
 {
     return c->on_error != UNSET ? c->on_error : DEF_ON_ERROR;
@@ -195,6 +219,35 @@ static const char *check_http_url(cmd_parms *cmd, const char *url)
     return NULL;
 }
 
+/* The literal "scheme://authority" an expr= template starts with. A client
+ * must never choose the host a request is sent to: the template's text up
+ * to its first interpolation (%{...}, $N) or escape must name the scheme
+ * and a host, and every evaluated URL must have exactly that authority
+ * (checked per request in isr_request.c). */
+static const char *expr_origin(cmd_parms *cmd, const char *tmpl,
+                               const char **origin)
+{
+    apr_size_t lit = strcspn(tmpl, "%$\\"), alen;
+    const char *auth = isr_ctx_authority(tmpl, tmpl + lit, &alen);
+    const char *host;
+    apr_uri_t uri;
+
+    if (!auth || !alen
+        || apr_uri_parse(cmd->pool, apr_pstrcat(cmd->pool, "http://",
+                         apr_pstrmemdup(cmd->pool, auth, alen), "/", NULL),
+                         &uri) != APR_SUCCESS
+        || !(host = uri.hostname) || !*host) {
+        return apr_psprintf(cmd->pool, "%s: 'expr=%s' must begin with a "
+                            "literal http:// or https:// URL naming the host "
+                            "(e.g. expr=http://127.0.0.1:3000/render?path="
+                            "%%{isr_urlencode:%%{REQUEST_URI}}): a host taken "
+                            "from the request would let clients choose what "
+                            "the server fetches", cmd->cmd->name, tmpl);
+    }
+    *origin = apr_pstrmemdup(cmd->pool, tmpl, (auth + alen) - tmpl);
+    return NULL;
+}
+
 static const char *set_backend(cmd_parms *cmd, void *dc, const char *arg)
 {
     isr_dir_conf_t *c = dc;
@@ -202,8 +255,12 @@ static const char *set_backend(cmd_parms *cmd, void *dc, const char *arg)
 
     c->backend_url = NULL;
     c->backend_expr = NULL;
+    c->backend_origin = NULL;
     c->unix_path = NULL;
     if (!strncasecmp(arg, "expr=", 5)) {
+        if ((err = expr_origin(cmd, arg + 5, &c->backend_origin))) {
+            return err;
+        }
         c->backend_expr = ap_expr_parse_cmd(cmd, arg + 5,
                                             AP_EXPR_FLAG_STRING_RESULT, &err,
                                             NULL);
@@ -366,13 +423,87 @@ static const char *set_duration(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_max_object(cmd_parms *cmd, void *dc, const char *arg)
 {
+    isr_dir_conf_t *c = dc;
+    max_ref_t *ref;
     apr_off_t n;
 
-    if (isr_parse_size(arg, &n) != APR_SUCCESS || n < 1 || n > MAX_OBJECT) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from 1 to 1G "
+    if (isr_parse_size(arg, &n) != APR_SUCCESS || n < 1 || n > MAX_STORE) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from 1 to 256M "
                             "(e.g. 512K, 1M)", cmd->cmd->name, arg);
     }
-    ((isr_dir_conf_t *)dc)->max_object = n;
+    c->max_object = n;
+    if (!max_refs) {
+        max_refs = apr_array_make(cmd->pool, 8, sizeof(max_ref_t));
+    }
+    ref = apr_array_push(max_refs);
+    ref->conf = c;
+    ref->where = where(cmd);
+    return NULL;
+}
+
+/* Client request headers that may be forwarded: not hop-by-hop ones, not
+ * the framing, and not those mod_isr sets itself. */
+static int forwardable(const char *name)
+{
+    static const char *const never[] = {
+        "Host", "Connection", "Keep-Alive", "TE", "Trailer", "Trailers",
+        "Transfer-Encoding", "Upgrade", "Content-Length", "Expect",
+        "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Server",
+        "User-Agent", NULL
+    };
+    const char *s;
+    int i;
+
+    for (s = name; *s; s++) {
+        if (!apr_isalnum(*s) && !strchr("!#$%&'*+-.^_`|~", *s)) {
+            return 0;
+        }
+    }
+    for (i = 0; never[i]; i++) {
+        if (!strcasecmp(name, never[i])) {
+            return 0;
+        }
+    }
+    return *name && strncasecmp(name, "Proxy-", 6);
+}
+
+static const char *set_forward(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    int i;
+
+    if (!forwardable(arg)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' cannot be forwarded (not a "
+                            "header name, hop-by-hop, or set by mod_isr "
+                            "itself)", cmd->cmd->name, arg);
+    }
+    if (!c->forward) {
+        c->forward = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    for (i = 0; i < c->forward->nelts; i++) {
+        if (!strcasecmp(APR_ARRAY_IDX(c->forward, i, const char *), arg)) {
+            return NULL;
+        }
+    }
+    APR_ARRAY_PUSH(c->forward, const char *) = arg;
+    return NULL;
+}
+
+static const char *set_cache_status(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    long n;
+
+    if (!isr_parse_long(arg, 200, 599, &n) || n == 206 || n == 304
+        || (n >= 500 && n != 501)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a status that may be "
+                            "stored (200-499 but 206 and 304, or 501; other "
+                            "5xx are failures)", cmd->cmd->name, arg);
+    }
+    if (!c->cache_status) {
+        c->cache_status = apr_pcalloc(cmd->pool, sizeof(*c->cache_status));
+    }
+    isr_http_status_add(c->cache_status, (int)n);
     return NULL;
 }
 
@@ -487,7 +618,17 @@ const command_rec isr_cmds[] = {
     AP_INIT_TAKE1("ISRRefreshRetry", set_duration, DUR(retry, 0), DIRCONF,
                   "delay before retrying a failed refresh (default 10s)"),
     AP_INIT_TAKE1("ISRMaxObjectSize", set_max_object, NULL, DIRCONF,
-                  "larger responses are served but not stored (default 1M)"),
+                  "larger responses are served but not stored (default 1M, "
+                  "at most 256M)"),
+    AP_INIT_TAKE1("ISRRelayTimeout", set_duration, DUR(relay_timeout, 0),
+                  DIRCONF, "total time a body too large to store may take "
+                  "to relay (default 5m)"),
+    AP_INIT_ITERATE("ISRForwardHeader", set_forward, NULL, DIRCONF,
+                    "client request headers sent to the backend; each is "
+                    "part of the cache key"),
+    AP_INIT_ITERATE("ISRCacheStatus", set_cache_status, NULL, DIRCONF,
+                    "statuses stored without explicit freshness (default "
+                    "200 203 204 300 301 308 404 405 410 414 501)"),
     AP_INIT_TAKE1("ISRApply", set_apply, NULL, DIRCONF,
                   "response | env=NAME | header=NAME (default response)"),
     AP_INIT_TAKE1("ISROnError", set_on_error, NULL, DIRCONF,
@@ -505,6 +646,7 @@ const command_rec isr_cmds[] = {
 void isr_conf_pre_config(void)
 {
     zone_refs = NULL;
+    max_refs = NULL;
     quick_used = 0;
 }
 
@@ -537,4 +679,52 @@ const char *isr_conf_check(apr_pool_t *p, server_rec *s)
         }
     }
     return NULL;
+}
+
+void isr_conf_check_zones(server_rec *s)
+{
+    const max_ref_t *ref;
+    isr_zone_t *zone;
+    apr_size_t most;
+    int i;
+
+    for (i = 0; max_refs && i < max_refs->nelts; i++) {
+        ref = &APR_ARRAY_IDX(max_refs, i, max_ref_t);
+        /* The zone named in the same section; an inherited one is not
+         * known here, and the request path relays what cannot be stored
+         * whatever the zone. */
+        zone = isr_zone_get(isr_conf_zone(ref->conf));
+        if (!zone) {
+            continue;
+        }
+        most = isr_zone_max_body(zone, 0);
+        if ((apr_size_t)ref->conf->max_object > most) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ISR_LOGNO(0040)
+                         "ISRMaxObjectSize %" APR_OFF_T_FMT " (%s) is more "
+                         "than zone %s can store (%" APR_SIZE_T_FMT " bytes "
+                         "of body): larger answers are relayed, not stored",
+                         ref->conf->max_object, ref->where,
+                         isr_conf_zone(ref->conf), most);
+        }
+    }
+}
+
+/* %{isr_urlencode:...}: a value spliced into a query string stays one
+ * value (ap_expr's own escape leaves & = + ; alone). */
+static const char *expr_urlencode(ap_expr_eval_ctx_t *ctx, const void *data,
+                                  const char *arg)
+{
+    (void)data;
+    return isr_ctx_urlencode(ctx->p, arg ? arg : "");
+}
+
+int isr_conf_expr_lookup(ap_expr_lookup_parms *parms)
+{
+    if (parms->type == AP_EXPR_FUNC_STRING
+        && !strcasecmp(parms->name, "isr_urlencode")) {
+        *parms->func = expr_urlencode;
+        *parms->data = parms->name;
+        return OK;
+    }
+    return DECLINED;
 }

@@ -11,6 +11,7 @@
 #include <apr_lib.h>
 #include <httpd.h>
 #include "isr_fetch.h"
+#include "isr_http.h"
 
 #define BODY_CHUNK (16 * 1024)
 #define IDLE_MAX   16
@@ -26,8 +27,9 @@ typedef struct {
     apr_time_t start, last_data;
     char *body;
     apr_size_t len, cap;
-    apr_array_header_t *hdrs;   /* name, value, name, value, ... */
+    isr_http_head_t *head;      /* the response head as it arrives */
     int over_limit;
+    int bad_head;               /* the head is invalid: aborted */
 } fetch_ctx_t;
 
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -82,7 +84,7 @@ void isr_fetch_child_init(apr_pool_t *pchild)
                               apr_pool_cleanup_null);
 }
 
-static void headers_finish(fetch_ctx_t *ctx, isr_fetch_resp_t *resp);
+static apr_status_t headers_finish(fetch_ctx_t *ctx, isr_fetch_resp_t *resp);
 
 static apr_status_t sink_call(fetch_ctx_t *ctx, const char *data,
                               apr_size_t n)
@@ -114,7 +116,10 @@ static int stream(fetch_ctx_t *ctx, const char *data, apr_size_t n)
         }
         resp->status = (int)status;
         resp->too_large = 1;
-        headers_finish(ctx, resp);
+        if (headers_finish(ctx, resp) != APR_SUCCESS) {
+            ctx->bad_head = 1;
+            return -1;
+        }
         resp->streamed = 1;
         if (sink_call(ctx, ctx->body, ctx->len) != APR_SUCCESS) {
             return -1;
@@ -161,40 +166,19 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
     return n;
 }
 
-static char *trim(char *s, char *end)
-{
-    while (s < end && apr_isspace(*s)) {
-        s++;
-    }
-    while (end > s && apr_isspace(end[-1])) {
-        end--;
-    }
-    *end = '\0';
-    return s;
-}
-
+/* Every line of the head (and of trailers, which the parser ignores). An
+ * invalid head aborts the transfer: it is refused, never stored. */
 static size_t on_header(char *line, size_t size, size_t nitems, void *baton)
 {
     fetch_ctx_t *ctx = baton;
     apr_size_t n = size * nitems;
-    char *copy, *colon;
 
-    if (ctx->len || ctx->resp->streamed) {
-        return n;   /* trailers after a chunked body: not part of the head */
+    if (isr_http_head_line(ctx->head, line, n) != APR_SUCCESS) {
+        ctx->bad_head = 1;
+        ctx->resp->error = apr_psprintf(ctx->p, "invalid response head: %s",
+                                        isr_http_head_error(ctx->head));
+        return 0;
     }
-    if (n >= 5 && !strncasecmp(line, "HTTP/", 5)) {
-        /* A new status line (after a 1xx): forget earlier headers. */
-        apr_array_clear(ctx->hdrs);
-        return n;
-    }
-    copy = apr_pstrmemdup(ctx->p, line, n);
-    colon = strchr(copy, ':');
-    if (!colon || colon == copy || apr_isspace(*copy)) {
-        return n;   /* blank line, or obsolete folding: ignore */
-    }
-    *colon = '\0';
-    APR_ARRAY_PUSH(ctx->hdrs, const char *) = trim(copy, colon);
-    APR_ARRAY_PUSH(ctx->hdrs, const char *) = trim(colon + 1, copy + n);
     return n;
 }
 
@@ -213,7 +197,9 @@ static int on_progress(void *baton, curl_off_t dt, curl_off_t dn,
     }
     if (ctx->req->sink) {
         now = apr_time_now();
-        if (ctx->resp->streamed ? now - ctx->last_data > ctx->req->timeout
+        if (ctx->resp->streamed ? (now - ctx->last_data > ctx->req->timeout
+                                   || now - ctx->start
+                                      > ctx->req->relay_timeout)
                                 : now - ctx->start > ctx->req->timeout) {
             ctx->timed_out = 1;
             return 1;
@@ -222,80 +208,23 @@ static int on_progress(void *baton, curl_off_t dt, curl_off_t dn,
     return 0;
 }
 
-static int has_token(const char *list, const char *token)
-{
-    apr_size_t tl = strlen(token);
-    const char *s = list;
-
-    while ((s = ap_strcasestr(s, token)) != NULL) {
-        int start_ok = s == list || (!apr_isalnum(s[-1]) && s[-1] != '-');
-        int end_ok = !apr_isalnum(s[tl]) && s[tl] != '-';
-        if (start_ok && end_ok) {
-            return 1;
-        }
-        s += tl;
-    }
-    return 0;
-}
-
-static int is_hop_by_hop(const char *name, const char *connection)
-{
-    static const char *const hop[] = {
-        "Connection", "Keep-Alive", "TE", "Trailer", "Trailers",
-        "Transfer-Encoding", "Upgrade", "Content-Length", NULL
-    };
-    int i;
-
-    if (!strncasecmp(name, "Proxy-", 6)) {
-        return 1;
-    }
-    for (i = 0; hop[i]; i++) {
-        if (!strcasecmp(name, hop[i])) {
-            return 1;
-        }
-    }
-    return connection && has_token(connection, name);
-}
-
 /* Keep the end-to-end headers as "name\0value\0" pairs and note what makes
  * the response unfit for a shared cache. */
-static void headers_finish(fetch_ctx_t *ctx, isr_fetch_resp_t *resp)
+static apr_status_t headers_finish(fetch_ctx_t *ctx, isr_fetch_resp_t *resp)
 {
-    const char **h = (const char **)ctx->hdrs->elts;
-    const char *connection = NULL;
-    apr_size_t len = 0, nl, vl;
-    char *blob, *w;
-    int i, n = ctx->hdrs->nelts;
+    isr_http_result_t res;
+    apr_status_t rv = isr_http_head_finish(ctx->head, ctx->p, &res);
 
-    for (i = 0; i + 1 < n; i += 2) {
-        if (!strcasecmp(h[i], "Connection")) {
-            connection = h[i + 1];
-        }
+    if (rv != APR_SUCCESS) {
+        resp->error = apr_psprintf(ctx->p, "invalid response head: %s",
+                                   res.error);
+        return rv;
     }
-    for (i = 0; i + 1 < n; i += 2) {
-        if (!is_hop_by_hop(h[i], connection)) {
-            len += strlen(h[i]) + strlen(h[i + 1]) + 2;
-        }
-    }
-    w = blob = apr_palloc(ctx->p, len + 1);
-    for (i = 0; i + 1 < n; i += 2) {
-        if (is_hop_by_hop(h[i], connection)) {
-            continue;
-        }
-        if (!strcasecmp(h[i], "Set-Cookie")
-            || (!strcasecmp(h[i], "Cache-Control")
-                && (has_token(h[i + 1], "no-store")
-                    || has_token(h[i + 1], "private")))) {
-            resp->uncacheable = 1;
-        }
-        nl = strlen(h[i]) + 1;
-        vl = strlen(h[i + 1]) + 1;
-        memcpy(w, h[i], nl);
-        memcpy(w + nl, h[i + 1], vl);
-        w += nl + vl;
-    }
-    resp->headers = blob;
-    resp->hdrlen = len;
+    resp->headers = res.headers;
+    resp->hdrlen = res.hdrlen;
+    resp->uncacheable = res.uncacheable;
+    resp->explicit_fresh = res.explicit_fresh;
+    return APR_SUCCESS;
 }
 
 static void setup(CURL *c, const isr_fetch_req_t *req, fetch_ctx_t *ctx,
@@ -322,6 +251,7 @@ static void setup(CURL *c, const isr_fetch_req_t *req, fetch_ctx_t *ctx,
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      (long)apr_time_as_msec(req->connect_timeout));
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "mod_isr/" ISR_VERSION);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, ctx);
@@ -346,6 +276,9 @@ static apr_status_t map_error(CURLcode res, const fetch_ctx_t *ctx,
         resp->error = apr_psprintf(ctx->p, "cannot connect (%s)", why);
         return APR_ECONNREFUSED;
     case CURLE_WRITE_ERROR:
+        if (ctx->bad_head) {
+            return APR_EINVAL;   /* resp->error says why */
+        }
         if (ctx->sink_failed) {
             resp->error = "the client went away while the body was relayed";
             return APR_ECONNABORTED;
@@ -359,11 +292,14 @@ static apr_status_t map_error(CURLcode res, const fetch_ctx_t *ctx,
         break;
     case CURLE_ABORTED_BY_CALLBACK:
         if (ctx->timed_out) {
-            resp->error = apr_psprintf(ctx->p, "timed out after %" APR_TIME_T_FMT
-                                       " ms%s", apr_time_as_msec(
-                                           ctx->req->timeout),
-                                       ctx->resp->streamed
-                                           ? " without data" : "");
+            resp->error = ctx->resp->streamed
+                ? apr_psprintf(ctx->p, "relay stalled for %" APR_TIME_T_FMT
+                               " ms or took longer than %" APR_TIME_T_FMT
+                               " ms (ISRTimeout, ISRRelayTimeout)",
+                               apr_time_as_msec(ctx->req->timeout),
+                               apr_time_as_msec(ctx->req->relay_timeout))
+                : apr_psprintf(ctx->p, "timed out after %" APR_TIME_T_FMT
+                               " ms", apr_time_as_msec(ctx->req->timeout));
             return APR_TIMEUP;
         }
         resp->error = "aborted: the server is stopping";
@@ -394,7 +330,7 @@ apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
     ctx.req = req;
     ctx.resp = resp;
     ctx.start = ctx.last_data = apr_time_now();
-    ctx.hdrs = apr_array_make(p, 32, sizeof(const char *));
+    ctx.head = isr_http_head_make(p);
     errbuf[0] = '\0';
     if (!(h = handle_get())) {
         resp->error = "cannot create a libcurl handle";
@@ -420,8 +356,8 @@ apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
         return map_error(res, &ctx, errbuf, resp);
     }
     resp->status = (int)status;
-    if (!resp->streamed) {
-        headers_finish(&ctx, resp);
+    if (!resp->streamed && (rv = headers_finish(&ctx, resp)) != APR_SUCCESS) {
+        return rv;
     }
     resp->body = ctx.body ? ctx.body : apr_pcalloc(p, 1);
     resp->bodylen = ctx.len;

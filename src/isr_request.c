@@ -9,6 +9,7 @@
 #include <http_request.h>
 
 #include "isr_fetch.h"
+#include "isr_http.h"
 #include "isr_local.h"
 #include "isr_refresh.h"
 #include "isr_request.h"
@@ -36,6 +37,7 @@ typedef struct {
     isr_fetch_req_t req;
     apr_interval_time_t ttl, stale_ttl, retry;
     apr_interval_time_t hold;    /* lease length once the fetch starts */
+    const isr_status_set_t *cache_status;
 } refresh_job_t;
 
 /* ---- URL and key -------------------------------------------------------- */
@@ -72,98 +74,151 @@ static const char *map_path(request_rec *r, const isr_dir_conf_t *c)
     return ap_os_escape_path(r->pool, path, 1);
 }
 
-static int url_ok(const char *url)
+/* The URL an ISRBackend "expr=" template gives for r: bytes that may not
+ * stand in a URL percent-encoded (a decoded space or '#' from the request
+ * must not truncate or break it), and the authority exactly the template's
+ * literal one, so no request can pick the host. */
+static const char *expr_url(request_rec *r, const isr_dir_conf_t *c,
+                            const char **why)
 {
-    const char *s;
+    const char *err = NULL, *url, *auth;
+    apr_size_t alen, olen = strlen(c->backend_origin);
 
-    if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)) {
-        return 0;
+    url = ap_expr_str_exec(r, c->backend_expr, &err);
+    if (err || !url) {
+        *why = apr_psprintf(r->pool, "ISRBackend expression failed: %s",
+                            err ? err : "no value");
+        return NULL;
     }
-    for (s = url; *s; s++) {
-        if (apr_iscntrl(*s) || *s == ' ') {
-            return 0;
+    url = isr_ctx_url_clean(r->pool, url);
+    auth = isr_ctx_authority(url, NULL, &alen);
+    if (!auth || (apr_size_t)(auth + alen - url) != olen
+        || strncasecmp(url, c->backend_origin, olen)) {
+        *why = apr_psprintf(r->pool, "ISRBackend expression gave '%s', which "
+                            "is not on %s", url, c->backend_origin);
+        return NULL;
+    }
+    return url;
+}
+
+/* What the backend is told besides the URL: how httpd resolved the request
+ * (host and port as UseCanonicalName says, scheme, virtual host) and the
+ * client headers ISRForwardHeader names. Nothing else of the client: not
+ * its address, cookies or credentials. All of it goes into the key. */
+static int forward_headers(request_rec *r, const isr_dir_conf_t *c,
+                           apr_array_header_t **out, const char **why)
+{
+    apr_array_header_t *h = apr_array_make(r->pool, 4, sizeof(const char *));
+    const char *host = ap_get_server_name_for_url(r), *name, *value;
+    apr_port_t port = ap_get_server_port(r);
+    int i;
+
+    APR_ARRAY_PUSH(h, const char *) = ap_is_default_port(port, r)
+        ? apr_pstrcat(r->pool, "X-Forwarded-Host: ", host, NULL)
+        : apr_psprintf(r->pool, "X-Forwarded-Host: %s:%u", host,
+                       (unsigned)port);
+    APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
+        r->pool, "X-Forwarded-Proto: ", ap_http_scheme(r), NULL);
+    APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
+        r->pool, "X-Forwarded-Server: ", r->server->server_hostname, NULL);
+    for (i = 0; c->forward && i < c->forward->nelts; i++) {
+        name = APR_ARRAY_IDX(c->forward, i, const char *);
+        if (!(value = apr_table_get(r->headers_in, name))) {
+            continue;
         }
+        if (strlen(value) > ISR_FORWARD_MAX) {
+            *why = apr_psprintf(r->pool, "request header %s is longer than "
+                                "%d bytes: not forwarded, answering 431",
+                                name, ISR_FORWARD_MAX);
+            return HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+        }
+        APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(r->pool, name, ": ",
+                                                      value, NULL);
     }
-    return 1;
+    *out = h;
+    return OK;
 }
 
 int isr_request_prepare(request_rec *r, const isr_dir_conf_t *c, isr_req_t *q)
 {
+    apr_array_header_t *headers;
     const char *err = NULL;
+    int rc;
 
     q->conf = c;
-    q->unix_path = c->unix_path;
     if (!(q->zone = isr_zone_get(isr_conf_zone(c)))) {
         q->error = apr_psprintf(r->pool, "zone %s is not set up",
                                 isr_conf_zone(c));
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (c->backend_expr) {
-        q->url = ap_expr_str_exec(r, c->backend_expr, &err);
-        if (err || !q->url || !url_ok(q->url)) {
-            q->error = apr_psprintf(r->pool, "ISRBackend expression gave no "
-                                    "http(s) URL ('%s'%s%s)",
-                                    q->url ? q->url : "", err ? ": " : "",
-                                    err ? err : "");
-            return HTTP_INTERNAL_SERVER_ERROR;
+        if (!(q->url = expr_url(r, c, &q->error))) {
+            q->no_backend = 1;
+            return HTTP_BAD_GATEWAY;
         }
     }
     else {
         q->url = join_url(r->pool, c->backend_url, map_path(r, c), r->args);
     }
-    q->key = q->url;
+    if ((rc = forward_headers(r, c, &headers, &q->error)) != OK) {
+        return rc;
+    }
+    q->ctx.unix_path = c->unix_path;
+    q->ctx.url = q->url;
+    q->ctx.headers = headers;
     if (c->key_expr) {
-        q->key = ap_expr_str_exec(r, c->key_expr, &err);
-        if (err || !q->key) {
+        /* The operator's part can only split entries: the context stays in
+         * the key, so requests the backend may answer differently never
+         * share one. */
+        q->ctx.extra = ap_expr_str_exec(r, c->key_expr, &err);
+        if (err || !q->ctx.extra) {
             q->error = apr_psprintf(r->pool, "ISRCacheKey failed: %s",
                                     err ? err : "no value");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    q->klen = strlen(q->key);
+    q->key = isr_ctx_key(r->pool, &q->ctx, &q->klen);
     q->hash = isr_store_hash(q->zone, q->key, q->klen);
     return OK;
 }
 
 /* ---- fetching ----------------------------------------------------------- */
 
-/* What the backend is told: the original request's forwarding headers. The
- * client's own headers (Cookie, Authorization, ...) are not sent: the answer
- * is shared by every client. */
-static apr_array_header_t *forward_headers(request_rec *r)
+/* The largest body that could be stored for q: a larger one is relayed (or
+ * not stored) as soon as it passes this, whatever ISRMaxObjectSize says. */
+static apr_size_t max_store(const isr_req_t *q)
 {
-    apr_array_header_t *h = apr_array_make(r->pool, 6, sizeof(const char *));
-    const char *xff = apr_table_get(r->headers_in, "X-Forwarded-For");
-    const char *host = apr_table_get(r->headers_in, "Host");
+    apr_size_t conf = isr_conf_max_object(q->conf);
+    apr_size_t zone = isr_zone_max_body(q->zone, q->klen);
 
-    APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
-        r->pool, "X-Forwarded-For: ", xff ? xff : "", xff ? ", " : "",
-        r->useragent_ip, NULL);
-    if (host) {
-        APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
-            r->pool, "X-Forwarded-Host: ", host, NULL);
-    }
-    APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
-        r->pool, "X-Forwarded-Proto: ", ap_http_scheme(r), NULL);
-    APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
-        r->pool, "X-Forwarded-Server: ", r->server->server_hostname, NULL);
-    APR_ARRAY_PUSH(h, const char *) = "User-Agent: mod_isr/" ISR_VERSION;
-    return h;
+    return conf < zone ? conf : zone;
 }
 
+/* A fetch of context ctx (the caller keeps ctx alive for the fetch). */
 static void fetch_req_init(isr_fetch_req_t *fr, const isr_req_t *q,
-                           apr_array_header_t *headers, apr_size_t max_body)
+                           const isr_ctx_t *ctx, apr_size_t max_body)
 {
     memset(fr, 0, sizeof(*fr));
-    fr->url = q->url;
-    fr->unix_path = q->unix_path;
+    fr->url = ctx->url;
+    fr->unix_path = ctx->unix_path;
     fr->ca_file = q->conf->ca_file;
-    fr->headers = headers;
+    fr->headers = ctx->headers;
     fr->timeout = isr_conf_timeout(q->conf);
     fr->connect_timeout = isr_conf_connect_timeout(q->conf);
-    fr->max_store = isr_conf_max_object(q->conf);
-    fr->max_body = max_body;
+    fr->relay_timeout = isr_conf_relay_timeout(q->conf);
+    fr->max_store = max_store(q);
+    fr->max_body = max_body > fr->max_store ? max_body : fr->max_store;
     fr->abort_flag = isr_refresh_stopping();
+}
+
+/* An answer that may be stored: not marked private by the backend, not too
+ * large, and of a status a shared cache may keep (RFC 9111 4.2.2, or
+ * ISRCacheStatus, or with explicit freshness). */
+static int storable(const isr_req_t *q, const isr_fetch_resp_t *resp)
+{
+    return !resp->uncacheable && !resp->too_large
+           && isr_http_storable(q->conf->cache_status, resp->status,
+                                resp->explicit_fresh);
 }
 
 /* The value to store for a response that arrived at `now`. */
@@ -219,7 +274,7 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
     isr_fetch_req_t fr;
     apr_status_t rv;
 
-    fetch_req_init(&fr, q, forward_headers(r), SYNC_MAX_BODY);
+    fetch_req_init(&fr, q, &q->ctx, SYNC_MAX_BODY);
     if (q->can_relay) {
         rl->r = r;
         rl->q = q;
@@ -266,15 +321,19 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         isr_store_mark_failed(q->zone, slot, q->hash, lease, now);
         return rv;
     }
-    if (resp->uncacheable || resp->too_large) {
-        /* Release every waiter at once: they fetch for themselves. */
+    if (!storable(q, resp)) {
+        /* Release every waiter at once: they fetch for themselves. An
+         * answer the backend marked private stays uncached for a TTL; one
+         * of a status not to store (a 429, a 302) is looked at again soon. */
         isr_store_count(q->zone, ISR_STAT_PASS);
         isr_store_mark_pass(q->zone, slot, q->hash, lease,
-                            now + isr_conf_ttl(q->conf));
+                            now + (resp->uncacheable || resp->too_large
+                                   ? isr_conf_ttl(q->conf) : APR_USEC_PER_SEC));
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0020)
                       "%s: not stored (%s)", q->url,
-                      resp->too_large ? "larger than ISRMaxObjectSize"
-                                      : "Set-Cookie or Cache-Control");
+                      resp->too_large ? "too large to store"
+                      : resp->uncacheable ? "Set-Cookie or Cache-Control"
+                      : apr_psprintf(r->pool, "status %d", resp->status));
         return APR_SUCCESS;
     }
     value_init(&v, resp, isr_conf_ttl(q->conf), isr_conf_stale_ttl(q->conf),
@@ -343,7 +402,11 @@ static void refresh_run(void *baton)
         isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
                             now + job->ttl);
     }
-    else if (rv != APR_SUCCESS || resp->status >= 500) {
+    else if (rv != APR_SUCCESS || resp->status >= 500
+             || !isr_http_storable(job->cache_status, resp->status,
+                                   resp->explicit_fresh)) {
+        /* A 5xx, or an answer of a status not to store (a 400 or a 429
+         * must not replace a good page): keep serving the stale entry. */
         isr_store_backoff(job->zone, job->slot, job->lease, now + job->retry);
         isr_store_count(job->zone, ISR_STAT_REFRESH_FAIL);
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, job->s, ISR_LOGNO(0022)
@@ -371,25 +434,15 @@ leave:
     apr_pool_destroy(job->pool);
 }
 
-static const apr_array_header_t *copy_strings(apr_pool_t *p,
-                                              const apr_array_header_t *a)
-{
-    apr_array_header_t *c = apr_array_make(p, a->nelts, sizeof(const char *));
-    int i;
-
-    for (i = 0; i < a->nelts; i++) {
-        APR_ARRAY_PUSH(c, const char *) = apr_pstrdup(
-            p, APR_ARRAY_IDX(a, i, const char *));
-    }
-    return c;
-}
-
-/* The job copies what it needs: the request is gone when it runs. */
+/* The job owns what it needs: the request is gone when it runs. What it
+ * sends is parsed back out of the entry's key, the context recorded with
+ * the entry, never taken from the request that found it stale. */
 static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
                           apr_uint64_t lease)
 {
     const isr_dir_conf_t *c = q->conf;
     refresh_job_t *job;
+    isr_ctx_t *ctx;
     apr_pool_t *p;
 
     if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) {
@@ -397,23 +450,31 @@ static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
         return;
     }
     job = apr_pcalloc(p, sizeof(*job));
+    ctx = apr_pcalloc(p, sizeof(*ctx));
     job->pool = p;
     job->s = r->server;
     job->zone = q->zone;
     job->slot = slot;
     job->lease = lease;
     job->hash = q->hash;
-    job->key = apr_pstrmemdup(p, q->key, q->klen);
+    job->key = apr_pmemdup(p, q->key, q->klen);
     job->klen = q->klen;
     job->ttl = isr_conf_ttl(c);
     job->stale_ttl = isr_conf_stale_ttl(c);
     job->retry = isr_conf_retry(c);
     job->hold = LEASE_HOLD(c);
-    fetch_req_init(&job->req, q, NULL, isr_conf_max_object(c));
-    job->req.url = apr_pstrdup(p, q->url);
-    job->req.unix_path = q->unix_path ? apr_pstrdup(p, q->unix_path) : NULL;
+    job->cache_status = c->cache_status;
+    if (isr_ctx_parse(p, job->key, job->klen, ctx) != APR_SUCCESS) {
+        /* Every key is built by isr_ctx_key: this cannot happen. */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISR_LOGNO(0041)
+                      "%s: the stored key does not parse, not refreshed",
+                      q->url);
+        isr_store_release(q->zone, slot, lease);
+        apr_pool_destroy(p);
+        return;
+    }
+    fetch_req_init(&job->req, q, ctx, 0);
     job->req.ca_file = c->ca_file ? apr_pstrdup(p, c->ca_file) : NULL;
-    job->req.headers = copy_strings(p, forward_headers(r));
     isr_store_count(q->zone, ISR_STAT_REFRESH);
     if (isr_refresh_submit(refresh_run, job) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0024)

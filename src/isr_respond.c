@@ -41,11 +41,18 @@ void isr_respond_apply(request_rec *r, const isr_req_t *q)
 }
 
 /* Stored headers are "name\0value\0" pairs; the record they came from was
- * bounds-checked, but each string is still checked against the end. */
+ * bounds-checked, but each string is still checked against the end. The
+ * answer's type, encoding and languages are the backend's alone: what
+ * mod_mime guessed from the internal name (isr:/api/data;.html) or a
+ * fallback file name is dropped first. */
 static void set_headers(request_rec *r, const char *h, apr_size_t len)
 {
     const char *end = h + len, *name, *value;
     apr_size_t nl, vl;
+
+    r->content_type = NULL;
+    r->content_encoding = NULL;
+    r->content_languages = NULL;
 
     while (h < end) {
         name = h;

@@ -178,3 +178,12 @@ isr_zone_t *isr_zone_get(const char *name)
     }
     return NULL;
 }
+
+apr_size_t isr_zone_max_body(const isr_zone_t *zone, apr_size_t klen)
+{
+    apr_uint64_t half = zone->hdr->ring_size / 2;
+    apr_uint64_t fixed = sizeof(isr_record_t) + ISR_REC_ALIGN + klen
+                         + ISR_ZONE_HEAD_ROOM;
+
+    return half > fixed ? (apr_size_t)(half - fixed) : 0;
+}

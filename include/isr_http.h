@@ -1,0 +1,75 @@
+/* HTTP rules on backend answers, with no shm and no request_rec: parsing a
+ * response head as libcurl hands it over (RFC 9112: obs-fold unfolded,
+ * invalid heads refused so that nothing is stored that could not be
+ * replayed), and what a shared cache may store (RFC 9111 section 3 and
+ * 4.2.2). APR only: unit-tested and fuzzed without a server. */
+#ifndef ISR_HTTP_H
+#define ISR_HTTP_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+/* ---- response heads ----------------------------------------------------- */
+
+typedef struct isr_http_head_t isr_http_head_t;
+
+/* A parser for one response (its 1xx heads, the final head, trailers). */
+isr_http_head_t *isr_http_head_make(apr_pool_t *p);
+
+/* One header-callback line (status line, header, blank line or trailer;
+ * CRLF or LF included). Trailers after the final head are ignored: they
+ * are not part of what is stored or sent. Returns APR_EINVAL once the head
+ * is invalid (then and later: the response must be refused). */
+apr_status_t isr_http_head_line(isr_http_head_t *h, const char *line,
+                                apr_size_t len);
+
+/* Why the head is invalid, or NULL. */
+const char *isr_http_head_error(const isr_http_head_t *h);
+
+/* Non-zero once the final (non-1xx) head has ended with its blank line. */
+int isr_http_head_done(const isr_http_head_t *h);
+
+typedef struct {
+    const char *headers;   /* end-to-end headers, "name\0value\0" pairs */
+    apr_size_t hdrlen;
+    int uncacheable;       /* Set-Cookie, Cache-Control private/no-store,
+                            * wherever they appear (also in a header that
+                            * Connection names) */
+    int explicit_fresh;    /* Cache-Control max-age / s-maxage, or Expires */
+    const char *error;     /* set when the head is invalid */
+} isr_http_result_t;
+
+/* The headers to store and send: hop-by-hop ones (and those Connection
+ * names) dropped, Content-Length dropped (httpd sets its own). APR_EINVAL
+ * with out->error when the head is invalid: a bare CR, NUL or other control
+ * byte, a header name that is not a token, a line without a colon, a fold
+ * with nothing to continue, conflicting or malformed Content-Length. */
+apr_status_t isr_http_head_finish(isr_http_head_t *h, apr_pool_t *p,
+                                  isr_http_result_t *out);
+
+/* ---- what may be stored -------------------------------------------------- */
+
+#define ISR_HTTP_STATUS_MAX 600
+
+/* A set of statuses (ISRCacheStatus). */
+typedef struct {
+    unsigned char bits[(ISR_HTTP_STATUS_MAX + 7) / 8];
+} isr_status_set_t;
+
+/* The statuses RFC 9111 4.2.2 lets a cache store without explicit
+ * freshness: 200 203 204 300 301 308 404 405 410 414 501. */
+void isr_http_status_default(isr_status_set_t *set);
+void isr_http_status_add(isr_status_set_t *set, int status);
+int isr_http_status_has(const isr_status_set_t *set, int status);
+
+/* Whether an answer with this status may be stored: listed in `set` (NULL:
+ * the default set), or any status but 206/304 and 5xx with explicit
+ * freshness from the backend. */
+int isr_http_storable(const isr_status_set_t *set, int status,
+                      int explicit_fresh);
+
+/* Whether Cache-Control value `list` has directive `token` (case-blind,
+ * as a whole word; a "token=value" form counts). */
+int isr_http_has_token(const char *list, const char *token);
+
+#endif /* ISR_HTTP_H */
