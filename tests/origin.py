@@ -7,18 +7,38 @@ for that exact path+query (1, 2, 3, ...), so a body tells which key and which ve
 Knobs (persistent per path, without query, until changed; ``/__reset`` clears everything):
 
     /__set?path=/x&status=500&delay=1.5&cookie=1&cc=no-store&size=N&header=Name:Value
-          &suffix=TEXT&chunked=1&trickle=SECONDS&binary=1&truncate=1
+          &suffix=TEXT&chunked=1&trickle=SECONDS&parts=N&binary=1&truncate=1
+          &echo=Name1,Name2&ctype=TYPE|none&empty=1&close=1&rawhdr=B64&trailer=B64
 
-(size pads the body with 'x' to N bytes; trickle sends the body in 10 parts over SECONDS;
-binary appends the bytes 0..255; truncate announces the whole body but sends half and closes;
-204 and 304 are sent without a body.)
+(size pads the body with 'x' to N bytes; trickle sends the body in `parts` parts (default 10)
+over SECONDS; binary appends the bytes 0..255; truncate announces the whole body but sends half
+and closes; 204 and 304 are sent without a body.)
+
+    echo=A,B     after ``|v=N`` append ``|A=value`` for each named request header as the origin
+                 received it (repeats joined with ", "), or ``|A`` (no '=') when it was absent;
+                 names are written as given in the knob; several echo= values add up
+    ctype=TYPE   Content-Type of the answer (default text/plain); ctype=none sends none
+    empty=1      an empty body (size, suffix, echo, binary are ignored)
+    close=1      send ``Connection: close`` and close the connection after the answer
+    rawhdr=B64   base64 (standard or URL-safe, padding optional) of raw bytes inserted verbatim
+                 after the last header line of the head, before the blank line: include your
+                 own CRLFs (obs-fold, bare CR, control bytes, a second Content-Length, ...);
+                 several rawhdr= values are inserted in order
+    trailer=B64  base64 of raw trailer lines (with their CRLFs) sent after the last chunk;
+                 implies chunked=1 (with empty=1: a zero-length chunked body with a trailer)
+
+:func:`b64` makes the value: ``origin.set("/x", rawhdr=b64(b"X-A: 1\\r\\n"))``.
+:func:`echoed` reads the echo= fields back from a body as {lower-case name: value or None}.
 
 The same knobs given as query parameters of a request affect that request only
 (``/x?delay=0.5&status=404``). Control endpoints are not counted:
 
     /__count?path=/x[?q]   count for that exact path+query (plain integer)
     /__total               count of all requests
-    /__last?path=/x[?q]    JSON {"method":..., "headers": {...}, "path":...} of the last request
+    /__last?path=/x[?q]    JSON {"method":..., "headers": {...}, "header_list": [[n, v], ...],
+                           "path":...} of the last request for that path+query (or, without a
+                           query, the last for that path with any query); null if none
+    /__history?path=/x[?q] JSON list of those records, oldest first (at most 100 per key)
     /__reset               clear counts, knobs and history
 
 Run standalone: ``python3 tests/origin.py --port 8081`` or ``--unix /path/to.sock``
@@ -27,6 +47,8 @@ Tests use :class:`Origin`, which starts this file as a separate process on a fre
 """
 
 import argparse
+import base64
+import binascii
 import http.client
 import json
 import os
@@ -41,7 +63,37 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KNOBS = ("status", "delay", "cookie", "cc", "size", "header", "suffix", "chunked", "trickle",
-         "binary", "truncate")
+         "binary", "truncate", "echo", "ctype", "empty", "close", "rawhdr", "trailer", "parts")
+HISTORY_MAX = 100
+
+
+def b64(data):
+    """The value of a rawhdr= / trailer= knob for these raw bytes (str: latin-1)."""
+    if isinstance(data, str):
+        data = data.encode("latin-1")
+    return base64.urlsafe_b64encode(data).decode("ascii")
+
+
+def echoed(body):
+    """The echo= fields of a body as {lower-case name: value, or None when absent}."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    out = {}
+    for part in body.split("|")[2:]:
+        name, eq, value = part.partition("=")
+        out[name.lower()] = value if eq else None
+    return out
+
+
+def unb64(text):
+    """Decode a rawhdr= / trailer= value: standard or URL-safe base64, padding optional (a '+'
+    that a query string turned into a space counts as '+')."""
+    t = text.strip().replace(" ", "+").replace("-", "+").replace("_", "/")
+    t += "=" * (-len(t) % 4)
+    try:
+        return base64.b64decode(t, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 class State:
@@ -54,6 +106,7 @@ class State:
         self.total = 0
         self.knobs = {}       # path -> {knob: [values]}
         self.last = {}        # path?query and path -> dict
+        self.history = {}     # path?query and path -> [dict, ...] (oldest first)
 
 
 STATE = State()
@@ -75,18 +128,28 @@ class Handler(BaseHTTPRequestHandler):
         return "unix" if not isinstance(self.client_address, tuple) else self.client_address[0]
 
     def _send(self, status, body, ctype="text/plain", extra=None, chunked=False, trickle=0.0,
-              truncate=False):
+              truncate=False, parts=10, raw_head=b"", trailer=None, close=False):
+        """ctype None: no Content-Type; raw_head: bytes put verbatim at the end of the head;
+        trailer (bytes, or None): chunked with these trailer lines after the last chunk."""
         try:
             self.send_response(status)
-            self.send_header("Content-Type", ctype)
+            if ctype is not None:
+                self.send_header("Content-Type", ctype)
             for name, value in (extra or []):
                 self.send_header(name, value)
+            if trailer is not None:
+                chunked = True
             if status in (204, 304):
                 body = b""
             elif chunked:
                 self.send_header("Transfer-Encoding", "chunked")
             else:
                 self.send_header("Content-Length", str(len(body)))
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            if raw_head:
+                self._headers_buffer.append(raw_head)
             self.end_headers()
             if self.command == "HEAD" or status in (204, 304):
                 return
@@ -95,19 +158,20 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 self.close_connection = True
                 return
-            if trickle > 0:  # the body in 10 parts spread over `trickle` seconds
+            if trickle > 0:  # the body in `parts` parts spread over `trickle` seconds
                 self.wfile.flush()
-                step = max(1, len(body) // 10)
+                parts = max(1, parts)
+                step = max(1, -(-len(body) // parts))
                 for i in range(0, len(body), step):
                     self.wfile.write(body[i:i + step])
                     self.wfile.flush()
-                    time.sleep(trickle / 10)
+                    time.sleep(trickle / parts)
             elif chunked:
                 step = max(1, len(body) // 3)
                 for i in range(0, len(body), step):
                     part = body[i:i + step]
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
-                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.write(b"0\r\n" + (trailer or b"") + b"\r\n")
             else:
                 self.wfile.write(body)
             self.wfile.flush()
@@ -133,6 +197,11 @@ class Handler(BaseHTTPRequestHandler):
             p = arg("path")
             with STATE.lock:
                 d = STATE.last.get(p)
+            return self._send(200, json.dumps(d).encode(), ctype="application/json")
+        if path == "/__history":
+            p = arg("path")
+            with STATE.lock:
+                d = list(STATE.history.get(p, []))
             return self._send(200, json.dumps(d).encode(), ctype="application/json")
         if path == "/__set":
             p = arg("path")
@@ -170,6 +239,10 @@ class Handler(BaseHTTPRequestHandler):
                                    if isinstance(self.client_address, tuple) else 0)}
             STATE.last[key] = rec
             STATE.last[path] = rec
+            for k in {key, path}:
+                h = STATE.history.setdefault(k, [])
+                h.append(rec)
+                del h[:-HISTORY_MAX]
             knobs = dict(STATE.knobs.get(path, {}))
         knobs.update({k: v for k, v in q.items() if k in KNOBS})
 
@@ -182,6 +255,14 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
         status = int(knob("status", 200) or 200)
         body = ("%s|v=%d" % (key, n)).encode()
+        for names in knobs.get("echo", []):
+            for name in (x.strip() for x in names.split(",")):
+                if not name:
+                    continue
+                values = self.headers.get_all(name)
+                body += ("|%s" % name if values is None
+                         else "|%s=%s" % (name, ", ".join(values))).encode("utf-8",
+                                                                          "surrogateescape")
         suffix = knob("suffix")
         if suffix:
             body += suffix.encode()
@@ -190,6 +271,14 @@ class Handler(BaseHTTPRequestHandler):
         size = int(knob("size", 0) or 0)
         if size > len(body):
             body += b"x" * (size - len(body))
+        if knob("empty"):
+            body = b""
+        ctype = knob("ctype", "text/plain")
+        if ctype.lower() == "none":
+            ctype = None
+        raw_head = b"".join(unb64(v) for v in knobs.get("rawhdr", []))
+        trailer = knob("trailer")
+        trailer = unb64(trailer) if trailer is not None else None
         extra = []
         if knob("cookie"):
             extra.append(("Set-Cookie", "isr_test=%d; Path=/" % n))
@@ -199,8 +288,10 @@ class Handler(BaseHTTPRequestHandler):
             if ":" in h:
                 name, value = h.split(":", 1)
                 extra.append((name.strip(), value.strip()))
-        self._send(status, body, extra=extra, chunked=bool(knob("chunked")),
-                   trickle=float(knob("trickle", 0) or 0), truncate=bool(knob("truncate")))
+        self._send(status, body, ctype=ctype, extra=extra, chunked=bool(knob("chunked")),
+                   trickle=float(knob("trickle", 0) or 0), truncate=bool(knob("truncate")),
+                   parts=int(knob("parts", 10) or 10), raw_head=raw_head, trailer=trailer,
+                   close=bool(knob("close")))
 
     do_GET = _serve
     do_HEAD = _serve
@@ -356,6 +447,10 @@ class Origin:
 
     def last(self, path):
         return json.loads(self._get("/__last?" + urllib.parse.urlencode({"path": path}))[1])
+
+    def history(self, path):
+        """Every recorded request for path (+query), oldest first: [{"headers": ...}, ...]."""
+        return json.loads(self._get("/__history?" + urllib.parse.urlencode({"path": path}))[1])
 
     def reset(self):
         self._get("/__reset")
