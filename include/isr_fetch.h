@@ -45,6 +45,10 @@ struct isr_fetch_resp_t {
     const char *error;           /* set when the fetch failed */
 };
 
+/* Whether a backend status is a failure (5xx, but 501 Not Implemented,
+ * which is an answer a cache may store: RFC 9110 15.6.2). */
+#define ISR_FETCH_FAILED_STATUS(s) ((s) >= 500 && (s) != 501)
+
 /* Once per process, while still single-threaded (post_config). */
 apr_status_t isr_fetch_global_init(void);
 

@@ -111,7 +111,7 @@ static int stream(fetch_ctx_t *ctx, const char *data, apr_size_t n)
 
     if (!resp->streamed) {
         curl_easy_getinfo(ctx->h, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 500 || status < 100) {
+        if (ISR_FETCH_FAILED_STATUS(status) || status < 100) {
             return 0;
         }
         resp->status = (int)status;
@@ -132,6 +132,20 @@ static int stream(fetch_ctx_t *ctx, const char *data, apr_size_t n)
     return 1;
 }
 
+/* A body whose announced length could never be stored is relayed from its
+ * first byte instead of being buffered up to the limit first. */
+static int announced_too_large(fetch_ctx_t *ctx)
+{
+    curl_off_t cl = -1;
+
+    if (ctx->len == 0
+        && curl_easy_getinfo(ctx->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl)
+           == CURLE_OK) {
+        return cl > 0 && (apr_uint64_t)cl > ctx->req->max_store;
+    }
+    return 0;
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
 {
     fetch_ctx_t *ctx = baton;
@@ -140,7 +154,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
     int rc;
 
     if (ctx->req->sink && (ctx->resp->streamed
-                           || n > ctx->req->max_store - ctx->len)) {
+                           || n > ctx->req->max_store - ctx->len
+                           || announced_too_large(ctx))) {
         if ((rc = stream(ctx, data, n)) != 0) {
             return rc > 0 ? n : 0;
         }

@@ -286,7 +286,7 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
         q->error = (*presp)->error;
         return rv;
     }
-    if ((*presp)->status >= 500) {
+    if (ISR_FETCH_FAILED_STATUS((*presp)->status)) {
         q->error = apr_psprintf(r->pool, "backend answered %d",
                                 (*presp)->status);
         return APR_EGENERAL;
@@ -402,7 +402,7 @@ static void refresh_run(void *baton)
         isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
                             now + job->ttl);
     }
-    else if (rv != APR_SUCCESS || resp->status >= 500
+    else if (rv != APR_SUCCESS || ISR_FETCH_FAILED_STATUS(resp->status)
              || !isr_http_storable(job->cache_status, resp->status,
                                    resp->explicit_fresh)) {
         /* A 5xx, or an answer of a status not to store (a 400 or a 429
