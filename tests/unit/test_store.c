@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <unistd.h>
+#include <pthread.h>
 #include <sys/wait.h>
 
 #include "unit.h"
@@ -1165,6 +1166,460 @@ static int case_half_full_keeps_all(apr_pool_t *p)
     return 0;
 }
 
+
+/* ---- regressions of issue 7 (findings 13-18 and 7) ---------------------- */
+
+/* Fill the ring with `bytes` of one-hit records of other keys, `each` bytes
+ * of body apiece, at time `now`. Between two of them, `between` (if set)
+ * runs, e.g. a hit on a hot key. Returns 0, or the line of a failure. */
+typedef int (*between_fn)(void *baton, int i);
+
+static int flood(tzone_t *t, apr_pool_t *p, const char *prefix,
+                 apr_uint64_t bytes, apr_size_t each, apr_time_t now,
+                 between_fn between, void *baton)
+{
+    unsigned char *body = apr_palloc(p, each);
+    apr_uint64_t done = 0;
+    char key[96];
+    isr_value_t v;
+    int i;
+
+    rng_fill(77, body, each);
+    for (i = 0; done < bytes; i++) {
+        snprintf(key, sizeof(key), "http://127.0.0.1/%s/%d", prefix, i);
+        v = VAL(200, NULL, 0, body, each, now, now + 3600 * SEC,
+                now + 7200 * SEC);
+        if (put(&t->z, key, &v, now, p) != APR_SUCCESS) {
+            return __LINE__;
+        }
+        done += each;
+        if (between && between(baton, i)) {
+            return __LINE__;
+        }
+    }
+    return 0;
+}
+
+/* 13. A ring eviction of an expired entry whose refetch is under way (a live
+ * miss lease on the slot) keeps the key's hash and lease: its waiters keep
+ * waiting for that fetch and no second owner fetches the key. */
+static int case_ring_evict_keeps_live_lease(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/refetch";
+    apr_time_t now = apr_time_now(), t1 = now + 20 * SEC;
+    apr_uint64_t hash, lo, l2;
+    apr_uint32_t so, seqo, s2, seq2;
+    isr_entry_t e;
+    isr_value_t v;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 41, &t));
+    hash = H(&t.z, key);
+    v = VAL(200, NULL, 0, "old", 3, now, now + 5 * SEC, now + 10 * SEC);
+    CHECK_RV(put(&t.z, key, &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, key, t1, p, &e), ISR_LOOK_EXPIRED);
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, t1, 30 * SEC, &so, &seqo, &lo),
+             ISR_CLAIM_OWNED);
+    /* Two rings' worth of other records: the expired record of the key
+     * reaches the tail and is dropped. */
+    CHECK_EQ(flood(&t, p, "f13", 2 * t.z.hdr->ring_size, 50 * 1024, t1, NULL,
+                   NULL), 0);
+    CHECK_ZONE(&t.z);
+    /* The fetch is still under way: a waiter keeps waiting for it... */
+    CHECKF(LOOK(&t.z, key, t1, p, &e) != ISR_LOOK_ABSENT,
+           "the ring eviction dropped the key while its refetch is live");
+    CHECK_EQ(e.slot, so);
+    CHECK_EQ(e.lease, lo);
+    CHECK(isr_store_lease_live(e.lease, t1));
+    /* ...and nobody else may fetch it. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, t1, 30 * SEC, &s2, &seq2, &l2),
+             ISR_CLAIM_BUSY);
+    CHECK_EQ(s2, so);
+    /* The owner's publish lands in the slot its waiters watch. */
+    v = VAL(200, NULL, 0, "new", 3, t1, t1 + 60 * SEC, t1 + 120 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, so, lo, key, strlen(key), hash, &v));
+    CHECK_LOOK(LOOK(&t.z, key, t1, p, &e), ISR_LOOK_FRESH);
+    CHECK_EQ(e.slot, so);
+    CHECK(e.bodylen == 3 && memcmp(e.body, "new", 3) == 0 && e.lease == 0);
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+/* 14a. isr_store_claim_refresh checks the slot, then CASes the lease. The
+ * binary is linked with -Wl,--wrap=getpid: lease_make() calls getpid()
+ * between the check and the CAS, so the hook below can re-key the slot in
+ * that window, as another process would. */
+pid_t __real_getpid(void);
+pid_t __wrap_getpid(void);
+static void (*getpid_hook)(void *);
+static void *getpid_baton;
+
+pid_t __wrap_getpid(void)
+{
+    void (*fn)(void *) = getpid_hook;
+
+    if (fn) {
+        getpid_hook = NULL; /* once, and not again from inside the hook */
+        fn(getpid_baton);
+    }
+    return __real_getpid();
+}
+
+typedef struct {
+    isr_zone_t *z;
+    apr_pool_t *p;
+    const char *key;
+    apr_time_t when;
+    apr_uint32_t slot;
+    apr_uint64_t lease;
+    int ok;
+} rekey_t;
+
+/* Another process: a miss for key y takes the slot (the old key has
+ * expired at `when`) and publishes y there (lease released: 0). */
+static void rekey_hook(void *baton)
+{
+    rekey_t *r = baton;
+    apr_uint64_t hash = H(r->z, r->key);
+    apr_uint32_t seq;
+    isr_value_t v;
+
+    if (isr_store_claim_miss(r->z, hash, r->when, 10 * SEC, &r->slot, &seq,
+                             &r->lease) != ISR_CLAIM_OWNED) {
+        return;
+    }
+    v = VAL(200, NULL, 0, "Y", 1, r->when, r->when + 60 * SEC,
+            r->when + 120 * SEC);
+    r->ok = isr_store_publish(r->z, r->slot, r->lease, r->key, strlen(r->key),
+                              hash, &v) == APR_SUCCESS;
+}
+
+static int case_claim_refresh_rekeyed(apr_pool_t *p)
+{
+    tzone_t t;
+    char *keys[CAND + 1];
+    apr_time_t now = apr_time_now();
+    apr_uint64_t lease = 0, h0;
+    isr_entry_t e;
+    isr_value_t v;
+    rekey_t rk;
+    int i, won;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 43, &t));
+    CHECK_EQ(same_bucket_keys(&t.z, p, CAND + 1, keys), CAND + 1);
+    h0 = H(&t.z, keys[0]);
+    /* Key 0 is stale from now + 1 s and expires at now + 10 s; the other 15
+     * keys of its two buckets are fresh for an hour. */
+    for (i = 0; i < CAND; i++) {
+        v = VAL(200, NULL, 0, keys[i], strlen(keys[i]), now,
+                now + (i ? 3600 : 1) * SEC, now + (i ? 7200 : 10) * SEC);
+        CHECK_RV(put(&t.z, keys[i], &v, now, p));
+    }
+    CHECK_LOOK(LOOK(&t.z, keys[0], now + 5 * SEC, p, &e), ISR_LOOK_STALE);
+
+    memset(&rk, 0, sizeof(rk));
+    rk.z = &t.z;
+    rk.p = p;
+    rk.key = keys[CAND];
+    rk.when = now + 20 * SEC;
+    getpid_baton = &rk;
+    getpid_hook = rekey_hook;
+    won = isr_store_claim_refresh(&t.z, &e, now + 5 * SEC, 10 * SEC, &lease);
+    getpid_hook = NULL;
+    CHECKF(rk.ok && rk.slot == e.slot, "the hook did not re-key slot %u "
+           "(ok %d, slot %u)", e.slot, rk.ok, rk.slot);
+    /* The slot holds key 16 now: a claim for key 0 must not land there. */
+    CHECKF(!won || t.z.slots[e.slot].hash == h0,
+           "claim_refresh of key 0 won on slot %u, which holds another key "
+           "now (lease %016llx there)", e.slot,
+           (unsigned long long)t.z.slots[e.slot].lease);
+    CHECK_EQ(t.z.slots[e.slot].lease, 0);
+    CHECK_LOOK(LOOK(&t.z, keys[CAND], now + 20 * SEC, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 1 && e.body[0] == 'Y');
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+/* 14b. A publish whose slot was lost meanwhile lands in another slot; the
+ * lease it held on the original slot is dropped there too. */
+static int case_publish_elsewhere_drops_lease(apr_pool_t *p)
+{
+    tzone_t t;
+    char *keys[CAND];
+    apr_time_t now = apr_time_now();
+    apr_uint64_t h0, l0;
+    apr_uint32_t s0, seq, b[2], other, i, odd = 0;
+    isr_entry_t e;
+    isr_value_t v;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 47, &t));
+    CHECK_EQ(same_bucket_keys(&t.z, p, CAND, keys), CAND);
+    h0 = H(&t.z, keys[0]);
+    CHECK_EQ(isr_store_claim_miss(&t.z, h0, now, 10 * SEC, &s0, &seq, &l0),
+             ISR_CLAIM_OWNED);
+    for (i = 1; i < CAND; i++) {
+        v = VAL(200, NULL, 0, keys[i], strlen(keys[i]), now, now + 60 * SEC,
+                now + 120 * SEC);
+        CHECK_RV(put(&t.z, keys[i], &v, now, p));
+    }
+    /* Writers died on the key's slot and on two slots of the other bucket:
+     * the publish repairs them and, the other bucket being emptier then,
+     * stores the key there. */
+    isr_store_buckets(&t.z, h0, b);
+    other = b[0] == s0 / ISR_BUCKET_WAYS ? b[1] : b[0];
+    t.z.slots[s0].seq |= 1u;
+    for (i = 0; i < ISR_BUCKET_WAYS && odd < 2; i++) {
+        isr_slot_t *s = &t.z.slots[other * ISR_BUCKET_WAYS + i];
+        if (s->state == ISR_SLOT_VALID) {
+            s->seq |= 1u;
+            odd++;
+        }
+    }
+    CHECK_EQ(odd, 2);
+    v = VAL(200, NULL, 0, "k0", 2, now, now + 60 * SEC, now + 120 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, s0, l0, keys[0], strlen(keys[0]), h0, &v));
+    CHECK_LOOK(LOOK(&t.z, keys[0], now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == 2 && memcmp(e.body, "k0", 2) == 0);
+    CHECKF(e.slot != s0, "the publish stayed in slot %u", s0);
+    CHECKF(t.z.slots[s0].lease != l0, "slot %u still holds the publisher's "
+           "lease %016llx", s0, (unsigned long long)l0);
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
+/* 15. The slot's hash is read inside the seqlock section. A writer flips
+ * one slot between key K (PENDING) and key Y (FAILED) as fast as it can,
+ * following the writer protocol; a reader of K must never see Y's state. */
+typedef struct {
+    isr_slot_t *s;
+    apr_uint64_t hk, hy;
+    volatile int stop;
+    unsigned long flips;
+} flipper_t;
+
+static void *flipper_run(void *arg)
+{
+    flipper_t *f = arg;
+    isr_slot_t *s = f->s;
+
+    while (!f->stop) {
+        apr_uint32_t q = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->seq, q | 1u, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        __atomic_store_n(&s->hash, f->hy, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->state, ISR_SLOT_FAILED, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->seq, (q | 1u) + 1, __ATOMIC_RELEASE);
+        q = (q | 1u) + 1;
+        __atomic_store_n(&s->seq, q | 1u, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        __atomic_store_n(&s->hash, f->hk, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->state, ISR_SLOT_PENDING, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->seq, (q | 1u) + 1, __ATOMIC_RELEASE);
+        f->flips++;
+    }
+    return NULL;
+}
+
+static int case_lookup_hash_in_section(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/k", *other = "http://127.0.0.1/y";
+    apr_time_t now = apr_time_now(), end;
+    apr_uint64_t l;
+    apr_uint32_t slot, seq;
+    unsigned long n = 0, seen[8] = {0};
+    pthread_t th;
+    flipper_t f;
+    isr_entry_t e;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 53, &t));
+    CHECK_EQ(isr_store_claim_miss(&t.z, H(&t.z, key), now, 60 * SEC, &slot,
+                                  &seq, &l), ISR_CLAIM_OWNED);
+    memset(&f, 0, sizeof(f));
+    f.s = &t.z.slots[slot];
+    f.hk = H(&t.z, key);
+    f.hy = H(&t.z, other);
+    CHECK(pthread_create(&th, NULL, flipper_run, &f) == 0);
+    end = apr_time_now() + 3 * SEC;
+    while (seen[ISR_LOOK_FAILED] == 0 && apr_time_now() < end) {
+        int k;
+        for (k = 0; k < 1000; k++) {
+            seen[LOOK(&t.z, key, now, p, &e) & 7]++;
+            n++;
+        }
+    }
+    f.stop = 1;
+    pthread_join(th, NULL);
+    printf("    %lu lookups during %lu flips: %lu PENDING, %lu ABSENT, "
+           "%lu FAILED\n", n, f.flips, seen[ISR_LOOK_PENDING],
+           seen[ISR_LOOK_ABSENT], seen[ISR_LOOK_FAILED]);
+    CHECKF(seen[ISR_LOOK_FAILED] == 0, "key K got the FAILED state of key Y "
+           "%lu times", seen[ISR_LOOK_FAILED]);
+    CHECK(seen[ISR_LOOK_PENDING] > 0);
+    return 0;
+}
+
+/* 17. A refresh waiting in a queue holds a lease that keeps other refresh
+ * claims off but is not live to misses or eviction; each claim's lease is a
+ * new value even within one second (no ABA). */
+static int case_queued_lease(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *key = "http://127.0.0.1/app/queued";
+    apr_time_t now = apr_time_now(), late = now + 30 * SEC;
+    apr_uint64_t hash, l1, l2, lm, lx;
+    apr_uint32_t slot, seq;
+    isr_entry_t e;
+    isr_value_t v;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 59, &t));
+    hash = H(&t.z, key);
+    v = VAL(200, NULL, 0, "v1", 2, now - 2 * SEC, now - SEC, now + 20 * SEC);
+    CHECK_RV(put(&t.z, key, &v, now - 2 * SEC, p));
+    CHECK_LOOK(LOOK(&t.z, key, now, p, &e), ISR_LOOK_STALE);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now, 60 * SEC, &l1), 1);
+    /* Queued: one refresh per key still holds... */
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, now, 60 * SEC, &lx), 0);
+    /* ...but nobody waits for a job that has not started. */
+    CHECKF(!isr_store_lease_live(l1, now), "a queued refresh lease is live");
+    /* The entry expires before the job starts: a miss takes over. */
+    CHECK_LOOK(LOOK(&t.z, key, late, p, &e), ISR_LOOK_EXPIRED);
+    CHECK(!isr_store_lease_live(e.lease, late));
+    CHECK_EQ(isr_store_claim_miss(&t.z, hash, late, 10 * SEC, &slot, &seq,
+                                  &lm), ISR_CLAIM_OWNED);
+    /* The queued job then starts: it must not fetch. */
+    lx = l1;
+    CHECK_EQ(isr_store_renew(&t.z, slot, &lx, late, 10 * SEC), 0);
+    v = VAL(200, NULL, 0, "v2", 2, late, late + 60 * SEC, late + 120 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, slot, lm, key, strlen(key), hash, &v));
+
+    /* A job that starts in time renews its lease, which is then live. */
+    CHECK_LOOK(LOOK(&t.z, key, late + 61 * SEC, p, &e), ISR_LOOK_STALE);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, late + 61 * SEC, 60 * SEC, &l1),
+             1);
+    CHECK(!isr_store_lease_live(l1, late + 61 * SEC));
+    CHECK_EQ(isr_store_renew(&t.z, e.slot, &l1, late + 61 * SEC, 60 * SEC), 1);
+    CHECK(isr_store_lease_live(l1, late + 61 * SEC));
+    CHECK_EQ(t.z.slots[e.slot].lease, l1);
+    isr_store_release(&t.z, e.slot, l1);
+
+    /* Two claims by one process in one second: two different leases, and
+     * the first one's holder can no longer release or renew the second. */
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, late + 61 * SEC, 60 * SEC, &l1),
+             1);
+    isr_store_release(&t.z, e.slot, l1);
+    CHECK_EQ(isr_store_claim_refresh(&t.z, &e, late + 61 * SEC, 60 * SEC, &l2),
+             1);
+    CHECKF(l1 != l2, "two claims in one second got the same lease %016llx",
+           (unsigned long long)l1);
+    isr_store_release(&t.z, e.slot, l1);
+    CHECK_EQ(t.z.slots[e.slot].lease, l2);
+    lx = l1;
+    CHECK_EQ(isr_store_renew(&t.z, e.slot, &lx, late + 61 * SEC, 60 * SEC), 0);
+    CHECK_EQ(t.z.slots[e.slot].lease, l2);
+    isr_store_release(&t.z, e.slot, l2);
+    CHECK_EQ(t.z.slots[e.slot].lease, 0);
+    return 0;
+}
+
+/* 7. Scan resistance: a hot key survives a flood of one-hit keys totalling
+ * several times the ring, fresh or stale; a key inserted by a miss and hit
+ * twice survives a ring's worth of flood without further hits; an expired
+ * entry gets no second chance. */
+typedef struct {
+    tzone_t *t;
+    apr_pool_t *p;
+    const char *hot;
+    apr_time_t now;
+    int lost_at;
+    apr_uint64_t hot_slot_seq;
+} hot_t;
+
+static int hit_hot(void *baton, int i)
+{
+    hot_t *h = baton;
+    isr_entry_t e;
+    isr_look_t l = LOOK(&h->t->z, h->hot, h->now, h->p, &e);
+
+    if (l != ISR_LOOK_FRESH && l != ISR_LOOK_STALE) {
+        h->lost_at = i;
+        return 1;
+    }
+    if (e.bodylen != strlen(h->hot) || memcmp(e.body, h->hot, e.bodylen)) {
+        h->lost_at = -2 - i;
+        return 1;
+    }
+    return 0;
+}
+
+static int case_scan_resistance(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *hot = "http://127.0.0.1/app/hot";
+    const char *stale = "http://127.0.0.1/app/stale-but-hot";
+    const char *twice = "http://127.0.0.1/app/hit-twice";
+    const char *gone = "http://127.0.0.1/app/expired";
+    apr_time_t now = apr_time_now();
+    apr_uint64_t rs;
+    isr_entry_t e;
+    isr_value_t v;
+    hot_t h;
+    int r;
+
+    CHECK_RV(tzone_make(p, 4 * MiB, 61, &t));
+    rs = t.z.hdr->ring_size;
+    /* The hot key: inserted by a miss, then hit between every flood record
+     * (four rings' worth of 100 KiB one-hit records). */
+    v = VAL(200, NULL, 0, hot, strlen(hot), now, now + 3600 * SEC,
+            now + 7200 * SEC);
+    CHECK_RV(put(&t.z, hot, &v, now, p));
+    memset(&h, 0, sizeof(h));
+    h.t = &t;
+    h.p = p;
+    h.hot = hot;
+    h.now = now;
+    r = flood(&t, p, "scan", 4 * rs, 100 * 1024, now, hit_hot, &h);
+    CHECKF(r == 0, "hot key lost after %d flood records of 100 KiB (%llu "
+           "KiB ring), flood line %d", h.lost_at,
+           (unsigned long long)rs / 1024, r);
+    CHECK_ZONE(&t.z);
+
+    /* Same for a stale entry (served while its refresh runs). */
+    v = VAL(200, NULL, 0, stale, strlen(stale), now - 20 * SEC, now - 10 * SEC,
+            now + 3600 * SEC);
+    CHECK_RV(put(&t.z, stale, &v, now - 20 * SEC, p));
+    h.hot = stale;
+    r = flood(&t, p, "scan2", 3 * rs, 64 * 1024, now, hit_hot, &h);
+    CHECKF(r == 0, "stale hot key lost after %d flood records", h.lost_at);
+    CHECK_LOOK(LOOK(&t.z, stale, now, p, &e), ISR_LOOK_STALE);
+
+    /* Inserted, hit twice, then a ring's worth of flood with no hit. */
+    v = VAL(200, NULL, 0, twice, strlen(twice), now, now + 3600 * SEC,
+            now + 7200 * SEC);
+    CHECK_RV(put(&t.z, twice, &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, twice, now, p, &e), ISR_LOOK_FRESH);
+    CHECK_LOOK(LOOK(&t.z, twice, now, p, &e), ISR_LOOK_FRESH);
+    CHECK_EQ(flood(&t, p, "scan3", rs, 100 * 1024, now, NULL, NULL), 0);
+    CHECKF(LOOK(&t.z, twice, now, p, &e) == ISR_LOOK_FRESH,
+           "a key hit twice did not survive one ring of one-hit keys");
+    CHECK(e.bodylen == strlen(twice) && memcmp(e.body, twice, e.bodylen) == 0);
+
+    /* An entry past its stale window is dropped however often it was hit. */
+    v = VAL(200, NULL, 0, gone, strlen(gone), now, now + SEC, now + 2 * SEC);
+    CHECK_RV(put(&t.z, gone, &v, now, p));
+    for (r = 0; r < 5; r++) {
+        CHECK_LOOK(LOOK(&t.z, gone, now, p, &e), ISR_LOOK_FRESH);
+    }
+    CHECK_EQ(flood(&t, p, "scan4", 2 * rs, 100 * 1024, now + 10 * SEC, NULL,
+                   NULL), 0);
+    CHECK_LOOK(LOOK(&t.z, gone, now + 10 * SEC, p, &e), ISR_LOOK_ABSENT);
+    /* One-hit keys do not pile up: the oldest flood records are gone. */
+    CHECK_LOOK(LOOK(&t.z, "http://127.0.0.1/scan4/0", now + 10 * SEC, p, &e),
+               ISR_LOOK_ABSENT);
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 
 static const struct {
@@ -1194,6 +1649,12 @@ static const struct {
     const char *name;
     int (*fn)(apr_pool_t *p);
 } known_bugs[] = {
+    {"ring_evict_keeps_live_lease", case_ring_evict_keeps_live_lease},
+    {"claim_refresh_rekeyed", case_claim_refresh_rekeyed},
+    {"publish_elsewhere_drops_lease", case_publish_elsewhere_drops_lease},
+    {"lookup_hash_in_section", case_lookup_hash_in_section},
+    {"queued_lease", case_queued_lease},
+    {"scan_resistance", case_scan_resistance},
     {NULL, NULL},
 };
 
