@@ -50,6 +50,8 @@ typedef struct {
     isr_look_t state;
     apr_uint32_t slot;
     apr_uint32_t seq;          /* slot seq seen: wait on it */
+    apr_uint64_t hash;         /* the slot's hash at that seq (a claim checks
+                                * that the slot still holds the key) */
     apr_uint64_t lease;
     apr_time_t fresh_until;
     apr_time_t until;

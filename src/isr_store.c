@@ -504,7 +504,7 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  apr_time_t now, apr_pool_t *p,
                                  const isr_copy_t *copy, isr_entry_t *e)
 {
-    apr_uint64_t off, ring_size = zone->hdr->ring_size;
+    apr_uint64_t off, shash, ring_size = zone->hdr->ring_size;
     apr_uint32_t b[2], seq, state, len, i, tries;
     const unsigned char *rec;
     int from_copy = 0;
@@ -528,9 +528,14 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
             if (seq & 1u) {
                 continue;
             }
+            /* The hash is read inside the section like every other field:
+             * read after the second seq load, a slot that went K -> Y -> K
+             * meanwhile would give K the state of Y. */
+            shash = LOAD(&s->hash);
             state = LOAD(&s->state);
             e->slot = idx;
             e->seq = seq;
+            e->hash = shash;
             e->lease = LOAD(&s->lease);
             e->fresh_until = LOAD(&s->fresh_until);
             e->until = LOAD(&s->until);
@@ -538,7 +543,7 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
             off = LOAD(&s->rec_off);
             len = LOAD(&s->rec_len);
             rec = NULL;
-            if (state == ISR_SLOT_VALID && now <= e->until) {
+            if (shash == hash && state == ISR_SLOT_VALID && now <= e->until) {
                 /* Bounds first: the fields may be torn until seq is
                  * checked, and they must never send us outside the ring. */
                 if (off > ring_size || len > ring_size - off
@@ -549,9 +554,12 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  &from_copy);
             }
             __atomic_thread_fence(__ATOMIC_ACQUIRE);
-            if (LOAD(&s->seq) != seq || LOAD(&s->hash) != hash) {
+            if (LOAD(&s->seq) != seq) {
                 record_done(copy, rec, from_copy, 0, zone, e->slot, seq);
                 continue;
+            }
+            if (shash != hash) {
+                break;  /* another key's slot now: try the next candidate */
             }
             switch (state) {
             case ISR_SLOT_PENDING:
