@@ -617,11 +617,20 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
     if (cur != 0 && ISR_LEASE_DEADLINE(cur) >= sec_ceil(now)) {
         return 0;
     }
-    if (LOAD_ACQ(&s->seq) != e->seq) {
+    if (LOAD_ACQ(&s->seq) != e->seq || LOAD(&s->hash) != e->hash) {
         return 0;
     }
     mine = lease_make(now, hold);
     if (!CAS(&s->lease, &cur, mine)) {
+        return 0;
+    }
+    /* The slot may have been given to another key between the check and
+     * the CAS. Writers that re-key reset the lease inside the slot's
+     * seqlock section, so a CAS that read such a reset (acquire) sees the
+     * odd or newer seq here; then the lease is not ours to keep: give back
+     * the value we replaced. */
+    if (LOAD_ACQ(&s->seq) != e->seq || LOAD(&s->hash) != e->hash) {
+        lease_drop(s, mine, cur);
         return 0;
     }
     *please = mine;
@@ -708,10 +717,10 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
 {
     apr_uint64_t need = sizeof(isr_record_t) + (apr_uint64_t)klen + v->hdrlen
                         + v->bodylen, phys;
-    isr_slot_t *s = &zone->slots[slot % zone->nslots];
+    isr_slot_t *orig = &zone->slots[slot % zone->nslots], *s = orig;
     isr_record_t *rec;
     unsigned char *w;
-    int found;
+    int found = 1;
     long idx;
 
     need = ALIGN_UP(need, ISR_REC_ALIGN);
@@ -731,18 +740,13 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
             return APR_EBUSY;
         }
         s = &zone->slots[idx];
-        slot = (apr_uint32_t)idx;
-        if (!found) {
-            /* A reused slot must not keep its previous key's lease. */
-            __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
-        }
     }
     phys = ring_alloc(zone, need);
     rec = (isr_record_t *)(zone->ring + phys);
     memset(rec, 0, sizeof(*rec));
     rec->magic = ISR_REC_MAGIC;
     rec->total = (apr_uint32_t)need;
-    rec->slot = slot;
+    rec->slot = (apr_uint32_t)(s - zone->slots);
     rec->status = (apr_uint32_t)v->status;
     rec->hash = hash;
     rec->fetched = v->fetched;
@@ -761,6 +765,11 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     zone->hdr->head += need;
 
     slot_begin(s);
+    if (!found) {
+        /* A slot taken from another key must not keep that key's lease;
+         * reset inside the section (see isr_store_claim_refresh). */
+        __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
+    }
     slot_set_hash(zone, s, hash);
     STORE(&s->state, ISR_SLOT_VALID);
     STORE(&s->rec_off, phys);
@@ -771,8 +780,11 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     STORE(&s->ref, 0u);
     slot_end(s);
     lease_drop(s, lease, 0);
-    if (s != &zone->slots[slot % zone->nslots]) {
-        lease_drop(&zone->slots[slot % zone->nslots], lease, 0);
+    if (s != orig) {
+        /* Published elsewhere: whatever our lease still holds on the slot
+         * we were given (a slot repaired after a writer died keeps it) is
+         * released too. */
+        lease_drop(orig, lease, 0);
     }
     zone_unlock(zone);
     return APR_SUCCESS;

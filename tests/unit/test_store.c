@@ -1644,6 +1644,8 @@ static const struct {
     {"expired_claim_not_evicted", case_expired_claim_not_evicted},
     {"half_full_keeps_all", case_half_full_keeps_all},
     {"lookup_hash_in_section", case_lookup_hash_in_section},
+    {"claim_refresh_rekeyed", case_claim_refresh_rekeyed},
+    {"publish_elsewhere_drops_lease", case_publish_elsewhere_drops_lease},
 };
 
 /* Cases that show store bugs not fixed yet: they fail today. Run with
@@ -1653,8 +1655,6 @@ static const struct {
     int (*fn)(apr_pool_t *p);
 } known_bugs[] = {
     {"ring_evict_keeps_live_lease", case_ring_evict_keeps_live_lease},
-    {"claim_refresh_rekeyed", case_claim_refresh_rekeyed},
-    {"publish_elsewhere_drops_lease", case_publish_elsewhere_drops_lease},
     {"queued_lease", case_queued_lease},
     {"scan_resistance", case_scan_resistance},
     {NULL, NULL},
