@@ -33,11 +33,30 @@
  *   hint for finding a slot; the slot's own `hash`, read under its seqlock,
  *   decides. A writer makes the
  *   slot's `seq` odd, changes the slot, and makes it even again (seqlock).
- * - `lease` is changed only by compare-and-swap (claims need no lock).
+ * - `lease` is changed only by atomic read-modify-writes (claims need no
+ *   lock). A writer that gives a slot to another key resets the lease
+ *   inside the slot's seqlock section, so a claim whose compare-and-swap
+ *   read that reset sees the new seq when it checks the slot again.
  * - `ref` is a hint set by hits with a plain store (CLOCK eviction).
  * Readers take no lock: they read `seq`, copy the record out, and check
  * `seq` again. A record is overwritten only after the slot pointing to it
  * was unpublished (its seq bumped), so a reader never keeps a torn copy.
+ *
+ * The lease word (0 = none):
+ *
+ *   63            32 31              10   9   8       0
+ *   +---------------+------------------+---+---------+
+ *   | deadline, sec | owner pid        | Q | counter |
+ *   +---------------+------------------+---+---------+
+ *
+ * The deadline is in whole seconds (rounded up). pid 0 is not an owner: it
+ * marks the retry backoff after a failed refresh. Q is set while a refresh
+ * waits in its child's queue: the lease holds other refresh claims off (one
+ * refresh per key) but is not live to misses, waiters or eviction until the
+ * job starts and renews it (Q cleared). The counter changes with every claim
+ * of a process, so a lease given back and taken again within one second is a
+ * new value (no ABA for an old holder's compare-and-swap). Linux pids are
+ * below 2^22 (PID_MAX_LIMIT).
  *
  * Crash safety: a record is written completely before `head` moves past
  * it, so the ring between tail and head always parses. A slot left odd by
@@ -51,7 +70,7 @@
 #include <apr.h>
 
 #define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
-#define ISR_SHM_LAYOUT  3u          /* bump on any change to this file */
+#define ISR_SHM_LAYOUT  4u          /* bump on any change to this file */
 #define ISR_BUCKET_WAYS 8
 #define ISR_REC_ALIGN   64
 #define ISR_REC_MAGIC   0x43455249u /* "IREC" */
@@ -87,8 +106,7 @@ typedef struct {
     apr_uint32_t seq;         /* seqlock, odd while written; futex word */
     apr_uint32_t state;       /* ISR_SLOT_* */
     apr_uint64_t hash;        /* 64-bit seeded hash of the key; 0 = none */
-    apr_uint64_t lease;       /* (deadline_sec << 32) | owner pid; 0 = none;
-                               * pid 0 = retry backoff after a failed refresh */
+    apr_uint64_t lease;       /* ISR_LEASE_MAKE(...), see above; 0 = none */
     apr_uint64_t rec_off;     /* record offset inside the ring */
     apr_uint32_t rec_len;     /* record length incl. padding */
     apr_uint32_t ref;         /* CLOCK referenced hint */
@@ -125,9 +143,17 @@ typedef struct {
     apr_uint64_t n[16];       /* ISR_STAT_COUNT used; two cache lines */
 } isr_stats_t;
 
-#define ISR_LEASE_MAKE(deadline_sec, pid) \
-    (((apr_uint64_t)(apr_uint32_t)(deadline_sec) << 32) | (apr_uint32_t)(pid))
+#define ISR_LEASE_PID_MASK 0x3fffffu               /* 22 bits */
+#define ISR_LEASE_CTR_MASK 0x1ffu                  /* 9 bits */
+#define ISR_LEASE_QUEUED   ((apr_uint64_t)1 << 9)
+
+#define ISR_LEASE_MAKE(deadline_sec, pid, ctr) \
+    (((apr_uint64_t)(apr_uint32_t)(deadline_sec) << 32) \
+     | ((apr_uint64_t)((apr_uint32_t)(pid) & ISR_LEASE_PID_MASK) << 10) \
+     | ((apr_uint64_t)(ctr) & ISR_LEASE_CTR_MASK))
 #define ISR_LEASE_DEADLINE(l) ((apr_uint32_t)((l) >> 32))
-#define ISR_LEASE_PID(l)      ((apr_uint32_t)((l) & 0xffffffffu))
+#define ISR_LEASE_PID(l)      ((apr_uint32_t)((l) >> 10) & ISR_LEASE_PID_MASK)
+#define ISR_LEASE_CTR(l)      ((apr_uint32_t)(l) & ISR_LEASE_CTR_MASK)
+#define ISR_LEASE_IS_QUEUED(l) (((l) & ISR_LEASE_QUEUED) != 0)
 
 #endif /* ISR_SHM_H */

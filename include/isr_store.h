@@ -112,14 +112,17 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  const isr_copy_t *copy, isr_entry_t *e);
 
 /* Claim the right to refresh a STALE entry: lock-free CAS on the lease.
- * Returns 1 with *please set when the caller owns the refresh. */
+ * Returns 1 with *please set when the caller owns the refresh. The lease is
+ * marked queued (ISR_LEASE_QUEUED): it holds other refresh claims off, but
+ * misses do not wait for it until isr_store_renew() says the job started. */
 int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
                             apr_time_t now, apr_interval_time_t hold,
                             apr_uint64_t *please);
 
 /* Extend a lease the caller still holds to now + hold (a queued refresh
- * starting). Returns 0, leaving *lease alone, when the lease was taken
- * over meanwhile: the caller must not fetch then. */
+ * starting; the lease is no longer marked queued). Returns 0, leaving
+ * *lease alone, when the lease was taken over meanwhile: the caller must
+ * not fetch then. */
 int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t *lease,
                     apr_time_t now, apr_interval_time_t hold);
 
@@ -130,8 +133,9 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
                                  apr_uint32_t *pslot, apr_uint32_t *pseq,
                                  apr_uint64_t *please);
 
-/* 1 when the lease was taken for a fetch by a process that is still alive
- * and inside its deadline (waiters keep waiting), else 0. */
+/* 1 when the lease was taken for a fetch that has started (not queued), by
+ * a process that is still alive and inside its deadline (waiters keep
+ * waiting), else 0. */
 int isr_store_lease_live(apr_uint64_t lease, apr_time_t now);
 
 /* Store a fetched value for `key`, replacing any older version, and release

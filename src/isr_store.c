@@ -149,9 +149,18 @@ static apr_uint32_t sec_ceil(apr_time_t t)
     return (apr_uint32_t)((t + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC);
 }
 
-static apr_uint64_t lease_make(apr_time_t now, apr_interval_time_t hold)
+/* Per process; inherited across fork, but the pid tells children apart. */
+static apr_uint32_t lease_counter;
+
+/* A new lease value: the counter makes two claims by one process within one
+ * second differ, so an old holder's CAS cannot hit a newer claim. */
+static apr_uint64_t lease_make(apr_time_t now, apr_interval_time_t hold,
+                               int queued)
 {
-    return ISR_LEASE_MAKE(sec_ceil(now + hold), getpid());
+    apr_uint32_t n = __atomic_add_fetch(&lease_counter, 1, __ATOMIC_RELAXED);
+    apr_uint64_t l = ISR_LEASE_MAKE(sec_ceil(now + hold), getpid(), n);
+
+    return queued ? l | ISR_LEASE_QUEUED : l;
 }
 
 static int pid_alive(apr_uint32_t pid)
@@ -159,9 +168,12 @@ static int pid_alive(apr_uint32_t pid)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
+/* A queued refresh has not started: nobody should wait for it, and the
+ * slot may go (its job's renew then fails and it does not fetch). */
 int isr_store_lease_live(apr_uint64_t lease, apr_time_t now)
 {
     return lease != 0 && ISR_LEASE_PID(lease) != 0
+           && !ISR_LEASE_IS_QUEUED(lease)
            && ISR_LEASE_DEADLINE(lease) >= sec_ceil(now)
            && pid_alive(ISR_LEASE_PID(lease));
 }
@@ -620,7 +632,9 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
     if (LOAD_ACQ(&s->seq) != e->seq || LOAD(&s->hash) != e->hash) {
         return 0;
     }
-    mine = lease_make(now, hold);
+    /* Queued: it holds other refresh claims off (deadline), but misses do
+     * not wait for it until the job starts and renews it. */
+    mine = lease_make(now, hold, 1);
     if (!CAS(&s->lease, &cur, mine)) {
         return 0;
     }
@@ -640,7 +654,7 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
 int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t *lease,
                     apr_time_t now, apr_interval_time_t hold)
 {
-    apr_uint64_t expect = *lease, mine = lease_make(now, hold);
+    apr_uint64_t expect = *lease, mine = lease_make(now, hold, 0);
 
     if (!CAS(&zone->slots[slot % zone->nslots].lease, &expect, mine)) {
         return 0;
@@ -654,7 +668,7 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
                                  apr_uint32_t *pslot, apr_uint32_t *pseq,
                                  apr_uint64_t *please)
 {
-    apr_uint64_t mine = lease_make(now, hold), cur;
+    apr_uint64_t mine = lease_make(now, hold, 0), cur;
     isr_claim_t res = ISR_CLAIM_OWNED;
     apr_uint32_t state;
     isr_slot_t *s;
@@ -838,7 +852,7 @@ void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,
                        apr_time_t until)
 {
     lease_drop(&zone->slots[slot % zone->nslots], lease,
-               ISR_LEASE_MAKE(sec_ceil(until), 0));
+               ISR_LEASE_MAKE(sec_ceil(until), 0, 0));
 }
 
 void isr_store_release(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease)
