@@ -248,6 +248,23 @@ static void slot_clear(isr_zone_t *zone, isr_slot_t *s)
     slot_end(s);
 }
 
+/* The record of a VALID slot leaves the ring. When a fetch of the key is
+ * under way (a live lease: a miss refetching an expired entry, or a started
+ * refresh), the slot keeps its hash and lease and turns PENDING: waiters go
+ * on waiting for that fetch, whose publish lands here, instead of finding
+ * the key absent and fetching it a second time. */
+static void slot_drop_record(isr_zone_t *zone, isr_slot_t *s, apr_time_t now)
+{
+    if (!isr_store_lease_live(LOAD(&s->lease), now)) {
+        slot_clear(zone, s);
+        return;
+    }
+    slot_begin(s);
+    STORE(&s->state, ISR_SLOT_PENDING);
+    STORE(&s->ref, 0u);
+    slot_end(s);
+}
+
 /* Only writers make a seq odd, and writers hold the mutex: an odd seq seen
  * under the mutex was left by a writer that died mid-update. */
 static void slot_repair(isr_zone_t *zone, isr_slot_t *s)
@@ -287,11 +304,12 @@ static void zone_unlock(isr_zone_t *zone)
  * write order should make impossible: better empty than a wrong body. */
 static void ring_reset(isr_zone_t *zone)
 {
+    apr_time_t now = apr_time_now();
     apr_uint32_t i;
 
     for (i = 0; i < zone->nslots; i++) {
         if (LOAD(&zone->slots[i].state) == ISR_SLOT_VALID) {
-            slot_clear(zone, &zone->slots[i]);
+            slot_drop_record(zone, &zone->slots[i], now);
         }
     }
     zone->hdr->tail = zone->hdr->head;
@@ -320,7 +338,7 @@ static int ring_evict_one(isr_zone_t *zone)
         s = &zone->slots[rec->slot];
         if (LOAD(&s->state) == ISR_SLOT_VALID && LOAD(&s->rec_off) == phys
             && LOAD(&s->hash) == rec->hash) {
-            slot_clear(zone, s);
+            slot_drop_record(zone, s, apr_time_now());
             isr_store_count(zone, ISR_STAT_EVICT);
         }
     }
