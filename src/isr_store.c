@@ -315,6 +315,25 @@ static void ring_reset(isr_zone_t *zone)
     zone->hdr->tail = zone->hdr->head;
 }
 
+/* Called before ring bytes that may have held a dropped record are written
+ * again (a record, a SKIP filler). A reader copies a record with plain loads
+ * between two loads of the slot's seq, with an acquire fence before the
+ * second; the writer that dropped the record bumped that seq first, maybe
+ * in an earlier critical section of another process (ordered before us by
+ * the zone mutex). By the C11 fence rule (7.17.4p4: a release fence A
+ * synchronizes with an acquire fence B when a write X after A is read by a
+ * read Y before B), a copy that read any byte written after this fence
+ * makes the reader's acquire fence synchronize with it, so its second seq
+ * load sees the bump and it throws the copy away. On x86-64 and arm64 the
+ * mutex chain already orders this; the C11 model needs the fence (and the
+ * byte copies counted as relaxed accesses, as every seqlock does: Boehm,
+ * "Can seqlocks get along with programming language memory models?",
+ * MSPC 2012). */
+static void ring_write_fence(void)
+{
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
 /* Drop the oldest record in the ring. Returns 0 when the ring is empty. */
 static int ring_evict_one(isr_zone_t *zone)
 {
@@ -366,6 +385,7 @@ static apr_uint64_t ring_alloc(isr_zone_t *zone, apr_uint64_t need)
         skip = h->ring_size - phys;
         ring_make_room(zone, skip);
         filler = (isr_record_t *)(zone->ring + phys);
+        ring_write_fence();
         memset(filler, 0, sizeof(*filler));
         filler->magic = ISR_SKIP_MAGIC;
         filler->total = (apr_uint32_t)skip;
@@ -775,6 +795,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     }
     phys = ring_alloc(zone, need);
     rec = (isr_record_t *)(zone->ring + phys);
+    ring_write_fence();
     memset(rec, 0, sizeof(*rec));
     rec->magic = ISR_REC_MAGIC;
     rec->total = (apr_uint32_t)need;

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/wait.h>
 
 #include "unit.h"
@@ -1536,6 +1537,121 @@ static int case_queued_lease(apr_pool_t *p)
     return 0;
 }
 
+/* 16. Ring bytes are reused while readers copy them out without a lock.
+ * A writer thread republishes a few keys with bodies of changing sizes in a
+ * small ring, so every record overwrites bytes other keys' readers may be
+ * copying; reader threads check every body they are given byte for byte.
+ * (This holds on x86-64 with or without the release fence the C11 model
+ * asks for: it guards the copy protocol, it cannot show the fence.) */
+enum { REUSE_KEYS = 12, REUSE_MAXB = 24 * 1024 };
+
+typedef struct {
+    tzone_t *t;
+    volatile int stop;
+    volatile unsigned long checked, bad;
+    char badmsg[256];
+} reuse_t;
+
+static void reuse_body(unsigned char *buf, apr_uint32_t k, apr_uint32_t ver,
+                       apr_uint32_t len)
+{
+    rng_fill(((apr_uint64_t)k << 32) ^ ver, buf, len);
+    memcpy(buf, &k, 4);
+    memcpy(buf + 4, &ver, 4);
+}
+
+static apr_uint32_t reuse_len(apr_uint32_t k, apr_uint32_t ver)
+{
+    apr_uint64_t s = ((apr_uint64_t)k << 32) ^ ver;
+    return (apr_uint32_t)rng_range(&s, 8, REUSE_MAXB);
+}
+
+static void *reuse_reader(void *arg)
+{
+    reuse_t *r = arg;
+    unsigned char *want = malloc(REUSE_MAXB);
+    apr_uint64_t rs = (apr_uint64_t)(uintptr_t)arg ^ 0x1234;
+    apr_pool_t *p;
+    char key[64];
+    unsigned long n = 0;
+
+    apr_pool_create(&p, NULL);
+    while (!r->stop && !r->bad) {
+        apr_uint32_t k = (apr_uint32_t)(rng_next(&rs) % REUSE_KEYS), ver;
+        isr_entry_t e;
+        snprintf(key, sizeof(key), "http://127.0.0.1/reuse/%u", k);
+        if (LOOK(&r->t->z, key, apr_time_now(), p, &e) == ISR_LOOK_FRESH) {
+            memcpy(&ver, e.body + 4, 4);
+            reuse_body(want, k, ver, reuse_len(k, ver));
+            if (e.bodylen != reuse_len(k, ver)
+                || memcmp(e.body, want, e.bodylen) != 0) {
+                snprintf(r->badmsg, sizeof(r->badmsg), "key %u version %u: "
+                         "torn or wrong body (%zu bytes)", k, ver,
+                         (size_t)e.bodylen);
+                r->bad++;
+            }
+            __atomic_add_fetch(&r->checked, 1, __ATOMIC_RELAXED);
+        }
+        if ((++n & 255) == 0) {
+            apr_pool_clear(p);
+        }
+    }
+    apr_pool_destroy(p);
+    free(want);
+    return NULL;
+}
+
+static int case_ring_reuse_readers(apr_pool_t *p)
+{
+    tzone_t t;
+    reuse_t r;
+    pthread_t th[2];
+    apr_uint32_t ver[REUSE_KEYS] = {0}, k;
+    unsigned char *body = apr_palloc(p, REUSE_MAXB);
+    apr_pool_t *wp;
+    apr_time_t end;
+    apr_uint64_t rs = 99, wraps;
+    unsigned long pubs = 0;
+    char key[64];
+    int i;
+
+    CHECK_RV(tzone_make(p, 256 * 1024, 67, &t));
+    memset(&r, 0, sizeof(r));
+    r.t = &t;
+    for (i = 0; i < 2; i++) {
+        CHECK(pthread_create(&th[i], NULL, reuse_reader, &r) == 0);
+    }
+    apr_pool_create(&wp, p); /* the lookups' copies; p holds the zone */
+    end = apr_time_now() + SEC / 2;
+    while (apr_time_now() < end && !r.bad) {
+        apr_time_t now = apr_time_now();
+        isr_value_t v;
+        k = (apr_uint32_t)(rng_next(&rs) % REUSE_KEYS);
+        ver[k]++;
+        reuse_body(body, k, ver[k], reuse_len(k, ver[k]));
+        snprintf(key, sizeof(key), "http://127.0.0.1/reuse/%u", k);
+        v = VAL(200, NULL, 0, body, reuse_len(k, ver[k]), now, now + 60 * SEC,
+                now + 120 * SEC);
+        if (put(&t.z, key, &v, now, wp) == APR_SUCCESS) {
+            pubs++;
+        }
+        if ((pubs & 63) == 0) {
+            apr_pool_clear(wp);
+        }
+    }
+    r.stop = 1;
+    for (i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+    }
+    wraps = t.z.hdr->head / t.z.hdr->ring_size;
+    printf("    %lu publishes (ring wrapped %llu times), %lu bodies checked\n",
+           pubs, (unsigned long long)wraps, r.checked);
+    CHECKF(!r.bad, "%s", r.badmsg);
+    CHECK(wraps >= 10 && r.checked > 0);
+    CHECK_ZONE(&t.z);
+    return 0;
+}
+
 /* 7. Scan resistance: a hot key survives a flood of one-hit keys totalling
  * several times the ring, fresh or stale; a key inserted by a miss and hit
  * twice survives a ring's worth of flood without further hits; an expired
@@ -1659,6 +1775,7 @@ static const struct {
     {"claim_refresh_rekeyed", case_claim_refresh_rekeyed},
     {"publish_elsewhere_drops_lease", case_publish_elsewhere_drops_lease},
     {"queued_lease", case_queued_lease},
+    {"ring_reuse_readers", case_ring_reuse_readers},
     {"ring_evict_keeps_live_lease", case_ring_evict_keeps_live_lease},
 };
 
