@@ -5,7 +5,7 @@
  *
  *   offset 0            +--------------------------------------------+
  *                       | isr_shm_header_t (magic, layout, sizes,    |
- *                       |   hash seed, ring head/tail)               |
+ *                       |   128-bit SipHash key, ring head/tail)     |
  *   stats_off (64-alig) +--------------------------------------------+
  *                       | isr_stats_t[ISR_STAT_STRIPES]: counters,   |
  *                       |   one stripe per group of threads so hits  |
@@ -87,7 +87,7 @@ typedef struct {
     apr_uint32_t magic;
     apr_uint32_t layout;
     apr_uint64_t size;        /* whole segment, bytes */
-    apr_uint64_t seed;        /* hash seed, random per segment */
+    apr_uint64_t seed[2];     /* SipHash-2-4 key, random per segment */
     apr_uint64_t stats_off;
     apr_uint64_t tags_off;
     apr_uint64_t slots_off;
@@ -105,7 +105,7 @@ typedef struct {
 typedef struct {
     apr_uint32_t seq;         /* seqlock, odd while written; futex word */
     apr_uint32_t state;       /* ISR_SLOT_* */
-    apr_uint64_t hash;        /* 64-bit seeded hash of the key; 0 = none */
+    apr_uint64_t hash;        /* SipHash-2-4 of the key; 0 = none */
     apr_uint64_t lease;       /* ISR_LEASE_MAKE(...), see above; 0 = none */
     apr_uint64_t rec_off;     /* record offset inside the ring */
     apr_uint32_t rec_len;     /* record length incl. padding */

@@ -84,14 +84,17 @@ typedef enum {
                         * without coalescing and do not store */
 } isr_claim_t;
 
-/* Map a freshly created segment: write the header and an empty index. */
-apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
-                              apr_time_t now);
+/* Map a freshly created segment: write the header and an empty index.
+ * `seed` is the zone's 128-bit SipHash key (k0, k1 as in isr_key.h); the
+ * caller makes it random. */
+apr_status_t isr_store_format(void *base, apr_size_t size,
+                              const apr_uint64_t seed[2], apr_time_t now);
 
 /* Attach a handle to a formatted segment; APR_EINVAL if it is not one of
  * ours (wrong magic, layout or size). */
 apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size);
 
+/* The key's SipHash-2-4 under the zone's key; never 0. */
 apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,
                             apr_size_t len);
 

@@ -34,8 +34,8 @@ typedef char isr_record_is_48_bytes[sizeof(isr_record_t) == 48 ? 1 : -1];
 
 /* ---- segment header ---------------------------------------------------- */
 
-apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
-                              apr_time_t now)
+apr_status_t isr_store_format(void *base, apr_size_t size,
+                              const apr_uint64_t seed[2], apr_time_t now)
 {
     isr_shm_header_t *h = base;
     apr_uint64_t want = size / 1024, slots_bytes;
@@ -57,7 +57,8 @@ apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
     h->ring_size = (size - h->ring_off) / ISR_REC_ALIGN * ISR_REC_ALIGN;
     h->nbuckets = nb;
     h->size = size;
-    h->seed = seed;
+    h->seed[0] = seed[0];
+    h->seed[1] = seed[1];
     h->created = now;
     memset((char *)base + h->stats_off, 0, h->ring_off - h->stats_off);
     h->layout = ISR_SHM_LAYOUT;

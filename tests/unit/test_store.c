@@ -129,7 +129,8 @@ static int case_format_attach(apr_pool_t *p)
     CHECK_EQ(h->magic, ISR_SHM_MAGIC);
     CHECK_EQ(h->layout, ISR_SHM_LAYOUT);
     CHECK_EQ(h->size, t.size);
-    CHECK_EQ(h->seed, 0x1234);
+    CHECK_EQ(h->seed[0], 0x1234);
+    CHECK_EQ(h->seed[1], 0x1234 ^ 0x9e3779b97f4a7c15ULL);
     CHECK(h->nbuckets >= 8 && (h->nbuckets & (h->nbuckets - 1)) == 0);
     CHECK_EQ(h->slots_off % ISR_REC_ALIGN, 0);
     CHECK_EQ(h->ring_off % ISR_REC_ALIGN, 0);
@@ -186,8 +187,11 @@ static int case_format_attach(apr_pool_t *p)
     memset(small, 0, sizeof(small));
     CHECK_EQ(isr_store_attach(&z2, small, sizeof(small)), APR_EINVAL);
     /* Too small for an index and a 64 KiB ring. */
-    CHECK(isr_store_format(small, sizeof(small), 1, apr_time_now())
-          != APR_SUCCESS);
+    {
+        const apr_uint64_t k[2] = {1, 2};
+        CHECK(isr_store_format(small, sizeof(small), k, apr_time_now())
+              != APR_SUCCESS);
+    }
     return 0;
 }
 
@@ -196,7 +200,10 @@ static int case_hash(apr_pool_t *p)
     tzone_t t;
     const int nkeys = 10000;
     apr_uint32_t nb, *count, max = 0, i, used = 0;
-    apr_uint64_t seeds[] = {0, 1, 0xdeadbeefcafef00dULL, ~0ULL};
+    static const apr_uint64_t seeds[][2] = {
+        {0, 0}, {1, 0}, {0xdeadbeefcafef00dULL, 0x0123456789abcdefULL},
+        {~0ULL, ~0ULL}};
+    const apr_uint64_t k1[2] = {1, 7}, k2[2] = {2, 7}, k3[2] = {1, 8};
     char key[128];
 
     CHECK_RV(tzone_make(p, 16 * MiB, 42, &t));
@@ -237,12 +244,74 @@ static int case_hash(apr_pool_t *p)
         CHECKF(m <= 2 * nkeys / small_nb, "seed %u: bucket with %u of %d keys",
                s, m, nkeys);
     }
-    /* The empty key, and the seed changes the hash. */
-    CHECK(isr_key_hash(0, "", 0) != 0);
-    CHECK(isr_key_hash(1, "http://127.0.0.1/", 17)
-          != isr_key_hash(2, "http://127.0.0.1/", 17));
-    CHECK(isr_key_hash(1, "http://127.0.0.1/a", 18)
-          != isr_key_hash(1, "http://127.0.0.1/b", 18));
+    /* The empty key, and either half of the zone key changes the hash. */
+    CHECK(isr_key_hash(seeds[0], "", 0) != 0);
+    CHECK(isr_key_hash(k1, "http://127.0.0.1/", 17)
+          != isr_key_hash(k2, "http://127.0.0.1/", 17));
+    CHECK(isr_key_hash(k1, "http://127.0.0.1/", 17)
+          != isr_key_hash(k3, "http://127.0.0.1/", 17));
+    CHECK(isr_key_hash(k1, "http://127.0.0.1/a", 18)
+          != isr_key_hash(k1, "http://127.0.0.1/b", 18));
+    /* The zone hashes with the key in its header. */
+    CHECK_EQ(H(&t.z, "http://127.0.0.1/x"),
+             isr_key_hash(t.z.hdr->seed, "http://127.0.0.1/x", 18));
+    return 0;
+}
+
+/* 18. Keys are hashed with SipHash-2-4 under the zone's 128-bit key: the
+ * reference vectors of the SipHash paper and its reference implementation
+ * (vectors_sip64: key 00 01 .. 0f, message 00 01 .. len-1, len 0..63). */
+static const apr_uint64_t sip64_vectors[64] = {
+    0x726fdb47dd0e0e31ULL, 0x74f839c593dc67fdULL, 0x0d6c8009d9a94f5aULL,
+    0x85676696d7fb7e2dULL, 0xcf2794e0277187b7ULL, 0x18765564cd99a68dULL,
+    0xcbc9466e58fee3ceULL, 0xab0200f58b01d137ULL, 0x93f5f5799a932462ULL,
+    0x9e0082df0ba9e4b0ULL, 0x7a5dbbc594ddb9f3ULL, 0xf4b32f46226bada7ULL,
+    0x751e8fbc860ee5fbULL, 0x14ea5627c0843d90ULL, 0xf723ca908e7af2eeULL,
+    0xa129ca6149be45e5ULL, 0x3f2acc7f57c29bdbULL, 0x699ae9f52cbe4794ULL,
+    0x4bc1b3f0968dd39cULL, 0xbb6dc91da77961bdULL, 0xbed65cf21aa2ee98ULL,
+    0xd0f2cbb02e3b67c7ULL, 0x93536795e3a33e88ULL, 0xa80c038ccd5ccec8ULL,
+    0xb8ad50c6f649af94ULL, 0xbce192de8a85b8eaULL, 0x17d835b85bbb15f3ULL,
+    0x2f2e6163076bcfadULL, 0xde4daaaca71dc9a5ULL, 0xa6a2506687956571ULL,
+    0xad87a3535c49ef28ULL, 0x32d892fad841c342ULL, 0x7127512f72f27cceULL,
+    0xa7f32346f95978e3ULL, 0x12e0b01abb051238ULL, 0x15e034d40fa197aeULL,
+    0x314dffbe0815a3b4ULL, 0x027990f029623981ULL, 0xcadcd4e59ef40c4dULL,
+    0x9abfd8766a33735cULL, 0x0e3ea96b5304a7d0ULL, 0xad0c42d6fc585992ULL,
+    0x187306c89bc215a9ULL, 0xd4a60abcf3792b95ULL, 0xf935451de4f21df2ULL,
+    0xa9538f0419755787ULL, 0xdb9acddff56ca510ULL, 0xd06c98cd5c0975ebULL,
+    0xe612a3cb9ecba951ULL, 0xc766e62cfcadaf96ULL, 0xee64435a9752fe72ULL,
+    0xa192d576b245165aULL, 0x0a8787bf8ecb74b2ULL, 0x81b3e73d20b49b6fULL,
+    0x7fa8220ba3b2eceaULL, 0x245731c13ca42499ULL, 0xb78dbfaf3a8d83bdULL,
+    0xea1ad565322a1a0bULL, 0x60e61c23a3795013ULL, 0x6606d7e446282b93ULL,
+    0x6ca4ecb15c5f91e1ULL, 0x9f626da15c9625f3ULL, 0xe51b38608ef25f57ULL,
+    0x958a324ceb064572ULL,
+};
+
+static int case_siphash_vectors(apr_pool_t *p)
+{
+    const apr_uint64_t key[2] = {0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
+    unsigned char msg[64];
+    apr_size_t len;
+    (void)p;
+
+    for (len = 0; len < sizeof(msg); len++) {
+        msg[len] = (unsigned char)len;
+    }
+    for (len = 0; len < 64; len++) {
+        apr_uint64_t h = isr_key_siphash(key, msg, len);
+        CHECKF(h == sip64_vectors[len], "SipHash-2-4 of %zu bytes: %016llx, "
+               "expected %016llx", (size_t)len, (unsigned long long)h,
+               (unsigned long long)sip64_vectors[len]);
+        /* isr_key_hash is the same function (none of these is 0). */
+        CHECK_EQ(isr_key_hash(key, (const char *)msg, len), h);
+    }
+    /* The paper's worked example (appendix A): 15 bytes. */
+    CHECK(isr_key_siphash(key, msg, 15) == 0xa129ca6149be45e5ULL);
+    /* Unaligned input gives the same. */
+    {
+        unsigned char buf[80];
+        memcpy(buf + 3, msg, 64);
+        CHECK(isr_key_siphash(key, buf + 3, 63) == sip64_vectors[63]);
+    }
     return 0;
 }
 
@@ -1758,6 +1827,7 @@ static const struct {
 } cases[] = {
     {"format_attach", case_format_attach},
     {"hash", case_hash},
+    {"siphash_vectors", case_siphash_vectors},
     {"fresh_roundtrip", case_fresh_roundtrip},
     {"stale_expired", case_stale_expired},
     {"claim_refresh", case_claim_refresh},
