@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
-#include <limits.h>
 #include <stdint.h>
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -16,20 +15,13 @@
 #include <apr_strings.h>
 #include "isr_store.h"
 #include "isr_key.h"
+#include "isr_store_int.h"
 
 /* The layout is shared by processes that may run different builds across a
  * graceful restart: sizes are part of the contract. */
 typedef char isr_slot_is_64_bytes[sizeof(isr_slot_t) == 64 ? 1 : -1];
 typedef char isr_record_is_48_bytes[sizeof(isr_record_t) == 48 ? 1 : -1];
 
-#define ALIGN_UP(x, a) (((x) + ((a) - 1)) / (a) * (a))
-#define LOAD_ACQ(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define LOAD(p)         __atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE(p, v)     __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define CAS(p, e, d) \
-    __atomic_compare_exchange_n((p), (e), (d), 0, __ATOMIC_ACQ_REL, \
-                                __ATOMIC_RELAXED)
 #define LOOKUP_TRIES 8
 
 /* ---- segment header ---------------------------------------------------- */
@@ -187,16 +179,6 @@ static void lease_drop(isr_slot_t *s, apr_uint64_t mine, apr_uint64_t to)
 
 /* ---- futex -------------------------------------------------------------- */
 
-static void slot_wake(isr_slot_t *s)
-{
-#if defined(__linux__)
-    /* Not FUTEX_PRIVATE: waiters live in other processes. */
-    syscall(SYS_futex, &s->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-#else
-    (void)s;
-#endif
-}
-
 void isr_store_wait(isr_zone_t *zone, apr_uint32_t slot, apr_uint32_t seq,
                     apr_interval_time_t max_wait)
 {
@@ -214,68 +196,6 @@ void isr_store_wait(isr_zone_t *zone, apr_uint32_t slot, apr_uint32_t seq,
 }
 
 /* ---- writers (zone mutex held) ------------------------------------------ */
-
-static void slot_begin(isr_slot_t *s)
-{
-    STORE(&s->seq, LOAD(&s->seq) | 1u);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-}
-
-static void slot_end(isr_slot_t *s)
-{
-    STORE_REL(&s->seq, (LOAD(&s->seq) | 1u) + 1);
-    /* The new seq must be visible before any later write reuses the
-     * record this slot pointed to (a reader that copied the new bytes must
-     * also see the new seq). */
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    slot_wake(s);
-}
-
-static void slot_set_hash(isr_zone_t *zone, isr_slot_t *s, apr_uint64_t hash)
-{
-    STORE(&s->hash, hash);
-    STORE(&zone->tags[s - zone->slots], hash);
-}
-
-/* A cleared slot keeps no lease: the next key must not inherit one. The
- * old owner's later release or publish finds the lease gone and the hash
- * changed, and does nothing to this slot. */
-static void slot_clear(isr_zone_t *zone, isr_slot_t *s)
-{
-    slot_begin(s);
-    STORE(&s->state, ISR_SLOT_EMPTY);
-    slot_set_hash(zone, s, 0);
-    __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
-    slot_end(s);
-}
-
-/* The record of a VALID slot leaves the ring. When a fetch of the key is
- * under way (a live lease: a miss refetching an expired entry, or a started
- * refresh), the slot keeps its hash and lease and turns PENDING: waiters go
- * on waiting for that fetch, whose publish lands here, instead of finding
- * the key absent and fetching it a second time. */
-static void slot_drop_record(isr_zone_t *zone, isr_slot_t *s, apr_time_t now)
-{
-    if (!isr_store_lease_live(LOAD(&s->lease), now)) {
-        slot_clear(zone, s);
-        return;
-    }
-    slot_begin(s);
-    STORE(&s->state, ISR_SLOT_PENDING);
-    STORE(&s->ref, 0u);
-    slot_end(s);
-}
-
-/* Only writers make a seq odd, and writers hold the mutex: an odd seq seen
- * under the mutex was left by a writer that died mid-update. */
-static void slot_repair(isr_zone_t *zone, isr_slot_t *s)
-{
-    if (LOAD(&s->seq) & 1u) {
-        STORE(&s->state, ISR_SLOT_EMPTY);
-        slot_set_hash(zone, s, 0);
-        slot_end(s);
-    }
-}
 
 /* A published slot must point inside the ring; anything else is cleared
  * rather than retried for ever. */
@@ -299,102 +219,6 @@ static int zone_lock(isr_zone_t *zone)
 static void zone_unlock(isr_zone_t *zone)
 {
     apr_global_mutex_unlock(zone->mutex);
-}
-
-/* Forget every record. Used only if the ring does not parse, which the
- * write order should make impossible: better empty than a wrong body. */
-static void ring_reset(isr_zone_t *zone)
-{
-    apr_time_t now = apr_time_now();
-    apr_uint32_t i;
-
-    for (i = 0; i < zone->nslots; i++) {
-        if (LOAD(&zone->slots[i].state) == ISR_SLOT_VALID) {
-            slot_drop_record(zone, &zone->slots[i], now);
-        }
-    }
-    zone->hdr->tail = zone->hdr->head;
-}
-
-/* Called before ring bytes that may have held a dropped record are written
- * again (a record, a SKIP filler). A reader copies a record with plain loads
- * between two loads of the slot's seq, with an acquire fence before the
- * second; the writer that dropped the record bumped that seq first, maybe
- * in an earlier critical section of another process (ordered before us by
- * the zone mutex). By the C11 fence rule (7.17.4p4: a release fence A
- * synchronizes with an acquire fence B when a write X after A is read by a
- * read Y before B), a copy that read any byte written after this fence
- * makes the reader's acquire fence synchronize with it, so its second seq
- * load sees the bump and it throws the copy away. On x86-64 and arm64 the
- * mutex chain already orders this; the C11 model needs the fence (and the
- * byte copies counted as relaxed accesses, as every seqlock does: Boehm,
- * "Can seqlocks get along with programming language memory models?",
- * MSPC 2012). */
-static void ring_write_fence(void)
-{
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-}
-
-/* Drop the oldest record in the ring. Returns 0 when the ring is empty. */
-static int ring_evict_one(isr_zone_t *zone)
-{
-    isr_shm_header_t *h = zone->hdr;
-    apr_uint64_t phys, used = h->head - h->tail;
-    isr_record_t *rec;
-    isr_slot_t *s;
-
-    if (used == 0) {
-        return 0;
-    }
-    phys = h->tail % h->ring_size;
-    rec = (isr_record_t *)(zone->ring + phys);
-    if ((rec->magic != ISR_REC_MAGIC && rec->magic != ISR_SKIP_MAGIC)
-        || rec->total < ISR_REC_ALIGN || rec->total % ISR_REC_ALIGN
-        || rec->total > used || phys + rec->total > h->ring_size) {
-        ring_reset(zone);
-        return 1;
-    }
-    if (rec->magic == ISR_REC_MAGIC && rec->slot < zone->nslots) {
-        s = &zone->slots[rec->slot];
-        if (LOAD(&s->state) == ISR_SLOT_VALID && LOAD(&s->rec_off) == phys
-            && LOAD(&s->hash) == rec->hash) {
-            slot_drop_record(zone, s, apr_time_now());
-            isr_store_count(zone, ISR_STAT_EVICT);
-        }
-    }
-    h->tail += rec->total;
-    return 1;
-}
-
-static void ring_make_room(isr_zone_t *zone, apr_uint64_t need)
-{
-    isr_shm_header_t *h = zone->hdr;
-
-    while (h->ring_size - (h->head - h->tail) < need && ring_evict_one(zone)) {
-    }
-}
-
-/* Reserve `need` contiguous bytes; the caller writes them, then advances
- * head. Records never wrap: the end of the ring is covered by a filler. */
-static apr_uint64_t ring_alloc(isr_zone_t *zone, apr_uint64_t need)
-{
-    isr_shm_header_t *h = zone->hdr;
-    apr_uint64_t phys = h->head % h->ring_size, skip;
-    isr_record_t *filler;
-
-    if (phys + need > h->ring_size) {
-        skip = h->ring_size - phys;
-        ring_make_room(zone, skip);
-        filler = (isr_record_t *)(zone->ring + phys);
-        ring_write_fence();
-        memset(filler, 0, sizeof(*filler));
-        filler->magic = ISR_SKIP_MAGIC;
-        filler->total = (apr_uint32_t)skip;
-        h->head += skip;
-        phys = 0;
-    }
-    ring_make_room(zone, need);
-    return phys;
 }
 
 /* Whether a slot may be reused for another key, best candidates first:
@@ -794,9 +618,8 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
         }
         s = &zone->slots[idx];
     }
-    phys = ring_alloc(zone, need);
+    phys = isr_ring_alloc(zone, need);
     rec = (isr_record_t *)(zone->ring + phys);
-    ring_write_fence();
     memset(rec, 0, sizeof(*rec));
     rec->magic = ISR_REC_MAGIC;
     rec->total = (apr_uint32_t)need;
@@ -816,7 +639,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
         memcpy(w + klen + v->hdrlen, v->body, v->bodylen);
     }
     /* Only now does the record become part of the ring. */
-    zone->hdr->head += need;
+    isr_ring_commit(zone, need);
 
     slot_begin(s);
     if (!found) {
