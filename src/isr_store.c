@@ -133,6 +133,9 @@ void isr_store_info(const isr_zone_t *zone, isr_store_info_t *info)
     }
     info->ring_size = h->ring_size;
     info->ring_used = LOAD(&h->head) - LOAD(&h->tail);
+    for (i = 0; i < ISR_STAT_STRIPES; i++) {
+        info->second_chances += LOAD(&zone->stats[i].n[ISR_STAT_SECOND_CHANCE]);
+    }
 }
 
 /* ---- leases ------------------------------------------------------------- */
@@ -222,8 +225,9 @@ static void zone_unlock(isr_zone_t *zone)
 }
 
 /* Whether a slot may be reused for another key, best candidates first:
- * 0 empty, 1 dead (nobody can serve it), 2 unreferenced, 3 referenced,
- * 9 never (a live miss fetch owns it). */
+ * 0 empty, 1 dead (nobody can serve it), 2 unreferenced (ref 0),
+ * 3 referenced, 9 never (a live fetch owns it). Among rank 3 the fewest
+ * hits go first (victim_better). */
 static int victim_rank(isr_slot_t *s, apr_time_t now)
 {
     apr_uint32_t state = LOAD(&s->state);
@@ -243,6 +247,14 @@ static int victim_rank(isr_slot_t *s, apr_time_t now)
         }
         return LOAD(&s->ref) ? 3 : 2;
     }
+}
+
+/* Between two usable slots of one rank: fewer hits, then older. */
+static int victim_better(isr_slot_t *a, isr_slot_t *b)
+{
+    apr_uint32_t ra = LOAD(&a->ref), rb = LOAD(&b->ref);
+
+    return ra != rb ? ra < rb : LOAD(&a->fetched) < LOAD(&b->fetched);
 }
 
 /* Slots of a bucket a new key may take: EMPTY ones count double, so that a
@@ -294,7 +306,7 @@ static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
             rank = victim_rank(s, now);
             if (rank < best_rank
                 || (rank == best_rank && rank > 1 && best >= 0
-                    && LOAD(&s->fetched) < LOAD(&zone->slots[best].fetched))) {
+                    && victim_better(s, &zone->slots[best]))) {
                 best = base + i;
                 best_rank = rank;
             }
@@ -304,10 +316,14 @@ static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
         isr_store_count(zone, ISR_STAT_EVICT);  /* a usable entry goes */
     }
     if (best_rank == 3) {
-        /* Every slot was used lately: give them a second chance next time. */
+        /* Every slot was used lately: age them all by one hit, as the ring's
+         * tail does, so that what is no longer hit goes next time. */
         for (k = 0; k < 2; k++) {
             for (i = 0; i < ISR_BUCKET_WAYS; i++) {
-                STORE(&zone->slots[b[k] * ISR_BUCKET_WAYS + i].ref, 0u);
+                s = &zone->slots[b[k] * ISR_BUCKET_WAYS + i];
+                if (LOAD(&s->ref)) {
+                    STORE(&s->ref, LOAD(&s->ref) - 1);
+                }
             }
         }
     }
@@ -380,7 +396,7 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  const isr_copy_t *copy, isr_entry_t *e)
 {
     apr_uint64_t off, shash, ring_size = zone->hdr->ring_size;
-    apr_uint32_t b[2], seq, state, len, i, tries;
+    apr_uint32_t b[2], seq, state, len, i, tries, ref;
     const unsigned char *rec;
     int from_copy = 0;
     isr_slot_t *s;
@@ -457,8 +473,12 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                 }
                 record_done(copy, rec, from_copy, 1, zone, e->slot, seq);
                 e->record = rec;
-                if (!LOAD(&s->ref)) {
-                    STORE(&s->ref, 1u);
+                /* CLOCK: count the hit, a plain store and only when the
+                 * value changes, so hits on a hot entry stay reads. A lost
+                 * race between two hits loses a count, nothing more. */
+                ref = LOAD(&s->ref);
+                if (ref < ISR_REF_MAX) {
+                    STORE(&s->ref, ref + 1);
                 }
                 return e->state = now <= e->fresh_until ? ISR_LOOK_FRESH
                                                         : ISR_LOOK_STALE;
@@ -597,6 +617,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     isr_slot_t *orig = &zone->slots[slot % zone->nslots], *s = orig;
     isr_record_t *rec;
     unsigned char *w;
+    apr_time_t now;
     int found = 1;
     long idx;
 
@@ -608,17 +629,21 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     if (!zone_lock(zone)) {
         return APR_EGENERAL;
     }
+    now = apr_time_now();
+    /* Room first: making it may drop records (this key's own included,
+     * which turns its slot PENDING while our lease is live) and move
+     * others, so the slot is chosen once the ring has settled. */
+    phys = isr_ring_alloc(zone, need, now);
     /* The slot may have been evicted and reused while we fetched. */
     if (LOAD(&s->hash) != hash || LOAD(&s->state) == ISR_SLOT_EMPTY
         || (LOAD(&s->seq) & 1u)) {
-        idx = bucket_find(zone, hash, apr_time_now(), &found);
+        idx = bucket_find(zone, hash, now, &found);
         if (idx < 0) {
             zone_unlock(zone);
             return APR_EBUSY;
         }
         s = &zone->slots[idx];
     }
-    phys = isr_ring_alloc(zone, need);
     rec = (isr_record_t *)(zone->ring + phys);
     memset(rec, 0, sizeof(*rec));
     rec->magic = ISR_REC_MAGIC;
@@ -643,10 +668,14 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
 
     slot_begin(s);
     if (!found) {
-        /* A slot taken from another key must not keep that key's lease;
-         * reset inside the section (see isr_store_claim_refresh). */
+        /* A slot taken from another key must not keep that key's lease
+         * (reset inside the section, see isr_store_claim_refresh) nor its
+         * hits. */
         __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
+        STORE(&s->ref, 0u);
     }
+    /* A new version of a key keeps the key's hits: it is the key that is
+     * in use, not the version. */
     slot_set_hash(zone, s, hash);
     STORE(&s->state, ISR_SLOT_VALID);
     STORE(&s->rec_off, phys);
@@ -654,7 +683,6 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     STORE(&s->fresh_until, v->fresh_until);
     STORE(&s->until, v->stale_until);
     STORE(&s->fetched, v->fetched);
-    STORE(&s->ref, 0u);
     slot_end(s);
     lease_drop(s, lease, 0);
     if (s != orig) {

@@ -74,7 +74,8 @@ static inline void slot_clear(isr_zone_t *zone, isr_slot_t *s)
  * refresh), the slot keeps its hash and lease and turns PENDING: waiters go
  * on waiting for that fetch, whose publish lands here, instead of finding
  * the key absent and fetching it a second time. */
-static inline void slot_drop_record(isr_zone_t *zone, isr_slot_t *s, apr_time_t now)
+static inline void slot_drop_record(isr_zone_t *zone, isr_slot_t *s,
+                                    apr_time_t now)
 {
     if (!isr_store_lease_live(LOAD(&s->lease), now)) {
         slot_clear(zone, s);
@@ -100,10 +101,13 @@ static inline void slot_repair(isr_zone_t *zone, isr_slot_t *s)
 /* ---- the ring (src/isr_ring.c; zone mutex held) ------------------------- */
 
 /* Reserve `need` (aligned, at most half the ring) contiguous bytes at the
- * head, evicting what must go; returns their offset in the ring. The caller
- * may write them at once (the fence before reused bytes is done), then
- * makes them part of the ring with isr_ring_commit(). */
-apr_uint64_t isr_ring_alloc(isr_zone_t *zone, apr_uint64_t need);
+ * head, evicting what must go and moving records that were hit to the head
+ * (see src/isr_ring.c); returns their offset in the ring. The caller may
+ * write them at once (the fence before reused bytes is done), then makes
+ * them part of the ring with isr_ring_commit(). Slots may change state
+ * meanwhile (evicted, moved, turned PENDING): choose the slot afterwards. */
+apr_uint64_t isr_ring_alloc(isr_zone_t *zone, apr_uint64_t need,
+                            apr_time_t now);
 
 /* The `need` bytes reserved last are a complete record now. */
 void isr_ring_commit(isr_zone_t *zone, apr_uint64_t need);
