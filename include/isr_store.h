@@ -114,6 +114,15 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  apr_time_t now, apr_pool_t *p,
                                  const isr_copy_t *copy, isr_entry_t *e);
 
+/* Decode a stored record (isr_record_t | key | headers | body) of exactly
+ * len bytes, e.g. a copy out of the ring: 1 when it is well formed, has
+ * this hash and this key; then e->status, headers, hdrlen, body and bodylen
+ * point into buf. 0 and e untouched otherwise. Every length is checked
+ * against len; buf need not be aligned. */
+int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
+                           apr_uint64_t hash, const char *key, apr_size_t klen,
+                           isr_entry_t *e);
+
 /* Claim the right to refresh a STALE entry: lock-free CAS on the lease.
  * Returns 1 with *please set when the caller owns the refresh. The lease is
  * marked queued (ISR_LEASE_QUEUED): it holds other refresh claims off, but

@@ -332,28 +332,34 @@ static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
 
 /* ---- readers ------------------------------------------------------------ */
 
-static int record_parse(const unsigned char *buf, apr_size_t len,
-                        apr_uint64_t hash, const char *key, apr_size_t klen,
-                        isr_entry_t *e)
+/* The bytes come from shared memory, a copy of it or a fuzzer: every
+ * length is checked against len before it is used, the header is copied
+ * out (buf need not be aligned), and sums are done in 64 bits so that no
+ * 32-bit field can wrap them. */
+int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
+                           apr_uint64_t hash, const char *key, apr_size_t klen,
+                           isr_entry_t *e)
 {
-    const isr_record_t *rec = (const isr_record_t *)buf;
+    isr_record_t rec;
     apr_uint64_t used;
 
-    if (len < sizeof(*rec) || rec->magic != ISR_REC_MAGIC || rec->total != len
-        || rec->hash != hash) {
+    if (!buf || len < sizeof(rec)) {
         return 0;
     }
-    used = (apr_uint64_t)sizeof(*rec) + rec->keylen + rec->hdrlen
-           + rec->bodylen;
-    if (used > len || rec->keylen != klen
-        || memcmp(buf + sizeof(*rec), key, klen) != 0) {
+    memcpy(&rec, buf, sizeof(rec));
+    if (rec.magic != ISR_REC_MAGIC || rec.total != len || rec.hash != hash) {
         return 0;
     }
-    e->status = (int)rec->status;
-    e->headers = (const char *)buf + sizeof(*rec) + klen;
-    e->hdrlen = rec->hdrlen;
-    e->body = e->headers + rec->hdrlen;
-    e->bodylen = rec->bodylen;
+    used = (apr_uint64_t)sizeof(rec) + rec.keylen + rec.hdrlen + rec.bodylen;
+    if (used > len || rec.keylen != klen
+        || memcmp(buf + sizeof(rec), key, klen) != 0) {
+        return 0;
+    }
+    e->status = (int)rec.status;
+    e->headers = (const char *)buf + sizeof(rec) + klen;
+    e->hdrlen = rec.hdrlen;
+    e->body = e->headers + rec.hdrlen;
+    e->bodylen = rec.bodylen;
     return 1;
 }
 
@@ -464,7 +470,7 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                 if (now > e->until) {
                     return e->state = ISR_LOOK_EXPIRED;
                 }
-                if (!record_parse(rec, len, hash, key, klen, e)) {
+                if (!isr_store_record_parse(rec, len, hash, key, klen, e)) {
                     /* Another key with the same 64-bit hash: serve this
                      * one uncached rather than ever sending a wrong body. */
                     record_done(copy, rec, from_copy, 0, zone, e->slot, seq);

@@ -1245,6 +1245,64 @@ static int case_half_full_keeps_all(apr_pool_t *p)
 }
 
 
+/* The record codec on its own (fuzz/fuzz_record.c fuzzes it): a record
+ * round-trips, and any length that does not fit is refused. */
+static int case_record_parse(apr_pool_t *p)
+{
+    const char *key = "http://127.0.0.1/rec";
+    apr_size_t klen = strlen(key), len;
+    unsigned char *buf = apr_pcalloc(p, 512 + 1), *odd = buf + 1;
+    isr_record_t rec;
+    isr_entry_t e;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.magic = ISR_REC_MAGIC;
+    rec.status = 203;
+    rec.hash = 42;
+    rec.keylen = (apr_uint32_t)klen;
+    rec.hdrlen = 4;
+    rec.bodylen = 5;
+    len = (sizeof(rec) + klen + 4 + 5 + 63) / 64 * 64;
+    rec.total = (apr_uint32_t)len;
+    /* At an odd address: the parser must not assume alignment. */
+    memcpy(odd, &rec, sizeof(rec));
+    memcpy(odd + sizeof(rec), key, klen);
+    memcpy(odd + sizeof(rec) + klen, "A\0b\0hello", 9);
+    memset(&e, 0, sizeof(e));
+    CHECK_EQ(isr_store_record_parse(odd, len, 42, key, klen, &e), 1);
+    CHECK(e.status == 203 && e.hdrlen == 4 && e.bodylen == 5);
+    CHECK(memcmp(e.headers, "A\0b\0", 4) == 0 && memcmp(e.body, "hello", 5) == 0);
+    CHECK((const unsigned char *)e.body + e.bodylen <= odd + len);
+    /* Wrong hash, key, prefix key, length, magic. */
+    CHECK_EQ(isr_store_record_parse(odd, len, 43, key, klen, &e), 0);
+    CHECK_EQ(isr_store_record_parse(odd, len, 42, "http://127.0.0.1/reX", klen,
+                                    &e), 0);
+    CHECK_EQ(isr_store_record_parse(odd, len, 42, key, klen - 1, &e), 0);
+    CHECK_EQ(isr_store_record_parse(odd, len - 64, 42, key, klen, &e), 0);
+    CHECK_EQ(isr_store_record_parse(odd, sizeof(rec) - 1, 42, key, klen, &e),
+             0);
+    CHECK_EQ(isr_store_record_parse(NULL, 0, 42, key, klen, &e), 0);
+    /* Lengths that overflow the record, alone or summed (32-bit wrap). */
+    {
+        static const apr_uint32_t bad[][3] = {
+            {0xffffffffu, 4, 5}, {20, 0xffffffffu, 5}, {20, 4, 0xffffffffu},
+            {20, 0x80000000u, 0x80000000u}, {20, 4, 64}};
+        unsigned i;
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            isr_record_t r = rec;
+            r.keylen = bad[i][0] == 20 ? (apr_uint32_t)klen : bad[i][0];
+            r.hdrlen = bad[i][1];
+            r.bodylen = bad[i][2];
+            memcpy(odd, &r, sizeof(r));
+            memset(&e, 0, sizeof(e));
+            CHECKF(isr_store_record_parse(odd, len, 42, key, klen, &e) == 0,
+                   "lengths %u/%u/%u accepted", r.keylen, r.hdrlen, r.bodylen);
+            CHECK(e.body == NULL && e.headers == NULL);
+        }
+    }
+    return 0;
+}
+
 /* ---- regressions of issue 7 (findings 13-18 and 7) ---------------------- */
 
 /* Fill the ring with `bytes` of one-hit records of other keys, `each` bytes
@@ -1902,6 +1960,7 @@ static const struct {
     {"ring_reuse_readers", case_ring_reuse_readers},
     {"ring_evict_keeps_live_lease", case_ring_evict_keeps_live_lease},
     {"scan_resistance", case_scan_resistance},
+    {"record_parse", case_record_parse},
 };
 
 /* Cases that show store bugs not fixed yet: they fail today. Run with
