@@ -51,7 +51,8 @@ static inline void slot_end(isr_slot_t *s)
     slot_wake(s);
 }
 
-static inline void slot_set_hash(isr_zone_t *zone, isr_slot_t *s, apr_uint64_t hash)
+static inline void slot_set_hash(isr_zone_t *zone, isr_slot_t *s,
+                                 apr_uint64_t hash)
 {
     STORE(&s->hash, hash);
     STORE(&zone->tags[s - zone->slots], hash);

@@ -429,10 +429,10 @@ static void writer(int id, apr_time_t deadline, apr_uint64_t seed,
     apr_pool_create(&p, NULL);
     while (!st->stop) {
         /* Scan mode: a key nobody wrote before and nobody will read. */
-        apr_uint32_t k = nhot ? (apr_uint32_t)(nkeys + nhot + 1000000u * (apr_uint32_t)id
-                                               + (apr_uint32_t)n % 1000000u)
-                              : (apr_uint32_t)(rng_next(&rs)
-                                               % (apr_uint64_t)nkeys);
+        apr_uint32_t k = nhot
+            ? (apr_uint32_t)(nkeys + nhot) + 1000000u * (apr_uint32_t)id
+              + (apr_uint32_t)(n % 1000000u)
+            : (apr_uint32_t)(rng_next(&rs) % (apr_uint64_t)nkeys);
         int klen = key_of(key, sizeof(key), k), refresh = 0;
         apr_uint64_t hash = isr_store_hash(&tz.z, key, (apr_size_t)klen);
         apr_uint64_t lease = 0, ver, r;

@@ -1271,7 +1271,8 @@ static int case_record_parse(apr_pool_t *p)
     memset(&e, 0, sizeof(e));
     CHECK_EQ(isr_store_record_parse(odd, len, 42, key, klen, &e), 1);
     CHECK(e.status == 203 && e.hdrlen == 4 && e.bodylen == 5);
-    CHECK(memcmp(e.headers, "A\0b\0", 4) == 0 && memcmp(e.body, "hello", 5) == 0);
+    CHECK(memcmp(e.headers, "A\0b\0", 4) == 0
+          && memcmp(e.body, "hello", 5) == 0);
     CHECK((const unsigned char *)e.body + e.bodylen <= odd + len);
     /* Wrong hash, key, prefix key, length, magic. */
     CHECK_EQ(isr_store_record_parse(odd, len, 43, key, klen, &e), 0);
@@ -1513,7 +1514,8 @@ static int case_publish_elsewhere_drops_lease(apr_pool_t *p)
     }
     CHECK_EQ(odd, 2);
     v = VAL(200, NULL, 0, "k0", 2, now, now + 60 * SEC, now + 120 * SEC);
-    CHECK_RV(isr_store_publish(&t.z, s0, l0, keys[0], strlen(keys[0]), h0, &v));
+    CHECK_RV(isr_store_publish(&t.z, s0, l0, keys[0], strlen(keys[0]), h0,
+                               &v));
     CHECK_LOOK(LOOK(&t.z, keys[0], now, p, &e), ISR_LOOK_FRESH);
     CHECK(e.bodylen == 2 && memcmp(e.body, "k0", 2) == 0);
     CHECKF(e.slot != s0, "the publish stayed in slot %u", s0);
@@ -1663,7 +1665,8 @@ static int case_queued_lease(apr_pool_t *p)
     CHECK_EQ(ISR_LEASE_DEADLINE(l1), 0xfedcba98u);
     CHECK_EQ(ISR_LEASE_PID(l1), 0x3fffff);
     CHECK_EQ(ISR_LEASE_CTR(l1), 0x1ff);
-    CHECK(!ISR_LEASE_IS_QUEUED(l1) && ISR_LEASE_IS_QUEUED(l1 | ISR_LEASE_QUEUED));
+    CHECK(!ISR_LEASE_IS_QUEUED(l1)
+          && ISR_LEASE_IS_QUEUED(l1 | ISR_LEASE_QUEUED));
     CHECK_EQ(ISR_LEASE_PID(l1 | ISR_LEASE_QUEUED), 0x3fffff);
     CHECK_EQ(ISR_LEASE_CTR(l1 | ISR_LEASE_QUEUED), 0x1ff);
     l1 = ISR_LEASE_MAKE(now / SEC + 100, getpid(), 7);
