@@ -5,7 +5,7 @@
  *
  *   offset 0            +--------------------------------------------+
  *                       | isr_shm_header_t (magic, layout, sizes,    |
- *                       |   hash seed, ring head/tail)               |
+ *                       |   128-bit SipHash key, ring head/tail)     |
  *   stats_off (64-alig) +--------------------------------------------+
  *                       | isr_stats_t[ISR_STAT_STRIPES]: counters,   |
  *                       |   one stripe per group of threads so hits  |
@@ -33,14 +33,49 @@
  *   hint for finding a slot; the slot's own `hash`, read under its seqlock,
  *   decides. A writer makes the
  *   slot's `seq` odd, changes the slot, and makes it even again (seqlock).
- * - `lease` is changed only by compare-and-swap (claims need no lock).
- * - `ref` is a hint set by hits with a plain store (CLOCK eviction).
- * Readers take no lock: they read `seq`, copy the record out, and check
- * `seq` again. A record is overwritten only after the slot pointing to it
- * was unpublished (its seq bumped), so a reader never keeps a torn copy.
+ * - `lease` is changed only by atomic read-modify-writes (claims need no
+ *   lock). A writer that gives a slot to another key resets the lease
+ *   inside the slot's seqlock section, so a claim whose compare-and-swap
+ *   read that reset sees the new seq when it checks the slot again.
+ * - `ref` is a hint: hits raise it (plain relaxed store, only when it
+ *   changes), the ring's tail and the bucket victim choice lower it.
+ * Readers take no lock: they read `seq`, the slot's fields (its `hash`
+ * included) and copy the record out, then check `seq` again. A record's
+ * bytes are reused only after the slot pointing to it was unpublished or
+ * moved (its seq bumped), with a release fence before the reuse, so a
+ * reader never keeps a torn copy.
+ *
+ * The lease word (0 = none):
+ *
+ *   63            32 31              10   9   8       0
+ *   +---------------+------------------+---+---------+
+ *   | deadline, sec | owner pid        | Q | counter |
+ *   +---------------+------------------+---+---------+
+ *
+ * The deadline is in whole seconds (rounded up). pid 0 is not an owner: it
+ * marks the retry backoff after a failed refresh. Q is set while a refresh
+ * waits in its child's queue: the lease holds other refresh claims off (one
+ * refresh per key) but is not live to misses, waiters or eviction until the
+ * job starts and renews it (Q cleared). The counter changes with every claim
+ * of a process, so a lease given back and taken again within one second is a
+ * new value (no ABA for an old holder's compare-and-swap). Linux pids are
+ * below 2^22 (PID_MAX_LIMIT).
+ *
+ * Eviction is CLOCK on the ring, so that a flood of one-hit keys (a scan)
+ * does not push out the keys in use: `ref` counts hits (saturating at
+ * ISR_REF_MAX). When the ring needs room, a record at the tail whose slot is
+ * VALID, points at it, is not past its stale window and has ref > 0 is moved
+ * to the head with ref - 1 (second chance) instead of dropped; one-hit
+ * records and expired entries go. Moves are bounded per allocation (then
+ * the tail is evicted whatever it holds) and done in place: the slot's seq
+ * is made odd, a SKIP filler is written at the head if the record would
+ * wrap, the tail moves past the old copy first, then the bytes move
+ * (memmove: the target overlaps only free space and the old copy), then
+ * the head, then rec_off and seq.
  *
  * Crash safety: a record is written completely before `head` moves past
- * it, so the ring between tail and head always parses. A slot left odd by
+ * it, and a moving record leaves the ring before its new copy is written,
+ * so the ring between tail and head always parses. A slot left odd by
  * a writer that died is repaired by the next writer that meets it. A
  * lease names its owner's pid and a deadline: a dead or late owner's claim
  * can be taken over.
@@ -51,11 +86,12 @@
 #include <apr.h>
 
 #define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
-#define ISR_SHM_LAYOUT  3u          /* bump on any change to this file */
+#define ISR_SHM_LAYOUT  4u          /* bump on any change to this file */
 #define ISR_BUCKET_WAYS 8
 #define ISR_REC_ALIGN   64
 #define ISR_REC_MAGIC   0x43455249u /* "IREC" */
 #define ISR_SKIP_MAGIC  0x50494b53u /* "SKIP" */
+#define ISR_REF_MAX     3u          /* hits a slot's `ref` counts up to */
 
 /* Slot states. */
 #define ISR_SLOT_EMPTY   0u /* free */
@@ -68,7 +104,7 @@ typedef struct {
     apr_uint32_t magic;
     apr_uint32_t layout;
     apr_uint64_t size;        /* whole segment, bytes */
-    apr_uint64_t seed;        /* hash seed, random per segment */
+    apr_uint64_t seed[2];     /* SipHash-2-4 key, random per segment */
     apr_uint64_t stats_off;
     apr_uint64_t tags_off;
     apr_uint64_t slots_off;
@@ -86,12 +122,12 @@ typedef struct {
 typedef struct {
     apr_uint32_t seq;         /* seqlock, odd while written; futex word */
     apr_uint32_t state;       /* ISR_SLOT_* */
-    apr_uint64_t hash;        /* 64-bit seeded hash of the key; 0 = none */
-    apr_uint64_t lease;       /* (deadline_sec << 32) | owner pid; 0 = none;
-                               * pid 0 = retry backoff after a failed refresh */
+    apr_uint64_t hash;        /* SipHash-2-4 of the key; 0 = none */
+    apr_uint64_t lease;       /* ISR_LEASE_MAKE(...), see above; 0 = none */
     apr_uint64_t rec_off;     /* record offset inside the ring */
     apr_uint32_t rec_len;     /* record length incl. padding */
-    apr_uint32_t ref;         /* CLOCK referenced hint */
+    apr_uint32_t ref;         /* CLOCK: hits since the record was last
+                               * written or moved, 0..ISR_REF_MAX */
     apr_int64_t fresh_until;  /* apr_time_t */
     apr_int64_t until;        /* VALID: stale_until; PASS/FAILED: see above */
     apr_int64_t fetched;      /* apr_time_t the backend answered */
@@ -119,15 +155,28 @@ typedef enum {
     ISR_STAT_COUNT
 } isr_stat_t;
 
+/* Counted in the stripes too, but not (yet) among the ISR_STAT_COUNT
+ * counters the status pages list by name (isr_status.c): records moved to
+ * the head of the ring instead of evicted. isr_store_info() reports it. */
+#define ISR_STAT_SECOND_CHANCE ISR_STAT_COUNT
+
 #define ISR_STAT_STRIPES 16
 
 typedef struct {
-    apr_uint64_t n[16];       /* ISR_STAT_COUNT used; two cache lines */
+    apr_uint64_t n[16];       /* ISR_STAT_COUNT + 1 used; two cache lines */
 } isr_stats_t;
 
-#define ISR_LEASE_MAKE(deadline_sec, pid) \
-    (((apr_uint64_t)(apr_uint32_t)(deadline_sec) << 32) | (apr_uint32_t)(pid))
+#define ISR_LEASE_PID_MASK 0x3fffffu               /* 22 bits */
+#define ISR_LEASE_CTR_MASK 0x1ffu                  /* 9 bits */
+#define ISR_LEASE_QUEUED   ((apr_uint64_t)1 << 9)
+
+#define ISR_LEASE_MAKE(deadline_sec, pid, ctr) \
+    (((apr_uint64_t)(apr_uint32_t)(deadline_sec) << 32) \
+     | ((apr_uint64_t)((apr_uint32_t)(pid) & ISR_LEASE_PID_MASK) << 10) \
+     | ((apr_uint64_t)(ctr) & ISR_LEASE_CTR_MASK))
 #define ISR_LEASE_DEADLINE(l) ((apr_uint32_t)((l) >> 32))
-#define ISR_LEASE_PID(l)      ((apr_uint32_t)((l) & 0xffffffffu))
+#define ISR_LEASE_PID(l)      ((apr_uint32_t)((l) >> 10) & ISR_LEASE_PID_MASK)
+#define ISR_LEASE_CTR(l)      ((apr_uint32_t)(l) & ISR_LEASE_CTR_MASK)
+#define ISR_LEASE_IS_QUEUED(l) (((l) & ISR_LEASE_QUEUED) != 0)
 
 #endif /* ISR_SHM_H */

@@ -50,6 +50,8 @@ typedef struct {
     isr_look_t state;
     apr_uint32_t slot;
     apr_uint32_t seq;          /* slot seq seen: wait on it */
+    apr_uint64_t hash;         /* the slot's hash at that seq (a claim checks
+                                * that the slot still holds the key) */
     apr_uint64_t lease;
     apr_time_t fresh_until;
     apr_time_t until;
@@ -82,14 +84,17 @@ typedef enum {
                         * without coalescing and do not store */
 } isr_claim_t;
 
-/* Map a freshly created segment: write the header and an empty index. */
-apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
-                              apr_time_t now);
+/* Map a freshly created segment: write the header and an empty index.
+ * `seed` is the zone's 128-bit SipHash key (k0, k1 as in isr_key.h); the
+ * caller makes it random. */
+apr_status_t isr_store_format(void *base, apr_size_t size,
+                              const apr_uint64_t seed[2], apr_time_t now);
 
 /* Attach a handle to a formatted segment; APR_EINVAL if it is not one of
  * ours (wrong magic, layout or size). */
 apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size);
 
+/* The key's SipHash-2-4 under the zone's key; never 0. */
 apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,
                             apr_size_t len);
 
@@ -109,15 +114,27 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  apr_time_t now, apr_pool_t *p,
                                  const isr_copy_t *copy, isr_entry_t *e);
 
+/* Decode a stored record (isr_record_t | key | headers | body) of exactly
+ * len bytes, e.g. a copy out of the ring: 1 when it is well formed, has
+ * this hash and this key; then e->status, headers, hdrlen, body and bodylen
+ * point into buf. 0 and e untouched otherwise. Every length is checked
+ * against len; buf need not be aligned. */
+int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
+                           apr_uint64_t hash, const char *key, apr_size_t klen,
+                           isr_entry_t *e);
+
 /* Claim the right to refresh a STALE entry: lock-free CAS on the lease.
- * Returns 1 with *please set when the caller owns the refresh. */
+ * Returns 1 with *please set when the caller owns the refresh. The lease is
+ * marked queued (ISR_LEASE_QUEUED): it holds other refresh claims off, but
+ * misses do not wait for it until isr_store_renew() says the job started. */
 int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
                             apr_time_t now, apr_interval_time_t hold,
                             apr_uint64_t *please);
 
 /* Extend a lease the caller still holds to now + hold (a queued refresh
- * starting). Returns 0, leaving *lease alone, when the lease was taken
- * over meanwhile: the caller must not fetch then. */
+ * starting; the lease is no longer marked queued). Returns 0, leaving
+ * *lease alone, when the lease was taken over meanwhile: the caller must
+ * not fetch then. */
 int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t *lease,
                     apr_time_t now, apr_interval_time_t hold);
 
@@ -128,8 +145,9 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
                                  apr_uint32_t *pslot, apr_uint32_t *pseq,
                                  apr_uint64_t *please);
 
-/* 1 when the lease was taken for a fetch by a process that is still alive
- * and inside its deadline (waiters keep waiting), else 0. */
+/* 1 when the lease was taken for a fetch that has started (not queued), by
+ * a process that is still alive and inside its deadline (waiters keep
+ * waiting), else 0. */
 int isr_store_lease_live(apr_uint64_t lease, apr_time_t now);
 
 /* Store a fetched value for `key`, replacing any older version, and release
@@ -165,6 +183,7 @@ typedef struct {
     apr_uint64_t counts[ISR_STAT_COUNT];
     apr_uint32_t slots, slots_used;
     apr_uint64_t ring_size, ring_used;
+    apr_uint64_t second_chances;  /* records moved to the ring's head */
 } isr_store_info_t;
 
 void isr_store_info(const isr_zone_t *zone, isr_store_info_t *info);

@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
-#include <limits.h>
 #include <stdint.h>
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -16,26 +15,19 @@
 #include <apr_strings.h>
 #include "isr_store.h"
 #include "isr_key.h"
+#include "isr_store_int.h"
 
 /* The layout is shared by processes that may run different builds across a
  * graceful restart: sizes are part of the contract. */
 typedef char isr_slot_is_64_bytes[sizeof(isr_slot_t) == 64 ? 1 : -1];
 typedef char isr_record_is_48_bytes[sizeof(isr_record_t) == 48 ? 1 : -1];
 
-#define ALIGN_UP(x, a) (((x) + ((a) - 1)) / (a) * (a))
-#define LOAD_ACQ(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define LOAD(p)         __atomic_load_n((p), __ATOMIC_RELAXED)
-#define STORE(p, v)     __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define CAS(p, e, d) \
-    __atomic_compare_exchange_n((p), (e), (d), 0, __ATOMIC_ACQ_REL, \
-                                __ATOMIC_RELAXED)
 #define LOOKUP_TRIES 8
 
 /* ---- segment header ---------------------------------------------------- */
 
-apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
-                              apr_time_t now)
+apr_status_t isr_store_format(void *base, apr_size_t size,
+                              const apr_uint64_t seed[2], apr_time_t now)
 {
     isr_shm_header_t *h = base;
     apr_uint64_t want = size / 1024, slots_bytes;
@@ -57,7 +49,8 @@ apr_status_t isr_store_format(void *base, apr_size_t size, apr_uint64_t seed,
     h->ring_size = (size - h->ring_off) / ISR_REC_ALIGN * ISR_REC_ALIGN;
     h->nbuckets = nb;
     h->size = size;
-    h->seed = seed;
+    h->seed[0] = seed[0];
+    h->seed[1] = seed[1];
     h->created = now;
     memset((char *)base + h->stats_off, 0, h->ring_off - h->stats_off);
     h->layout = ISR_SHM_LAYOUT;
@@ -140,6 +133,9 @@ void isr_store_info(const isr_zone_t *zone, isr_store_info_t *info)
     }
     info->ring_size = h->ring_size;
     info->ring_used = LOAD(&h->head) - LOAD(&h->tail);
+    for (i = 0; i < ISR_STAT_STRIPES; i++) {
+        info->second_chances += LOAD(&zone->stats[i].n[ISR_STAT_SECOND_CHANCE]);
+    }
 }
 
 /* ---- leases ------------------------------------------------------------- */
@@ -149,9 +145,18 @@ static apr_uint32_t sec_ceil(apr_time_t t)
     return (apr_uint32_t)((t + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC);
 }
 
-static apr_uint64_t lease_make(apr_time_t now, apr_interval_time_t hold)
+/* Per process; inherited across fork, but the pid tells children apart. */
+static apr_uint32_t lease_counter;
+
+/* A new lease value: the counter makes two claims by one process within one
+ * second differ, so an old holder's CAS cannot hit a newer claim. */
+static apr_uint64_t lease_make(apr_time_t now, apr_interval_time_t hold,
+                               int queued)
 {
-    return ISR_LEASE_MAKE(sec_ceil(now + hold), getpid());
+    apr_uint32_t n = __atomic_add_fetch(&lease_counter, 1, __ATOMIC_RELAXED);
+    apr_uint64_t l = ISR_LEASE_MAKE(sec_ceil(now + hold), getpid(), n);
+
+    return queued ? l | ISR_LEASE_QUEUED : l;
 }
 
 static int pid_alive(apr_uint32_t pid)
@@ -159,9 +164,12 @@ static int pid_alive(apr_uint32_t pid)
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
+/* A queued refresh has not started: nobody should wait for it, and the
+ * slot may go (its job's renew then fails and it does not fetch). */
 int isr_store_lease_live(apr_uint64_t lease, apr_time_t now)
 {
     return lease != 0 && ISR_LEASE_PID(lease) != 0
+           && !ISR_LEASE_IS_QUEUED(lease)
            && ISR_LEASE_DEADLINE(lease) >= sec_ceil(now)
            && pid_alive(ISR_LEASE_PID(lease));
 }
@@ -173,16 +181,6 @@ static void lease_drop(isr_slot_t *s, apr_uint64_t mine, apr_uint64_t to)
 }
 
 /* ---- futex -------------------------------------------------------------- */
-
-static void slot_wake(isr_slot_t *s)
-{
-#if defined(__linux__)
-    /* Not FUTEX_PRIVATE: waiters live in other processes. */
-    syscall(SYS_futex, &s->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-#else
-    (void)s;
-#endif
-}
 
 void isr_store_wait(isr_zone_t *zone, apr_uint32_t slot, apr_uint32_t seq,
                     apr_interval_time_t max_wait)
@@ -201,51 +199,6 @@ void isr_store_wait(isr_zone_t *zone, apr_uint32_t slot, apr_uint32_t seq,
 }
 
 /* ---- writers (zone mutex held) ------------------------------------------ */
-
-static void slot_begin(isr_slot_t *s)
-{
-    STORE(&s->seq, LOAD(&s->seq) | 1u);
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-}
-
-static void slot_end(isr_slot_t *s)
-{
-    STORE_REL(&s->seq, (LOAD(&s->seq) | 1u) + 1);
-    /* The new seq must be visible before any later write reuses the
-     * record this slot pointed to (a reader that copied the new bytes must
-     * also see the new seq). */
-    __atomic_thread_fence(__ATOMIC_RELEASE);
-    slot_wake(s);
-}
-
-static void slot_set_hash(isr_zone_t *zone, isr_slot_t *s, apr_uint64_t hash)
-{
-    STORE(&s->hash, hash);
-    STORE(&zone->tags[s - zone->slots], hash);
-}
-
-/* A cleared slot keeps no lease: the next key must not inherit one. The
- * old owner's later release or publish finds the lease gone and the hash
- * changed, and does nothing to this slot. */
-static void slot_clear(isr_zone_t *zone, isr_slot_t *s)
-{
-    slot_begin(s);
-    STORE(&s->state, ISR_SLOT_EMPTY);
-    slot_set_hash(zone, s, 0);
-    __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
-    slot_end(s);
-}
-
-/* Only writers make a seq odd, and writers hold the mutex: an odd seq seen
- * under the mutex was left by a writer that died mid-update. */
-static void slot_repair(isr_zone_t *zone, isr_slot_t *s)
-{
-    if (LOAD(&s->seq) & 1u) {
-        STORE(&s->state, ISR_SLOT_EMPTY);
-        slot_set_hash(zone, s, 0);
-        slot_end(s);
-    }
-}
 
 /* A published slot must point inside the ring; anything else is cleared
  * rather than retried for ever. */
@@ -271,84 +224,10 @@ static void zone_unlock(isr_zone_t *zone)
     apr_global_mutex_unlock(zone->mutex);
 }
 
-/* Forget every record. Used only if the ring does not parse, which the
- * write order should make impossible: better empty than a wrong body. */
-static void ring_reset(isr_zone_t *zone)
-{
-    apr_uint32_t i;
-
-    for (i = 0; i < zone->nslots; i++) {
-        if (LOAD(&zone->slots[i].state) == ISR_SLOT_VALID) {
-            slot_clear(zone, &zone->slots[i]);
-        }
-    }
-    zone->hdr->tail = zone->hdr->head;
-}
-
-/* Drop the oldest record in the ring. Returns 0 when the ring is empty. */
-static int ring_evict_one(isr_zone_t *zone)
-{
-    isr_shm_header_t *h = zone->hdr;
-    apr_uint64_t phys, used = h->head - h->tail;
-    isr_record_t *rec;
-    isr_slot_t *s;
-
-    if (used == 0) {
-        return 0;
-    }
-    phys = h->tail % h->ring_size;
-    rec = (isr_record_t *)(zone->ring + phys);
-    if ((rec->magic != ISR_REC_MAGIC && rec->magic != ISR_SKIP_MAGIC)
-        || rec->total < ISR_REC_ALIGN || rec->total % ISR_REC_ALIGN
-        || rec->total > used || phys + rec->total > h->ring_size) {
-        ring_reset(zone);
-        return 1;
-    }
-    if (rec->magic == ISR_REC_MAGIC && rec->slot < zone->nslots) {
-        s = &zone->slots[rec->slot];
-        if (LOAD(&s->state) == ISR_SLOT_VALID && LOAD(&s->rec_off) == phys
-            && LOAD(&s->hash) == rec->hash) {
-            slot_clear(zone, s);
-            isr_store_count(zone, ISR_STAT_EVICT);
-        }
-    }
-    h->tail += rec->total;
-    return 1;
-}
-
-static void ring_make_room(isr_zone_t *zone, apr_uint64_t need)
-{
-    isr_shm_header_t *h = zone->hdr;
-
-    while (h->ring_size - (h->head - h->tail) < need && ring_evict_one(zone)) {
-    }
-}
-
-/* Reserve `need` contiguous bytes; the caller writes them, then advances
- * head. Records never wrap: the end of the ring is covered by a filler. */
-static apr_uint64_t ring_alloc(isr_zone_t *zone, apr_uint64_t need)
-{
-    isr_shm_header_t *h = zone->hdr;
-    apr_uint64_t phys = h->head % h->ring_size, skip;
-    isr_record_t *filler;
-
-    if (phys + need > h->ring_size) {
-        skip = h->ring_size - phys;
-        ring_make_room(zone, skip);
-        filler = (isr_record_t *)(zone->ring + phys);
-        memset(filler, 0, sizeof(*filler));
-        filler->magic = ISR_SKIP_MAGIC;
-        filler->total = (apr_uint32_t)skip;
-        h->head += skip;
-        phys = 0;
-    }
-    ring_make_room(zone, need);
-    return phys;
-}
-
 /* Whether a slot may be reused for another key, best candidates first:
- * 0 empty, 1 dead (nobody can serve it), 2 unreferenced, 3 referenced,
- * 9 never (a live miss fetch owns it). */
+ * 0 empty, 1 dead (nobody can serve it), 2 unreferenced (ref 0),
+ * 3 referenced, 9 never (a live fetch owns it). Among rank 3 the fewest
+ * hits go first (victim_better). */
 static int victim_rank(isr_slot_t *s, apr_time_t now)
 {
     apr_uint32_t state = LOAD(&s->state);
@@ -368,6 +247,14 @@ static int victim_rank(isr_slot_t *s, apr_time_t now)
         }
         return LOAD(&s->ref) ? 3 : 2;
     }
+}
+
+/* Between two usable slots of one rank: fewer hits, then older. */
+static int victim_better(isr_slot_t *a, isr_slot_t *b)
+{
+    apr_uint32_t ra = LOAD(&a->ref), rb = LOAD(&b->ref);
+
+    return ra != rb ? ra < rb : LOAD(&a->fetched) < LOAD(&b->fetched);
 }
 
 /* Slots of a bucket a new key may take: EMPTY ones count double, so that a
@@ -419,7 +306,7 @@ static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
             rank = victim_rank(s, now);
             if (rank < best_rank
                 || (rank == best_rank && rank > 1 && best >= 0
-                    && LOAD(&s->fetched) < LOAD(&zone->slots[best].fetched))) {
+                    && victim_better(s, &zone->slots[best]))) {
                 best = base + i;
                 best_rank = rank;
             }
@@ -429,10 +316,14 @@ static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
         isr_store_count(zone, ISR_STAT_EVICT);  /* a usable entry goes */
     }
     if (best_rank == 3) {
-        /* Every slot was used lately: give them a second chance next time. */
+        /* Every slot was used lately: age them all by one hit, as the ring's
+         * tail does, so that what is no longer hit goes next time. */
         for (k = 0; k < 2; k++) {
             for (i = 0; i < ISR_BUCKET_WAYS; i++) {
-                STORE(&zone->slots[b[k] * ISR_BUCKET_WAYS + i].ref, 0u);
+                s = &zone->slots[b[k] * ISR_BUCKET_WAYS + i];
+                if (LOAD(&s->ref)) {
+                    STORE(&s->ref, LOAD(&s->ref) - 1);
+                }
             }
         }
     }
@@ -441,28 +332,34 @@ static long bucket_find(isr_zone_t *zone, apr_uint64_t hash, apr_time_t now,
 
 /* ---- readers ------------------------------------------------------------ */
 
-static int record_parse(const unsigned char *buf, apr_size_t len,
-                        apr_uint64_t hash, const char *key, apr_size_t klen,
-                        isr_entry_t *e)
+/* The bytes come from shared memory, a copy of it or a fuzzer: every
+ * length is checked against len before it is used, the header is copied
+ * out (buf need not be aligned), and sums are done in 64 bits so that no
+ * 32-bit field can wrap them. */
+int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
+                           apr_uint64_t hash, const char *key, apr_size_t klen,
+                           isr_entry_t *e)
 {
-    const isr_record_t *rec = (const isr_record_t *)buf;
+    isr_record_t rec;
     apr_uint64_t used;
 
-    if (len < sizeof(*rec) || rec->magic != ISR_REC_MAGIC || rec->total != len
-        || rec->hash != hash) {
+    if (!buf || len < sizeof(rec)) {
         return 0;
     }
-    used = (apr_uint64_t)sizeof(*rec) + rec->keylen + rec->hdrlen
-           + rec->bodylen;
-    if (used > len || rec->keylen != klen
-        || memcmp(buf + sizeof(*rec), key, klen) != 0) {
+    memcpy(&rec, buf, sizeof(rec));
+    if (rec.magic != ISR_REC_MAGIC || rec.total != len || rec.hash != hash) {
         return 0;
     }
-    e->status = (int)rec->status;
-    e->headers = (const char *)buf + sizeof(*rec) + klen;
-    e->hdrlen = rec->hdrlen;
-    e->body = e->headers + rec->hdrlen;
-    e->bodylen = rec->bodylen;
+    used = (apr_uint64_t)sizeof(rec) + rec.keylen + rec.hdrlen + rec.bodylen;
+    if (used > len || rec.keylen != klen
+        || memcmp(buf + sizeof(rec), key, klen) != 0) {
+        return 0;
+    }
+    e->status = (int)rec.status;
+    e->headers = (const char *)buf + sizeof(rec) + klen;
+    e->hdrlen = rec.hdrlen;
+    e->body = e->headers + rec.hdrlen;
+    e->bodylen = rec.bodylen;
     return 1;
 }
 
@@ -504,8 +401,8 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  apr_time_t now, apr_pool_t *p,
                                  const isr_copy_t *copy, isr_entry_t *e)
 {
-    apr_uint64_t off, ring_size = zone->hdr->ring_size;
-    apr_uint32_t b[2], seq, state, len, i, tries;
+    apr_uint64_t off, shash, ring_size = zone->hdr->ring_size;
+    apr_uint32_t b[2], seq, state, len, i, tries, ref;
     const unsigned char *rec;
     int from_copy = 0;
     isr_slot_t *s;
@@ -528,9 +425,14 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
             if (seq & 1u) {
                 continue;
             }
+            /* The hash is read inside the section like every other field:
+             * read after the second seq load, a slot that went K -> Y -> K
+             * meanwhile would give K the state of Y. */
+            shash = LOAD(&s->hash);
             state = LOAD(&s->state);
             e->slot = idx;
             e->seq = seq;
+            e->hash = shash;
             e->lease = LOAD(&s->lease);
             e->fresh_until = LOAD(&s->fresh_until);
             e->until = LOAD(&s->until);
@@ -538,7 +440,7 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
             off = LOAD(&s->rec_off);
             len = LOAD(&s->rec_len);
             rec = NULL;
-            if (state == ISR_SLOT_VALID && now <= e->until) {
+            if (shash == hash && state == ISR_SLOT_VALID && now <= e->until) {
                 /* Bounds first: the fields may be torn until seq is
                  * checked, and they must never send us outside the ring. */
                 if (off > ring_size || len > ring_size - off
@@ -549,9 +451,12 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  &from_copy);
             }
             __atomic_thread_fence(__ATOMIC_ACQUIRE);
-            if (LOAD(&s->seq) != seq || LOAD(&s->hash) != hash) {
+            if (LOAD(&s->seq) != seq) {
                 record_done(copy, rec, from_copy, 0, zone, e->slot, seq);
                 continue;
+            }
+            if (shash != hash) {
+                break;  /* another key's slot now: try the next candidate */
             }
             switch (state) {
             case ISR_SLOT_PENDING:
@@ -565,7 +470,7 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                 if (now > e->until) {
                     return e->state = ISR_LOOK_EXPIRED;
                 }
-                if (!record_parse(rec, len, hash, key, klen, e)) {
+                if (!isr_store_record_parse(rec, len, hash, key, klen, e)) {
                     /* Another key with the same 64-bit hash: serve this
                      * one uncached rather than ever sending a wrong body. */
                     record_done(copy, rec, from_copy, 0, zone, e->slot, seq);
@@ -574,8 +479,12 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                 }
                 record_done(copy, rec, from_copy, 1, zone, e->slot, seq);
                 e->record = rec;
-                if (!LOAD(&s->ref)) {
-                    STORE(&s->ref, 1u);
+                /* CLOCK: count the hit, a plain store and only when the
+                 * value changes, so hits on a hot entry stay reads. A lost
+                 * race between two hits loses a count, nothing more. */
+                ref = LOAD(&s->ref);
+                if (ref < ISR_REF_MAX) {
+                    STORE(&s->ref, ref + 1);
                 }
                 return e->state = now <= e->fresh_until ? ISR_LOOK_FRESH
                                                         : ISR_LOOK_STALE;
@@ -609,11 +518,22 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
     if (cur != 0 && ISR_LEASE_DEADLINE(cur) >= sec_ceil(now)) {
         return 0;
     }
-    if (LOAD_ACQ(&s->seq) != e->seq) {
+    if (LOAD_ACQ(&s->seq) != e->seq || LOAD(&s->hash) != e->hash) {
         return 0;
     }
-    mine = lease_make(now, hold);
+    /* Queued: it holds other refresh claims off (deadline), but misses do
+     * not wait for it until the job starts and renews it. */
+    mine = lease_make(now, hold, 1);
     if (!CAS(&s->lease, &cur, mine)) {
+        return 0;
+    }
+    /* The slot may have been given to another key between the check and
+     * the CAS. Writers that re-key reset the lease inside the slot's
+     * seqlock section, so a CAS that read such a reset (acquire) sees the
+     * odd or newer seq here; then the lease is not ours to keep: give back
+     * the value we replaced. */
+    if (LOAD_ACQ(&s->seq) != e->seq || LOAD(&s->hash) != e->hash) {
+        lease_drop(s, mine, cur);
         return 0;
     }
     *please = mine;
@@ -623,7 +543,7 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
 int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t *lease,
                     apr_time_t now, apr_interval_time_t hold)
 {
-    apr_uint64_t expect = *lease, mine = lease_make(now, hold);
+    apr_uint64_t expect = *lease, mine = lease_make(now, hold, 0);
 
     if (!CAS(&zone->slots[slot % zone->nslots].lease, &expect, mine)) {
         return 0;
@@ -637,7 +557,7 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
                                  apr_uint32_t *pslot, apr_uint32_t *pseq,
                                  apr_uint64_t *please)
 {
-    apr_uint64_t mine = lease_make(now, hold), cur;
+    apr_uint64_t mine = lease_make(now, hold, 0), cur;
     isr_claim_t res = ISR_CLAIM_OWNED;
     apr_uint32_t state;
     isr_slot_t *s;
@@ -700,10 +620,11 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
 {
     apr_uint64_t need = sizeof(isr_record_t) + (apr_uint64_t)klen + v->hdrlen
                         + v->bodylen, phys;
-    isr_slot_t *s = &zone->slots[slot % zone->nslots];
+    isr_slot_t *orig = &zone->slots[slot % zone->nslots], *s = orig;
     isr_record_t *rec;
     unsigned char *w;
-    int found;
+    apr_time_t now;
+    int found = 1;
     long idx;
 
     need = ALIGN_UP(need, ISR_REC_ALIGN);
@@ -714,27 +635,26 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     if (!zone_lock(zone)) {
         return APR_EGENERAL;
     }
+    now = apr_time_now();
+    /* Room first: making it may drop records (this key's own included,
+     * which turns its slot PENDING while our lease is live) and move
+     * others, so the slot is chosen once the ring has settled. */
+    phys = isr_ring_alloc(zone, need, now);
     /* The slot may have been evicted and reused while we fetched. */
     if (LOAD(&s->hash) != hash || LOAD(&s->state) == ISR_SLOT_EMPTY
         || (LOAD(&s->seq) & 1u)) {
-        idx = bucket_find(zone, hash, apr_time_now(), &found);
+        idx = bucket_find(zone, hash, now, &found);
         if (idx < 0) {
             zone_unlock(zone);
             return APR_EBUSY;
         }
         s = &zone->slots[idx];
-        slot = (apr_uint32_t)idx;
-        if (!found) {
-            /* A reused slot must not keep its previous key's lease. */
-            __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
-        }
     }
-    phys = ring_alloc(zone, need);
     rec = (isr_record_t *)(zone->ring + phys);
     memset(rec, 0, sizeof(*rec));
     rec->magic = ISR_REC_MAGIC;
     rec->total = (apr_uint32_t)need;
-    rec->slot = slot;
+    rec->slot = (apr_uint32_t)(s - zone->slots);
     rec->status = (apr_uint32_t)v->status;
     rec->hash = hash;
     rec->fetched = v->fetched;
@@ -750,9 +670,18 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
         memcpy(w + klen + v->hdrlen, v->body, v->bodylen);
     }
     /* Only now does the record become part of the ring. */
-    zone->hdr->head += need;
+    isr_ring_commit(zone, need);
 
     slot_begin(s);
+    if (!found) {
+        /* A slot taken from another key must not keep that key's lease
+         * (reset inside the section, see isr_store_claim_refresh) nor its
+         * hits. */
+        __atomic_exchange_n(&s->lease, (apr_uint64_t)0, __ATOMIC_ACQ_REL);
+        STORE(&s->ref, 0u);
+    }
+    /* A new version of a key keeps the key's hits: it is the key that is
+     * in use, not the version. */
     slot_set_hash(zone, s, hash);
     STORE(&s->state, ISR_SLOT_VALID);
     STORE(&s->rec_off, phys);
@@ -760,11 +689,13 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     STORE(&s->fresh_until, v->fresh_until);
     STORE(&s->until, v->stale_until);
     STORE(&s->fetched, v->fetched);
-    STORE(&s->ref, 0u);
     slot_end(s);
     lease_drop(s, lease, 0);
-    if (s != &zone->slots[slot % zone->nslots]) {
-        lease_drop(&zone->slots[slot % zone->nslots], lease, 0);
+    if (s != orig) {
+        /* Published elsewhere: whatever our lease still holds on the slot
+         * we were given (a slot repaired after a writer died keeps it) is
+         * released too. */
+        lease_drop(orig, lease, 0);
     }
     zone_unlock(zone);
     return APR_SUCCESS;
@@ -818,7 +749,7 @@ void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,
                        apr_time_t until)
 {
     lease_drop(&zone->slots[slot % zone->nslots], lease,
-               ISR_LEASE_MAKE(sec_ceil(until), 0));
+               ISR_LEASE_MAKE(sec_ceil(until), 0, 0));
 }
 
 void isr_store_release(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease)

@@ -49,13 +49,13 @@ static apr_status_t zone_create(isr_zone_rt_t *rt, const isr_zone_def_t *def,
                                 server_rec *s)
 {
     apr_pool_t *pp = s->process->pool;
-    apr_uint64_t seed;
+    apr_uint64_t seed[2];   /* the zone's SipHash key */
     apr_status_t rv;
 
     if (APR_SUCCESS != (rv = apr_shm_create(&rt->shm, def->size, NULL, pp))) {
         return rv;
     }
-    if (APR_SUCCESS != (rv = apr_generate_random_bytes((unsigned char *)&seed,
+    if (APR_SUCCESS != (rv = apr_generate_random_bytes((unsigned char *)seed,
                                                        sizeof(seed)))) {
         return rv;
     }

@@ -12,8 +12,15 @@
  * reaped) several times during the run and respawned; the others must go
  * on. Everything is bounded in time; a watchdog reports a deadlock.
  *
+ * With -H n (scan mode) n hot keys are published before the run, the
+ * writers flood the zone with one-hit keys instead (each key written once,
+ * never read), and reader 0 reads the hot keys over and over: they must
+ * survive (invariant 8). A SIGKILLed writer may cost at most the entry it
+ * was moving, so a hot key lost more often than the victim was killed is a
+ * failure; a lost one is put back.
+ *
  *   stress_store [-t secs] [-w writers] [-r readers] [-k keys] [-z zone_kib]
- *                [-b max_body] [-x kills] [-s seed]
+ *                [-b max_body] [-x kills] [-s seed] [-H hot_keys]
  * Exit status 0 when every check passed.
  */
 #include <errno.h>
@@ -38,6 +45,7 @@ typedef struct {
                  pending, pass, failed;
     apr_uint64_t publishes, enospc, ebusy, claims_miss, claims_refresh,
                  busy, noslot, marks, backoffs, releases, waits;
+    apr_uint64_t hot_reads, hot_lost, hot_raced;
     apr_uint64_t victim_in_store;  /* the victim is inside a store call */
     apr_uint64_t victim_ops;
     int holder;                    /* pid holding the zone mutex, or 0 */
@@ -50,6 +58,7 @@ static int mypid;
  * zone mutex for the n-th time, i.e. while holding it. */
 static int die_at_lock, die_at_unlock;
 static int nkeys = 300;
+static int nhot;                   /* -H: hot keys nkeys .. nkeys + nhot - 1 */
 static apr_uint32_t maxb = MAXB;
 static tzone_t tz;
 
@@ -75,11 +84,13 @@ static int key_of(char *buf, apr_size_t n, apr_uint32_t k)
     return snprintf(buf, n, "http://127.0.0.1/stress/%u", k);
 }
 
-/* Everything about a value follows from (key, version). */
+/* Everything about a value follows from (key, version). Hot keys (scan
+ * mode) are small, as the pages a site serves most usually are. */
 static apr_uint32_t val_len(apr_uint32_t k, apr_uint64_t ver)
 {
     apr_uint64_t s = ((apr_uint64_t)k * 0x9e3779b97f4a7c15ULL) ^ ver;
-    return (apr_uint32_t)rng_range(&s, 1, maxb);
+    int hot = k >= (apr_uint32_t)nkeys && k < (apr_uint32_t)(nkeys + nhot);
+    return (apr_uint32_t)rng_range(&s, 1, hot && maxb > 2048 ? 2048 : maxb);
 }
 
 static int val_status(apr_uint32_t k, apr_uint64_t ver)
@@ -281,6 +292,86 @@ static void child_init(void)
     apr_global_mutex_child_init(&tz.z.mutex, NULL, p);
 }
 
+/* Publish version ver of key k now, the way the module does a miss: claim,
+ * then publish. Returns the claim's outcome (ISR_CLAIM_READY: the key is
+ * there after all, e.g. a lookup raced a writer moving it). */
+static isr_claim_t put_key(apr_uint32_t k, apr_uint64_t ver)
+{
+    static unsigned char body[MAXB];
+    char key[64], hdrs[128];
+    int klen = key_of(key, sizeof(key), k);
+    apr_uint64_t hash = isr_store_hash(&tz.z, key, (apr_size_t)klen), lease;
+    apr_uint32_t slot, seq, len = val_len(k, ver);
+    apr_time_t now = apr_time_now();
+    isr_claim_t c;
+    isr_value_t v;
+
+    c = isr_store_claim_miss(&tz.z, hash, now, 5 * SEC, &slot, &seq, &lease);
+    if (c != ISR_CLAIM_OWNED) {
+        return c;
+    }
+    val_body(body, k, ver, len);
+    v.status = val_status(k, ver);
+    v.headers = hdrs;
+    v.hdrlen = val_headers(hdrs, k, ver);
+    v.body = (const char *)body;
+    v.bodylen = len;
+    v.fetched = now;
+    v.fresh_until = now + (apr_time_t)(ver % 997);
+    v.stale_until = now + 30 * SEC;
+    if (isr_store_publish(&tz.z, slot, lease, key, (apr_size_t)klen, hash, &v)
+        != APR_SUCCESS) {
+        isr_store_release(&tz.z, slot, lease);
+        return ISR_CLAIM_NOSLOT;
+    }
+    return c;
+}
+
+/* Scan mode, reader 0: the hot keys must stay while the writers flood. A
+ * lookup that finds no usable entry does what the module does, a miss
+ * claim: READY means the key was there (the lookup met a writer mid-way),
+ * OWNED means it was really gone. */
+static void hot_reader(apr_time_t deadline)
+{
+    unsigned char *want = malloc(MAXB);
+    char who[32], key[64];
+    apr_uint64_t ver = 1000;
+    apr_pool_t *p;
+    unsigned long n = 0;
+
+    snprintf(who, sizeof(who), "hot reader (pid %d)", (int)getpid());
+    child_init();
+    apr_pool_create(&p, NULL);
+    while (!st->stop && apr_time_now() < deadline) {
+        apr_uint32_t k = (apr_uint32_t)(nkeys + (int)(n++ % (unsigned)nhot));
+        int klen = key_of(key, sizeof(key), k);
+        isr_entry_t e;
+        isr_look_t l = isr_store_lookup(&tz.z, key, (apr_size_t)klen,
+                                        isr_store_hash(&tz.z, key,
+                                                       (apr_size_t)klen),
+                                        apr_time_now(), p, &e);
+        ADD(hot_reads, 1);
+        if (l == ISR_LOOK_FRESH || l == ISR_LOOK_STALE) {
+            if (!verify(who, k, &e, want)) {
+                break;
+            }
+            ADD(verified, 1);
+        }
+        else if (l != ISR_LOOK_PENDING) {
+            if (put_key(k, ++ver) == ISR_CLAIM_READY) {
+                ADD(hot_raced, 1);
+            }
+            else {
+                ADD(hot_lost, 1);
+            }
+        }
+        if ((n & 255) == 0) {
+            apr_pool_clear(p);
+        }
+    }
+    _exit(0);
+}
+
 static void reader(int id, apr_time_t deadline, apr_uint64_t seed)
 {
     apr_uint64_t rs = seed;
@@ -337,7 +428,11 @@ static void writer(int id, apr_time_t deadline, apr_uint64_t seed,
     child_init();
     apr_pool_create(&p, NULL);
     while (!st->stop) {
-        apr_uint32_t k = (apr_uint32_t)(rng_next(&rs) % (apr_uint64_t)nkeys);
+        /* Scan mode: a key nobody wrote before and nobody will read. */
+        apr_uint32_t k = nhot
+            ? (apr_uint32_t)(nkeys + nhot) + 1000000u * (apr_uint32_t)id
+              + (apr_uint32_t)(n % 1000000u)
+            : (apr_uint32_t)(rng_next(&rs) % (apr_uint64_t)nkeys);
         int klen = key_of(key, sizeof(key), k), refresh = 0;
         apr_uint64_t hash = isr_store_hash(&tz.z, key, (apr_size_t)klen);
         apr_uint64_t lease = 0, ver, r;
@@ -352,6 +447,13 @@ static void writer(int id, apr_time_t deadline, apr_uint64_t seed,
         }
         if ((++n & 127) == 0) {
             apr_pool_clear(p);
+        }
+        if (nhot) {
+            /* A flood, not a firehose: a few thousand new keys a second
+             * still turn the ring over many times a second, while a hot
+             * reader that the scheduler leaves out for a few ms does not
+             * miss three turns in a row (what CLOCK forgives). */
+            apr_sleep(200);
         }
         if (victim) {
             __atomic_store_n(&st->victim_in_store, 1, __ATOMIC_SEQ_CST);
@@ -477,6 +579,9 @@ static pid_t spawn(char kind, int id, apr_time_t deadline, apr_uint64_t seed,
         else if (mode == 'U') {
             die_at_unlock = 1 + (int)(seed % 40);
         }
+        if (kind == 'r' && id == 0 && nhot) {
+            hot_reader(deadline);
+        }
         if (kind == 'r') {
             reader(id, deadline, seed);
         }
@@ -488,7 +593,8 @@ static pid_t spawn(char kind, int id, apr_time_t deadline, apr_uint64_t seed,
 static void usage(void)
 {
     fprintf(stderr, "usage: stress_store [-t secs] [-w writers] [-r readers] "
-            "[-k keys] [-z zone_kib] [-b max_body] [-x kills] [-s seed]\n");
+            "[-k keys] [-z zone_kib] [-b max_body] [-x kills] [-s seed] "
+            "[-H hot_keys]\n");
     exit(2);
 }
 
@@ -520,11 +626,13 @@ int main(int argc, const char *const *argv)
         case 'z': zone_kib = atoi(argv[++i]); break;
         case 'x': kills = atoi(argv[++i]); break;
         case 's': seed = strtoull(argv[++i], NULL, 0); break;
+        case 'H': nhot = atoi(argv[++i]); break;
         default: usage();
         }
     }
     if (writers < 1 || readers < 0 || writers + readers + 1 > MAXPROC
-        || nkeys < 1 || secs <= 0 || maxb < 1 || maxb > MAXB) {
+        || nkeys < 1 || secs <= 0 || maxb < 1 || maxb > MAXB || nhot < 0
+        || (nhot && readers < 1)) {
         usage();
     }
     if (seed == 0) {
@@ -554,6 +662,21 @@ int main(int argc, const char *const *argv)
            (unsigned long long)seed);
     /* Last resort if the parent itself blocks on the mutex at the end. */
     alarm((unsigned)secs + 30);
+    for (i = 0; i < nhot; i++) {
+        char key[64];
+        int klen = key_of(key, sizeof(key), (apr_uint32_t)(nkeys + i));
+        isr_entry_t e;
+        isr_look_t l = ISR_LOOK_ABSENT;
+        if (put_key((apr_uint32_t)(nkeys + i), 1) == ISR_CLAIM_OWNED) {
+            l = isr_store_lookup(&tz.z, key, (apr_size_t)klen,
+                                 isr_store_hash(&tz.z, key, (apr_size_t)klen),
+                                 apr_time_now(), pool, &e);
+        }
+        if (l != ISR_LOOK_FRESH && l != ISR_LOOK_STALE) {
+            printf("FAIL: hot key %d not stored\n", i);
+            return 1;
+        }
+    }
 
     start = apr_time_now();
     deadline = start + (apr_time_t)(secs * SEC);
@@ -701,8 +824,23 @@ int main(int argc, const char *const *argv)
            (unsigned long long)(st->publishes - pub_at_last_kill),
            (unsigned long long)st->locks, (unsigned long long)st->lock_errors);
 
+    if (nhot) {
+        printf("stress: scan mode: %d hot keys read %llu times while the "
+               "writers flooded the zone with one-hit keys; lost %llu times "
+               "(victim killed %d times), %llu lookups met a writer and were "
+               "answered after a miss claim\n", nhot,
+               (unsigned long long)st->hot_reads,
+               (unsigned long long)st->hot_lost, killed,
+               (unsigned long long)st->hot_raced);
+    }
     if (st->bad) {
         printf("FAIL: %s\n", st->badmsg);
+        return 1;
+    }
+    if (nhot && (st->hot_lost > (apr_uint64_t)killed || st->hot_reads == 0)) {
+        printf("FAIL: hot keys were lost %llu times under a flood of one-hit "
+               "keys, more than the %d kills can explain\n",
+               (unsigned long long)st->hot_lost, killed);
         return 1;
     }
     if (rc) {

@@ -30,6 +30,8 @@ typedef struct {
 static apr_status_t tzone_make(apr_pool_t *p, apr_size_t size,
                                apr_uint64_t seed, tzone_t *t)
 {
+    /* A reproducible 128-bit zone key from one number. */
+    apr_uint64_t k[2] = { seed, seed ^ 0x9e3779b97f4a7c15ULL };
     apr_status_t rv;
 
     memset(t, 0, sizeof(*t));
@@ -38,7 +40,7 @@ static apr_status_t tzone_make(apr_pool_t *p, apr_size_t size,
     }
     t->base = apr_shm_baseaddr_get(t->shm);
     t->size = apr_shm_size_get(t->shm);
-    if ((rv = isr_store_format(t->base, t->size, seed, apr_time_now()))
+    if ((rv = isr_store_format(t->base, t->size, k, apr_time_now()))
         != APR_SUCCESS) {
         return rv;
     }
