@@ -113,7 +113,11 @@ static int isr_quick_handler(request_rec *r, int lookup_uri)
         return DECLINED;
     }
     c = ap_get_module_config(r->per_dir_config, &isr_module);
-    if (!isr_conf_enabled(c) || !isr_conf_quick(c)) {
+    /* Expressions may read what later phases set (SetEnvIf, mod_rewrite's
+     * E=, the mapped file name): here they would give another key than on
+     * the normal path, so scopes that use them are not answered here. */
+    if (!isr_conf_enabled(c) || !isr_conf_quick(c) || c->backend_expr
+        || c->key_expr) {
         return DECLINED;
     }
     q = apr_pcalloc(r->pool, sizeof(*q));
@@ -190,16 +194,19 @@ static int isr_fixups(request_rec *r)
     isr_req_t *q;
     int rc;
 
-    if (!isr_conf_enabled(c) || r->method_number != M_GET) {
+    if (!isr_conf_enabled(c)) {
+        return DECLINED;
+    }
+    if (isr_conf_apply(c) == ISR_APPLY_HEADER) {
+        /* The handler must see only what mod_isr set, never a value the
+         * client sent under that name: whatever the method, and also when
+         * the fetch failed (ISROnError pass leaves it unset). */
+        apr_table_unset(r->headers_in, c->apply_name);
+    }
+    if (r->method_number != M_GET) {
         return DECLINED;
     }
     q = apr_pcalloc(r->pool, sizeof(*q));
-    if (isr_conf_apply(c) == ISR_APPLY_HEADER) {
-        /* The handler must see only what mod_isr set, never a value the
-         * client sent under that name (ISROnError pass, or a fetch that
-         * failed, leaves it unset). */
-        apr_table_unset(r->headers_in, c->apply_name);
-    }
     if (isr_conf_apply(c) != ISR_APPLY_RESPONSE) {
         if ((rc = isr_obtain(r, c, q)) == OK) {
             isr_respond_apply(r, q);

@@ -13,6 +13,11 @@
 
 typedef struct isr_http_head_t isr_http_head_t;
 
+/* What one response head may cost: more is refused (like httpd's own
+ * LimitRequestFieldSize/LimitRequestFields for requests). */
+#define ISR_HTTP_HEAD_MAX  (64 * 1024)
+#define ISR_HTTP_LINES_MAX 256
+
 /* A parser for one response (its 1xx heads, the final head, trailers). */
 isr_http_head_t *isr_http_head_make(apr_pool_t *p);
 
@@ -35,7 +40,8 @@ typedef struct {
     int uncacheable;       /* Set-Cookie, Cache-Control private/no-store,
                             * wherever they appear (also in a header that
                             * Connection names) */
-    int explicit_fresh;    /* Cache-Control max-age / s-maxage, or Expires */
+    int explicit_fresh;    /* freshness still ahead: s-maxage, else max-age,
+                            * above 0, else an Expires after Date */
     const char *error;     /* set when the head is invalid */
 } isr_http_result_t;
 
@@ -43,7 +49,8 @@ typedef struct {
  * names) dropped, Content-Length dropped (httpd sets its own). APR_EINVAL
  * with out->error when the head is invalid: a bare CR, NUL or other control
  * byte, a header name that is not a token, a line without a colon, a fold
- * with nothing to continue, conflicting or malformed Content-Length. */
+ * with nothing to continue, conflicting or malformed Content-Length, a
+ * final status below 200 or above 599, a head over the limits above. */
 apr_status_t isr_http_head_finish(isr_http_head_t *h, apr_pool_t *p,
                                   isr_http_result_t *out);
 

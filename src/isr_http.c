@@ -6,14 +6,25 @@
 #include <strings.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
+#include <apr_date.h>
 
 #include "isr_http.h"
 
+/* One header field; a folded value grows in place (amortised doubling), so
+ * a head of many fold lines costs linear memory, not quadratic. */
+typedef struct {
+    char *name;
+    char *value;
+    apr_size_t vlen, vcap;      /* vcap 0: value is not ours to grow */
+} field_t;
+
 struct isr_http_head_t {
     apr_pool_t *p;
-    apr_array_header_t *hdrs;   /* name, value, name, value, ... (mutable) */
+    apr_array_header_t *fields; /* field_t */
+    apr_size_t bytes;           /* of the current head's lines */
+    int lines;                  /* of the current head */
     int status;                 /* of the last status line, 0 before one */
-    int done;                   /* the final head ended */
+    int done;                   /* the current head ended (blank line) */
     const char *error;          /* first reason the head is invalid */
 };
 
@@ -22,7 +33,7 @@ isr_http_head_t *isr_http_head_make(apr_pool_t *p)
     isr_http_head_t *h = apr_pcalloc(p, sizeof(*h));
 
     h->p = p;
-    h->hdrs = apr_array_make(p, 32, sizeof(char *));
+    h->fields = apr_array_make(p, 32, sizeof(field_t));
     return h;
 }
 
@@ -33,7 +44,7 @@ const char *isr_http_head_error(const isr_http_head_t *h)
 
 int isr_http_head_done(const isr_http_head_t *h)
 {
-    return h->done;
+    return h->done && h->status >= 200;
 }
 
 /* RFC 9110 5.6.2 tchar. */
@@ -56,11 +67,14 @@ static apr_status_t invalid(isr_http_head_t *h, const char *why)
     return APR_EINVAL;
 }
 
-/* "HTTP/1.1 200 OK": the status, or 0 if the line does not carry one. */
+/* "HTTP/1.1 200 OK": the status, or 0 if the line is not a status line. */
 static int status_of(const char *s, const char *end)
 {
     int n = 0, i;
 
+    if (end - s < 5 || strncmp(s, "HTTP/", 5)) {
+        return 0;
+    }
     while (s < end && *s != ' ') {
         s++;
     }
@@ -73,63 +87,93 @@ static int status_of(const char *s, const char *end)
         }
         n = n * 10 + (*s - '0');
     }
-    return (s == end || *s == ' ') ? n : 0;
+    return (s == end || *s == ' ') && n >= 100 ? n : 0;
+}
+
+/* Append " piece" to the last field's value. */
+static void unfold(isr_http_head_t *h, const char *v, apr_size_t n)
+{
+    field_t *f = &APR_ARRAY_IDX(h->fields, h->fields->nelts - 1, field_t);
+    apr_size_t need = f->vlen + (f->vlen ? 1 : 0) + n + 1, cap;
+    char *nv;
+
+    if (need > f->vcap) {
+        cap = f->vcap ? f->vcap : 64;
+        while (cap < need) {
+            cap *= 2;
+        }
+        nv = apr_palloc(h->p, cap);
+        memcpy(nv, f->value, f->vlen);
+        f->value = nv;
+        f->vcap = cap;
+    }
+    if (f->vlen) {
+        f->value[f->vlen++] = ' ';
+    }
+    memcpy(f->value + f->vlen, v, n);
+    f->vlen += n;
+    f->value[f->vlen] = '\0';
 }
 
 apr_status_t isr_http_head_line(isr_http_head_t *h, const char *line,
                                 apr_size_t len)
 {
     const char *end = line + len, *colon, *v, *ve, *c;
-    char **prev;
+    field_t *f;
+    int st;
 
     if (h->error) {
         return APR_EINVAL;
     }
-    /* The line ending, then nothing else may be a CR or a NUL. */
+    if (h->done && h->status >= 200) {
+        return APR_SUCCESS;   /* trailers of the final answer */
+    }
     if (end > line && end[-1] == '\n') {
         end--;
         if (end > line && end[-1] == '\r') {
             end--;
         }
     }
-    if (h->done) {
-        /* Trailers of the final answer, or what follows a 1xx head. */
-        if (h->status >= 200 || len < 5 || strncmp(line, "HTTP/", 5)) {
-            return APR_SUCCESS;
-        }
-    }
     if (memchr(line, '\0', end - line) || memchr(line, '\r', end - line)) {
         return invalid(h, "a NUL or bare CR in the response head");
     }
-    if (end - line >= 5 && !strncmp(line, "HTTP/", 5)) {
-        /* A status line: a new head begins (after a 1xx). */
-        apr_array_clear(h->hdrs);
+    /* A status line may only start a head: the first line, or the one
+     * after a finished 1xx head. Anywhere else "HTTP/..." is a header
+     * line, and not a valid one. */
+    if (!h->status || h->done) {
+        if (!(st = status_of(line, end))) {
+            return invalid(h, h->status ? "no status line after a 1xx head"
+                                        : "no valid status line");
+        }
+        apr_array_clear(h->fields);
+        h->status = st;
         h->done = 0;
-        h->status = status_of(line, end);
+        h->bytes = 0;
+        h->lines = 0;
         return APR_SUCCESS;
+    }
+    /* Bounds before anything grows: a backend cannot make the head cost
+     * more than this. */
+    h->bytes += len;
+    if (h->bytes > ISR_HTTP_HEAD_MAX || ++h->lines > ISR_HTTP_LINES_MAX) {
+        return invalid(h, "a response head longer than 64 KiB or 256 lines");
     }
     if (end == line) {
-        h->done = h->status != 0;
+        h->done = 1;
         return APR_SUCCESS;
-    }
-    if (!h->status) {
-        return invalid(h, "a header before the status line");
     }
     if (is_ows(*line)) {
         /* obs-fold (RFC 9112 5.2): continue the previous value, joined by
          * one space, as a proxy that forwards the message must. */
-        if (h->hdrs->nelts < 2) {
+        if (!h->fields->nelts) {
             return invalid(h, "a folded line with no header to continue");
         }
         for (v = line; v < end && is_ows(*v); v++) {
         }
         for (ve = end; ve > v && is_ows(ve[-1]); ve--) {
         }
-        prev = &APR_ARRAY_IDX(h->hdrs, h->hdrs->nelts - 1, char *);
         if (ve > v) {
-            *prev = **prev ? apr_pstrcat(h->p, *prev, " ",
-                                         apr_pstrmemdup(h->p, v, ve - v), NULL)
-                           : apr_pstrmemdup(h->p, v, ve - v);
+            unfold(h, v, ve - v);
         }
         return APR_SUCCESS;
     }
@@ -145,8 +189,11 @@ apr_status_t isr_http_head_line(isr_http_head_t *h, const char *line,
     }
     for (ve = end; ve > v && is_ows(ve[-1]); ve--) {
     }
-    APR_ARRAY_PUSH(h->hdrs, char *) = apr_pstrmemdup(h->p, line, colon - line);
-    APR_ARRAY_PUSH(h->hdrs, char *) = apr_pstrmemdup(h->p, v, ve - v);
+    f = apr_array_push(h->fields);
+    f->name = apr_pstrmemdup(h->p, line, colon - line);
+    f->value = apr_pstrmemdup(h->p, v, ve - v);
+    f->vlen = ve - v;
+    f->vcap = 0;
     return APR_SUCCESS;
 }
 
@@ -165,12 +212,16 @@ int isr_http_has_token(const char *list, const char *token)
     return 0;
 }
 
-static int is_hop_by_hop(const char *name, const char *connection)
+/* Whether `name` is hop-by-hop: one of the fixed list, Proxy-*, or a
+ * token of one of the head's Connection fields (at most
+ * ISR_HTTP_LINES_MAX of them, so this stays bounded). */
+static int is_hop_by_hop(const char *name, const isr_http_head_t *h)
 {
     static const char *const hop[] = {
         "Connection", "Keep-Alive", "TE", "Trailer", "Trailers",
         "Transfer-Encoding", "Upgrade", "Content-Length", NULL
     };
+    const field_t *f = (const field_t *)h->fields->elts;
     int i;
 
     if (!strncasecmp(name, "Proxy-", 6)) {
@@ -181,7 +232,13 @@ static int is_hop_by_hop(const char *name, const char *connection)
             return 1;
         }
     }
-    return connection && isr_http_has_token(connection, name);
+    for (i = 0; i < h->fields->nelts; i++) {
+        if (!strcasecmp(f[i].name, "Connection")
+            && isr_http_has_token(f[i].value, name)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Every element of a Content-Length list must be the same number, and so
@@ -219,67 +276,144 @@ static int content_length_ok(const char *v, apr_int64_t *seen)
     }
 }
 
+/* The delta-seconds of directive `name` in a Cache-Control value: 1 with
+ * *secs set when present (a malformed value counts as 0, RFC 9111 1.2.2
+ * says to treat it as stale), 0 when absent. */
+static int cc_seconds(const char *list, const char *name, apr_int64_t *secs)
+{
+    apr_size_t nl = strlen(name);
+    const char *s;
+    apr_int64_t n = 0;
+
+    for (s = list; *s; s++) {
+        if (strncasecmp(s, name, nl)
+            || (s != list && (apr_isalnum(s[-1]) || s[-1] == '-'))
+            || apr_isalnum(s[nl]) || s[nl] == '-') {
+            continue;
+        }
+        s += nl;
+        while (is_ows(*s)) {
+            s++;
+        }
+        if (*s++ != '=') {
+            *secs = 0;
+            return 1;
+        }
+        while (is_ows(*s)) {
+            s++;
+        }
+        if (*s == '"') {
+            s++;
+        }
+        for (; apr_isdigit(*s) && n < APR_INT64_C(1) << 40; s++) {
+            n = n * 10 + (*s - '0');
+        }
+        *secs = n;
+        return 1;
+    }
+    return 0;
+}
+
+/* Explicit freshness that is still ahead (RFC 9111 4.2.1, shared cache):
+ * s-maxage, else max-age, else Expires after Date (or after `now` without
+ * a usable Date). Fields named by Connection are not the answer's. */
+static int fresh_ahead(const isr_http_head_t *h, apr_time_t now)
+{
+    const field_t *f = (const field_t *)h->fields->elts;
+    const char *expires = NULL, *date = NULL;
+    apr_int64_t smax = -1, max = -1, n;
+    apr_time_t e, d;
+    int i;
+
+    for (i = 0; i < h->fields->nelts; i++) {
+        if (is_hop_by_hop(f[i].name, h)) {
+            continue;
+        }
+        if (!strcasecmp(f[i].name, "Cache-Control")) {
+            if (smax < 0 && cc_seconds(f[i].value, "s-maxage", &n)) {
+                smax = n;
+            }
+            if (max < 0 && cc_seconds(f[i].value, "max-age", &n)) {
+                max = n;
+            }
+        }
+        else if (!expires && !strcasecmp(f[i].name, "Expires")) {
+            expires = f[i].value;
+        }
+        else if (!date && !strcasecmp(f[i].name, "Date")) {
+            date = f[i].value;
+        }
+    }
+    if (smax >= 0) {
+        return smax > 0;
+    }
+    if (max >= 0) {
+        return max > 0;
+    }
+    if (!expires || !(e = apr_date_parse_http(expires))) {
+        return 0;              /* none, or invalid: already expired */
+    }
+    d = date ? apr_date_parse_http(date) : 0;
+    return e > (d ? d : now);
+}
+
 apr_status_t isr_http_head_finish(isr_http_head_t *h, apr_pool_t *p,
                                   isr_http_result_t *out)
 {
-    char **hd = (char **)h->hdrs->elts;
-    const char *connection = NULL, *c;
+    const field_t *f = (const field_t *)h->fields->elts;
     apr_int64_t cl = -1;
     apr_size_t len = 0, nl, vl;
+    const char *c;
     char *blob, *w;
-    int i, n = h->hdrs->nelts;
+    int i, n = h->fields->nelts;
 
     memset(out, 0, sizeof(*out));
-    for (i = 0; !h->error && i + 1 < n; i += 2) {
-        for (c = hd[i + 1]; *c; c++) {
+    if (!h->error && h->status && h->status < 200) {
+        invalid(h, "a 1xx status as the final answer");
+    }
+    if (!h->error && h->status > 599) {
+        invalid(h, "a status above 599");
+    }
+    for (i = 0; !h->error && i < n; i++) {
+        for (c = f[i].value; *c; c++) {
             if ((apr_iscntrl(*c) && *c != '\t') || *c == 0x7f) {
                 invalid(h, "a control byte in a header value");
                 break;
             }
         }
-        if (!strcasecmp(hd[i], "Connection")) {
-            connection = connection ? apr_pstrcat(p, connection, ",",
-                                                  hd[i + 1], NULL)
-                                    : hd[i + 1];
-        }
-        else if (!strcasecmp(hd[i], "Content-Length")) {
-            if (!content_length_ok(hd[i + 1], &cl)) {
-                invalid(h, "conflicting or malformed Content-Length");
-            }
+        if (!strcasecmp(f[i].name, "Content-Length")
+            && !content_length_ok(f[i].value, &cl)) {
+            invalid(h, "conflicting or malformed Content-Length");
         }
         /* Judged on every header, before any is dropped as hop-by-hop: a
          * "Connection: Cache-Control" must not hide a "private". */
-        if (!strcasecmp(hd[i], "Set-Cookie") || !strcasecmp(hd[i], "Set-Cookie2")
-            || (!strcasecmp(hd[i], "Cache-Control")
-                && (isr_http_has_token(hd[i + 1], "no-store")
-                    || isr_http_has_token(hd[i + 1], "private")))) {
+        if (!strcasecmp(f[i].name, "Set-Cookie")
+            || !strcasecmp(f[i].name, "Set-Cookie2")
+            || (!strcasecmp(f[i].name, "Cache-Control")
+                && (isr_http_has_token(f[i].value, "no-store")
+                    || isr_http_has_token(f[i].value, "private")))) {
             out->uncacheable = 1;
-        }
-        if ((!strcasecmp(hd[i], "Cache-Control")
-             && (isr_http_has_token(hd[i + 1], "max-age")
-                 || isr_http_has_token(hd[i + 1], "s-maxage")))
-            || !strcasecmp(hd[i], "Expires")) {
-            out->explicit_fresh = 1;
         }
     }
     if (h->error || !h->status) {
         out->error = h->error ? h->error : "no status line";
         return APR_EINVAL;
     }
-    for (i = 0; i + 1 < n; i += 2) {
-        if (!is_hop_by_hop(hd[i], connection)) {
-            len += strlen(hd[i]) + strlen(hd[i + 1]) + 2;
+    out->explicit_fresh = fresh_ahead(h, apr_time_now());
+    for (i = 0; i < n; i++) {
+        if (!is_hop_by_hop(f[i].name, h)) {
+            len += strlen(f[i].name) + strlen(f[i].value) + 2;
         }
     }
     w = blob = apr_palloc(p, len + 1);
-    for (i = 0; i + 1 < n; i += 2) {
-        if (is_hop_by_hop(hd[i], connection)) {
+    for (i = 0; i < n; i++) {
+        if (is_hop_by_hop(f[i].name, h)) {
             continue;
         }
-        nl = strlen(hd[i]) + 1;
-        vl = strlen(hd[i + 1]) + 1;
-        memcpy(w, hd[i], nl);
-        memcpy(w + nl, hd[i + 1], vl);
+        nl = strlen(f[i].name) + 1;
+        vl = strlen(f[i].value) + 1;
+        memcpy(w, f[i].name, nl);
+        memcpy(w + nl, f[i].value, vl);
         w += nl + vl;
     }
     out->headers = blob;

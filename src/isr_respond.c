@@ -79,6 +79,7 @@ void isr_respond_relay_head(request_rec *r, isr_req_t *q, int status,
                             const char *headers, apr_size_t hdrlen)
 {
     r->status = status;
+    r->status_line = ap_get_status_line_ex(r->pool, status);
     set_headers(r, headers, hdrlen);
     set_status_vars(r, q, "MISS", r->headers_out);
     q->relay_bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
@@ -127,6 +128,9 @@ int isr_respond_send(request_rec *r, const isr_req_t *q)
         return relay_end(r, q);
     }
     r->status = q->status;
+    /* A status httpd has no reason phrase for (a 299) would otherwise go
+     * out as "500 Internal Server Error". */
+    r->status_line = ap_get_status_line_ex(r->pool, q->status);
     set_headers(r, q->headers, q->hdrlen);
     set_status_vars(r, q, q->label, r->headers_out);
     if (q->fetched) {
@@ -136,6 +140,7 @@ int isr_respond_send(request_rec *r, const isr_req_t *q)
     }
     if (q->status == HTTP_OK && (rc = ap_meets_conditions(r)) != OK) {
         r->status = HTTP_OK;
+        r->status_line = NULL;
         return rc;
     }
     ap_set_content_length(r, q->bodylen);
@@ -165,11 +170,12 @@ int isr_respond_error(request_rec *r, const isr_req_t *q, apr_status_t rv)
     if (action == ISR_ONERROR_PASS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISR_LOGNO(0031)
                       "fetch of %s failed (%s): passing to the normal handler",
-                      q->url, q->error ? q->error : "unknown error");
+                      q->url ? q->url : "(no URL)", q->error ? q->error : "unknown error");
         return DECLINED;
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, ISR_LOGNO(0032)
-                  "fetch of %s failed (%s): answering %d", q->url,
+                  "fetch of %s failed (%s): answering %d",
+                  q->url ? q->url : "(no URL)",
                   q->error ? q->error : "unknown error", action);
     return action;
 }

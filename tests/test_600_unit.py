@@ -53,6 +53,11 @@ def _check(cmd, timeout):
     return out
 
 
+def test_http_cases(unit_bin):
+    out = _check([os.path.join(unit_bin, "test_http")], 30)
+    assert ", 0 failed" in out
+
+
 def test_store_cases(unit_bin):
     out = _check([os.path.join(unit_bin, "test_store")], 30)
     assert ", 0 failed" in out
@@ -63,7 +68,9 @@ def test_store_cases(unit_bin):
     ["-t", "4"],
     # 256 KiB zone, 32 hot keys: readers copy records while they are evicted and rewritten.
     ["-t", "4", "-z", "256", "-k", "32"],
-], ids=["wide", "hot"])
+    # scan mode: 16 hot keys must survive writers flooding the zone with one-hit keys.
+    ["-t", "3", "-H", "16", "-z", "4096", "-w", "2"],
+], ids=["wide", "hot", "scan"])
 def test_store_stress(unit_bin, args):
     out = _check([os.path.join(unit_bin, "stress_store")] + args, 40)
     assert "stress: ok" in out

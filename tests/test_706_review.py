@@ -228,9 +228,20 @@ class TestFoldMemory(_OneChild):
         raw.set("fold", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Fold: a\r\n"
                         + b" b\r\n" * FOLDS
                         + b"Content-Length: 2\r\nConnection: close\r\n\r\nok")
+        # Refusing a head over the limits (64 KiB, 256 lines) is fine; growing is not.
+        isr_env.expect_log("ISR0032", "longer than 64 KiB")
         r, grew, took = self._growth(raw_env, "/rh/fold")
         assert grew < MAX_GROWTH_KB, "a %d KB head made the child grow by %d MB (%.1f s)" % (
             FOLDS * 4 // 1024, grew // 1024, took)
+        assert r.status == 502, r
+
+    def test_706_12_folds_within_the_limits_are_unfolded(self, raw_env, raw):
+        raw.set("fold2", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Fold: a\r\n"
+                         + (b" " + b"b" * 200 + b"\r\n") * 250
+                         + b"Content-Length: 2\r\nConnection: close\r\n\r\nok")
+        r = raw_env.get("/rh/fold2")
+        assert r.status == 200, r
+        assert r.headers.get("X-Fold") == "a" + (" " + "b" * 200) * 250, r
 
 
 class TestConnectionMemory(_OneChild):
@@ -245,7 +256,9 @@ class TestConnectionMemory(_OneChild):
         raw.set("conn", b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                         + b"Connection: k\r\n" * FOLDS
                         + b"Content-Length: 2\r\n\r\nok")
+        isr_env.expect_log("ISR0032", "longer than 64 KiB")
         r, grew, took = self._growth(raw_env, "/rh/conn")
+        assert r.status == 502, r
         assert grew < MAX_GROWTH_KB, "a %d KB head made the child grow by %d MB (%.1f s)" % (
             FOLDS * 15 // 1024, grew // 1024, took)
 

@@ -134,6 +134,86 @@ static void case_head_invalid(apr_pool_t *p)
     CHECK(HEAD(p, "X-A: before the status line\r\n\r\n", &r) == APR_EINVAL);
 }
 
+/* Review finding: "HTTP/" starts a head only where a head may start; in
+ * the middle of a head it is a (bad) header line, after the final head a
+ * trailer. A 1xx is never the answer. */
+static void case_head_status_lines(apr_pool_t *p)
+{
+    isr_http_result_t r;
+
+    CHECK(HEAD(p, "HTTP/1.1 200 OK\r\nSet-Cookie: s=1\r\nHTTP/1.1: 200 OK\r\n"
+                  "\r\n", &r) == APR_EINVAL);
+    CHECK(HEAD(p, "HTTP/1.1 200 OK\r\nX-A: 1\r\n\r\nHTTP/1.1 200 OK\r\n"
+                  "X-From-Trailer: 1\r\n\r\n", &r) == APR_SUCCESS);
+    CHECK(!blob_get(&r, "X-From-Trailer") && blob_get(&r, "X-A"));
+    CHECK(HEAD(p, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
+               &r) == APR_EINVAL);
+    CHECK(HEAD(p, "HTTP/1.1 100 Continue\r\n\r\nX-A: 1\r\n\r\n", &r)
+          == APR_EINVAL);        /* no status line after the 1xx head */
+    CHECK(HEAD(p, "HTTP/1.1 600 Nope\r\n\r\n", &r) == APR_EINVAL);
+    CHECK(HEAD(p, "HTTP/1.1 099 Nope\r\n\r\n", &r) == APR_EINVAL);
+    CHECK(HEAD(p, "HTTP/1.1 200\r\n\r\n", &r) == APR_SUCCESS);
+}
+
+/* Review finding: a head may not cost more than its limits, and folding
+ * within them is linear (each fold appends in place). */
+static void case_head_limits(apr_pool_t *p)
+{
+    isr_http_result_t r;
+    char *big, *w;
+    const char *v;
+    int i;
+
+    big = w = apr_palloc(p, 300 * 16 + 64);
+    w += sprintf(w, "HTTP/1.1 200 OK\r\nX-F: a\r\n");
+    for (i = 0; i < 250; i++) {
+        w += sprintf(w, " b\r\n");
+    }
+    w += sprintf(w, "\r\n");
+    CHECK(head(p, big, w - big, &r) == APR_SUCCESS);
+    v = blob_get(&r, "X-F");
+    CHECK(v && strlen(v) == 1 + 250 * 2 && v[1] == ' ' && v[2] == 'b');
+    w = big;
+    w += sprintf(w, "HTTP/1.1 200 OK\r\n");
+    for (i = 0; i < 300; i++) {
+        w += sprintf(w, "Connection: k\r\n");
+    }
+    w += sprintf(w, "\r\n");
+    CHECK(head(p, big, w - big, &r) == APR_EINVAL);
+    big = apr_palloc(p, ISR_HTTP_HEAD_MAX + 64);
+    w = big + sprintf(big, "HTTP/1.1 200 OK\r\nX-Big: ");
+    memset(w, 'v', ISR_HTTP_HEAD_MAX);
+    w += ISR_HTTP_HEAD_MAX;
+    w += sprintf(w, "\r\n\r\n");
+    CHECK(head(p, big, w - big, &r) == APR_EINVAL);
+}
+
+/* Review finding: freshness that is already over is no freshness. */
+static void case_head_freshness(apr_pool_t *p)
+{
+    isr_http_result_t r;
+
+    CHECK(HEAD(p, "HTTP/1.1 429 x\r\nExpires: 0\r\n\r\n", &r) == APR_SUCCESS
+          && !r.explicit_fresh);
+    CHECK(HEAD(p, "HTTP/1.1 429 x\r\nExpires: Thu, 01 Jan 1970 00:00:00 GMT"
+                  "\r\n\r\n", &r) == APR_SUCCESS && !r.explicit_fresh);
+    CHECK(HEAD(p, "HTTP/1.1 429 x\r\nDate: Thu, 01 Jan 2099 00:00:00 GMT\r\n"
+                  "Expires: Thu, 01 Jan 2099 00:00:00 GMT\r\n\r\n", &r)
+          == APR_SUCCESS && !r.explicit_fresh);
+    CHECK(HEAD(p, "HTTP/1.1 400 x\r\nCache-Control: max-age=0\r\n\r\n", &r)
+          == APR_SUCCESS && !r.explicit_fresh);
+    CHECK(HEAD(p, "HTTP/1.1 400 x\r\nCache-Control: max-age=60, s-maxage=0"
+                  "\r\n\r\n", &r) == APR_SUCCESS && !r.explicit_fresh);
+    CHECK(HEAD(p, "HTTP/1.1 400 x\r\nCache-Control: max-age=\"30\"\r\n\r\n",
+               &r) == APR_SUCCESS && r.explicit_fresh);
+    CHECK(HEAD(p, "HTTP/1.1 400 x\r\nCache-Control: max-age=60\r\n"
+                  "Connection: Cache-Control\r\n\r\n", &r) == APR_SUCCESS
+          && !r.explicit_fresh);
+    CHECK(HEAD(p, "HTTP/1.1 400 x\r\nCache-Control: max-age=0\r\n"
+                  "Expires: Thu, 01 Jan 2099 00:00:00 GMT\r\n\r\n", &r)
+          == APR_SUCCESS && !r.explicit_fresh);   /* max-age wins */
+}
+
 static void case_head_content_length(apr_pool_t *p)
 {
     isr_http_result_t r;
@@ -298,6 +378,9 @@ static const struct {
     { "head_connection_hides_private", case_head_connection_hides_private },
     { "head_trailers_and_1xx", case_head_trailers_and_1xx },
     { "head_invalid", case_head_invalid },
+    { "head_status_lines", case_head_status_lines },
+    { "head_limits", case_head_limits },
+    { "head_freshness", case_head_freshness },
     { "head_content_length", case_head_content_length },
     { "storable", case_storable },
     { "ctx_roundtrip", case_ctx_roundtrip },
