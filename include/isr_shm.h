@@ -152,18 +152,14 @@ typedef enum {
     ISR_STAT_HIT, ISR_STAT_STALE, ISR_STAT_MISS, ISR_STAT_WAIT,
     ISR_STAT_ERROR, ISR_STAT_STORE, ISR_STAT_PASS, ISR_STAT_REFRESH,
     ISR_STAT_REFRESH_FAIL, ISR_STAT_EVICT,
+    ISR_STAT_SECOND_CHANCE,   /* records moved to the ring's head, not evicted */
     ISR_STAT_COUNT
 } isr_stat_t;
-
-/* Counted in the stripes too, but not (yet) among the ISR_STAT_COUNT
- * counters the status pages list by name (isr_status.c): records moved to
- * the head of the ring instead of evicted. isr_store_info() reports it. */
-#define ISR_STAT_SECOND_CHANCE ISR_STAT_COUNT
 
 #define ISR_STAT_STRIPES 16
 
 typedef struct {
-    apr_uint64_t n[16];       /* ISR_STAT_COUNT + 1 used; two cache lines */
+    apr_uint64_t n[16];       /* ISR_STAT_COUNT used; two cache lines */
 } isr_stats_t;
 
 #define ISR_LEASE_PID_MASK 0x3fffffu               /* 22 bits */

@@ -183,7 +183,6 @@ typedef struct {
     apr_uint64_t counts[ISR_STAT_COUNT];
     apr_uint32_t slots, slots_used;
     apr_uint64_t ring_size, ring_used;
-    apr_uint64_t second_chances;  /* records moved to the ring's head */
 } isr_store_info_t;
 
 void isr_store_info(const isr_zone_t *zone, isr_store_info_t *info);

@@ -12,7 +12,7 @@
 
 static const char *const names[ISR_STAT_COUNT] = {
     "Hits", "Stale", "Misses", "Waited", "Errors", "Stores", "NotStored",
-    "Refreshes", "RefreshFailures", "Evictions"
+    "Refreshes", "RefreshFailures", "Evictions", "SecondChances"
 };
 
 static void zone_short(request_rec *r, const isr_zone_t *z,

@@ -133,9 +133,6 @@ void isr_store_info(const isr_zone_t *zone, isr_store_info_t *info)
     }
     info->ring_size = h->ring_size;
     info->ring_used = LOAD(&h->head) - LOAD(&h->tail);
-    for (i = 0; i < ISR_STAT_STRIPES; i++) {
-        info->second_chances += LOAD(&zone->stats[i].n[ISR_STAT_SECOND_CHANCE]);
-    }
 }
 
 /* ---- leases ------------------------------------------------------------- */
@@ -214,14 +211,30 @@ static void slot_check(isr_zone_t *zone, isr_slot_t *s)
     }
 }
 
-static int zone_lock(isr_zone_t *zone)
+/* The zone mutex is held with SIGTERM and SIGHUP blocked in the holding
+ * thread: prefork runs a child's exit (pchild cleanups, which join the
+ * refresh threads) inside those signals' handler, and a handler that
+ * interrupted the holder would wait for a refresh thread that waits for
+ * this very mutex. Blocked, the signal is taken right after the unlock. */
+static int zone_lock(isr_zone_t *zone, sigset_t *saved)
 {
-    return zone->mutex && apr_global_mutex_lock(zone->mutex) == APR_SUCCESS;
+    sigset_t block;
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &block, saved);
+    if (zone->mutex && apr_global_mutex_lock(zone->mutex) == APR_SUCCESS) {
+        return 1;
+    }
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+    return 0;
 }
 
-static void zone_unlock(isr_zone_t *zone)
+static void zone_unlock(isr_zone_t *zone, const sigset_t *saved)
 {
     apr_global_mutex_unlock(zone->mutex);
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
 /* Whether a slot may be reused for another key, best candidates first:
@@ -557,6 +570,7 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
                                  apr_uint32_t *pslot, apr_uint32_t *pseq,
                                  apr_uint64_t *please)
 {
+    sigset_t sigs;
     apr_uint64_t mine = lease_make(now, hold, 0), cur;
     isr_claim_t res = ISR_CLAIM_OWNED;
     apr_uint32_t state;
@@ -564,7 +578,7 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
     int found;
     long idx;
 
-    if (!zone_lock(zone)) {
+    if (!zone_lock(zone, &sigs)) {
         return ISR_CLAIM_NOSLOT;
     }
     idx = bucket_find(zone, hash, now, &found);
@@ -604,7 +618,7 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
         slot_end(s);
     }
 leave:
-    zone_unlock(zone);
+    zone_unlock(zone, &sigs);
     if (res == ISR_CLAIM_OWNED) {
         *please = mine;
     }
@@ -618,6 +632,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
                                apr_size_t klen, apr_uint64_t hash,
                                const isr_value_t *v)
 {
+    sigset_t sigs;
     apr_uint64_t need = sizeof(isr_record_t) + (apr_uint64_t)klen + v->hdrlen
                         + v->bodylen, phys;
     isr_slot_t *orig = &zone->slots[slot % zone->nslots], *s = orig;
@@ -632,7 +647,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     if (need > zone->hdr->ring_size / 2) {
         return APR_ENOSPC;
     }
-    if (!zone_lock(zone)) {
+    if (!zone_lock(zone, &sigs)) {
         return APR_EGENERAL;
     }
     now = apr_time_now();
@@ -645,7 +660,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
         || (LOAD(&s->seq) & 1u)) {
         idx = bucket_find(zone, hash, now, &found);
         if (idx < 0) {
-            zone_unlock(zone);
+            zone_unlock(zone, &sigs);
             return APR_EBUSY;
         }
         s = &zone->slots[idx];
@@ -697,7 +712,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
          * released too. */
         lease_drop(orig, lease, 0);
     }
-    zone_unlock(zone);
+    zone_unlock(zone, &sigs);
     return APR_SUCCESS;
 }
 
@@ -705,11 +720,12 @@ static void mark(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
                  apr_uint64_t lease, apr_uint32_t state, apr_time_t until,
                  apr_time_t now)
 {
+    sigset_t sigs;
     isr_slot_t *s = &zone->slots[slot % zone->nslots];
     apr_uint64_t owner;
     apr_uint32_t cur;
 
-    if (!zone_lock(zone)) {
+    if (!zone_lock(zone, &sigs)) {
         lease_drop(s, lease, 0);
         return;
     }
@@ -729,7 +745,7 @@ static void mark(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
         slot_end(s);
     }
     lease_drop(s, lease, 0);
-    zone_unlock(zone);
+    zone_unlock(zone, &sigs);
 }
 
 void isr_store_mark_pass(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,

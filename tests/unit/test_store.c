@@ -1923,11 +1923,11 @@ static int case_scan_resistance(apr_pool_t *p)
         budget = 1 * MiB < rs / 2 ? 1 * MiB : rs / 2;
         printf("    %d hot records of 2 KiB: one publish moved %llu of "
                "them (%llu bytes, budget %llu)\n", n,
-               (unsigned long long)(after.second_chances
-                                    - before.second_chances),
+               (unsigned long long)(after.counts[ISR_STAT_SECOND_CHANCE]
+                                    - before.counts[ISR_STAT_SECOND_CHANCE]),
                (unsigned long long)moved, (unsigned long long)budget);
-        CHECK(after.second_chances > before.second_chances);
-        CHECK((after.second_chances - before.second_chances) * 2048 <= budget);
+        CHECK(after.counts[ISR_STAT_SECOND_CHANCE] > before.counts[ISR_STAT_SECOND_CHANCE]);
+        CHECK((after.counts[ISR_STAT_SECOND_CHANCE] - before.counts[ISR_STAT_SECOND_CHANCE]) * 2048 <= budget);
         CHECK(moved <= 2 * budget + 2 * 2048);
         CHECK_ZONE(&t.z);
     }
