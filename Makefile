@@ -2,7 +2,11 @@
 #
 #   make            build .libs/mod_isr.so with apxs
 #   make deps       apt-get install what is missing (only when something is missing; needs root)
-#   make test       deps + build + the pytest suite in tests/
+#   make test       deps + build + the pytest suite in tests/ (the fast everyday target)
+#   make check      what CI runs: make test + make asan + make fuzz + a short make soak
+#   make asan       the module built with ASan+UBSan (build/asan/), the whole suite against it
+#   make fuzz       build every fuzz/fuzz_*.c with libFuzzer, run each for FUZZ_SECONDS
+#   make soak       SOAK_SECONDS (300) of mixed traffic, restarts and origin faults, checked
 #   make run        deps + build + demo origin on :8081 + httpd in the foreground on :8080
 #   make install    module into `apxs -q LIBEXECDIR`, isr.load/isr.conf into mods-available
 #   make uninstall  undo `make install`
@@ -30,6 +34,44 @@ LIBS    ?= -lcurl
 
 # --- packages ----------------------------------------------------------------
 DEB_PACKAGES := apache2 apache2-dev apache2-utils libcurl4-openssl-dev python3-pytest curl openssl
+# make fuzz: Debian's clang (14 on bookworm) with libFuzzer and its sanitizer runtimes.
+FUZZ_PACKAGES := clang libfuzzer-14-dev libclang-rt-14-dev
+
+# --- make asan ---------------------------------------------------------------
+# A second build of the module in build/asan/ (sources symlinked there, so that libtool's
+# objects do not replace those of the normal build). httpd itself is not instrumented: the
+# harness preloads gcc's libasan into every httpd it starts (tests/isr_env.py, ISR_SANITIZE=1).
+BUILD_DIR   := build
+ASAN_DIR    := $(BUILD_DIR)/asan
+ASAN_MODULE := $(ASAN_DIR)/.libs/mod_isr.so
+SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer
+ASAN_REPORTS := $(CURDIR)/$(ASAN_DIR)/reports
+# The unit programs (tests/unit) with the same sanitizers; halt at the first finding.
+ASAN_UNIT_ENV := ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:abort_on_error=0 \
+                 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+# --- make fuzz ---------------------------------------------------------------
+# Every fuzz/fuzz_NAME.c is a target: it #includes the .c files it tests; its seeds are in
+# fuzz/corpus/NAME/ (read only: what the fuzzer finds goes to build/fuzz/corpus/NAME/), an
+# optional dictionary is fuzz/NAME.dict, crash inputs go to build/fuzz/artifacts/NAME/.
+CLANG        ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null) clang)
+FUZZ_DIR     := $(BUILD_DIR)/fuzz
+FUZZ_NAMES   := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_NAMES))
+FUZZ_SECONDS ?= 30
+FUZZ_TIMEOUT ?= 10
+FUZZ_RSS_MB  ?= 2048
+FUZZ_ARGS    ?=
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer -Wall -Wextra -Werror -std=gnu11 -Iinclude \
+                $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
+FUZZ_LIBS    := $(shell apr-1-config --link-ld --libs 2>/dev/null)
+
+# --- make soak / make check ----------------------------------------------------
+SOAK_SECONDS  ?= 300
+SOAK_ARGS     ?=
+CHECK_FUZZ_SECONDS ?= 20
+CHECK_SOAK_SECONDS ?= 45
 
 # --- make run ----------------------------------------------------------------
 RUN_CONF    ?= $(CURDIR)/httpd-isr.conf
@@ -43,7 +85,8 @@ DESTDIR     ?=
 LIBEXECDIR   = $(shell $(APXS) -q LIBEXECDIR)
 MODS_AVAIL  ?= /etc/apache2/mods-available
 
-.PHONY: all deps test run install uninstall bench bench-peers clean
+.PHONY: all deps deps-fuzz test check asan asan-build asan-unit fuzz fuzz-build soak soak-short \
+        run install uninstall bench bench-peers clean
 
 all: $(MODULE)
 
@@ -52,31 +95,130 @@ $(MODULE): $(SRCS) $(HDRS) Makefile
 
 # Installs only what is missing. `dpkg-query` rather than `dpkg -s` so that a package that was
 # removed but left its configuration behind ("deinstall ok config-files") counts as missing.
-deps:
+define install_missing
 	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' \
 	        || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then \
-	    echo "deps: all present ($(DEB_PACKAGES))"; exit 0; \
+	    echo "$@: all present ($(1))"; exit 0; \
 	fi; \
-	echo "deps: missing:$$missing"; \
+	echo "$@: missing:$$missing"; \
 	if [ "$$(id -u)" != 0 ]; then \
-	    echo "deps: not root, cannot install. Run as root:" >&2; \
+	    echo "$@: not root, cannot install. Run as root:" >&2; \
 	    echo "    apt-get update && apt-get install -y$$missing" >&2; \
 	    exit 1; \
 	fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-	    echo "deps: apt-get not found; install these packages by hand:$$missing" >&2; exit 1; \
+	    echo "$@: apt-get not found; install these packages by hand:$$missing" >&2; exit 1; \
 	fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update && apt-get install -y --no-install-recommends $$missing
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES))
+
+deps-fuzz:
+	$(call install_missing,$(FUZZ_PACKAGES))
 
 # deps first, then the build, also under `make -j` (hence the sub-make).
 test: deps
 	@$(MAKE) --no-print-directory all
 	$(PYTEST) $(PYTEST_ARGS) tests/
+
+# What CI runs (.ci/run): the suite, the suite under ASan+UBSan, every fuzz target for
+# CHECK_FUZZ_SECONDS, and a CHECK_SOAK_SECONDS soak. Sequential, so that failures read in order.
+check:
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
+	@$(MAKE) --no-print-directory soak SOAK_SECONDS=$(CHECK_SOAK_SECONDS)
+	@echo "check: test, asan, fuzz, soak"
+	@echo "check: 4 passed, 0 failed"
+
+# --- make asan ---------------------------------------------------------------
+asan-build: $(ASAN_MODULE)
+
+$(ASAN_MODULE): $(SRCS) $(HDRS) Makefile
+	@rm -rf "$(ASAN_DIR)/src" "$(ASAN_DIR)/.libs" && mkdir -p "$(ASAN_DIR)/src"
+	@for f in $(SRCS); do ln -sf "$(CURDIR)/$$f" "$(ASAN_DIR)/$$f"; done
+	cd "$(ASAN_DIR)" && $(APXS) -c -I "$(CURDIR)/include" $(CWARN) -Wc,-O1 -Wc,-g \
+	    $(addprefix -Wc,,$(SAN_FLAGS)) $(addprefix -Wl,,$(SAN_FLAGS)) \
+	    -o mod_isr.so $(SRCS) $(LIBS)
+	@ldd "$@" | grep -q libasan && ldd "$@" | grep -q libubsan \
+	    || { echo "asan: $@ is not linked with libasan and libubsan" >&2; ldd "$@" >&2; exit 1; }
+	@echo "asan: built $@ ($$(ldd "$@" | grep -oE 'lib(asan|ubsan)[^ ]*' | sort -u | tr '\n' ' '))"
+
+# The store's unit and stress programs with the same sanitizers (they fork, share memory and
+# SIGKILL writers: ASan follows each process).
+asan-unit: deps
+	$(MAKE) --no-print-directory -C tests/unit BUILD="$(CURDIR)/$(ASAN_DIR)/unit" \
+	    CFLAGS="-O1 -g $(SAN_FLAGS)" all
+	$(ASAN_UNIT_ENV) "$(CURDIR)/$(ASAN_DIR)/unit/test_store"
+	$(ASAN_UNIT_ENV) "$(CURDIR)/$(ASAN_DIR)/unit/stress_store" -t 4
+	$(ASAN_UNIT_ENV) "$(CURDIR)/$(ASAN_DIR)/unit/stress_store" -t 4 -z 256 -k 32
+
+# The whole suite against the sanitized module. A report (or a sanitizer line in an error log)
+# fails the test that first sees it; reports of all servers are also collected in
+# build/asan/reports/, and any there fail the target even if no test noticed.
+asan: deps
+	@$(MAKE) --no-print-directory asan-build
+	@rm -rf "$(ASAN_REPORTS)"
+	@$(MAKE) --no-print-directory asan-unit
+	ISR_SANITIZE=1 ISR_MODULE="$(CURDIR)/$(ASAN_MODULE)" ISR_SANITIZER_COLLECT="$(ASAN_REPORTS)" \
+	    $(PYTEST) $(PYTEST_ARGS) tests/
+	@if [ -n "$$(ls -A "$(ASAN_REPORTS)" 2>/dev/null)" ]; then \
+	    echo "asan: sanitizer reports in $(ASAN_REPORTS):" >&2; \
+	    head -n 40 "$(ASAN_REPORTS)"/* >&2; exit 1; \
+	fi
+	@echo "asan: no sanitizer reports"
+
+# --- make fuzz ---------------------------------------------------------------
+fuzz-build: deps deps-fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(wildcard src/*.c) $(HDRS) Makefile
+	@mkdir -p "$(FUZZ_DIR)"
+	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIBS)
+
+# Each target: the committed seeds plus what earlier runs found, for FUZZ_SECONDS; a crash,
+# a leak, a sanitizer report, a timeout (FUZZ_TIMEOUT s per input) or more than FUZZ_RSS_MB
+# fails it. All targets run; the target fails if any did.
+fuzz: fuzz-build
+	@test -n "$(FUZZ_NAMES)" || { echo "fuzz: no fuzz/fuzz_*.c" >&2; exit 1; }
+	@failed=""; \
+	for n in $(FUZZ_NAMES); do \
+	    mkdir -p "$(FUZZ_DIR)/corpus/$$n" "$(FUZZ_DIR)/artifacts/$$n"; \
+	    seeds=""; [ -d "fuzz/corpus/$$n" ] && seeds="fuzz/corpus/$$n"; \
+	    dict=""; [ -f "fuzz/$$n.dict" ] && dict="-dict=fuzz/$$n.dict"; \
+	    echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	    if "$(FUZZ_DIR)/fuzz_$$n" -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+	        -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 $$dict \
+	        -artifact_prefix="$(FUZZ_DIR)/artifacts/$$n/" $(FUZZ_ARGS) \
+	        "$(FUZZ_DIR)/corpus/$$n" $$seeds > "$(FUZZ_DIR)/$$n.log" 2>&1; then \
+	        runs=$$(awk '/^stat::number_of_executed_units/ {print $$2}' "$(FUZZ_DIR)/$$n.log"); \
+	        found=$$(ls "$(FUZZ_DIR)/corpus/$$n" | wc -l); \
+	        echo "fuzz: $$n ok: $$runs runs, $$found inputs found (log $(FUZZ_DIR)/$$n.log)"; \
+	    else \
+	        echo "fuzz: $$n FAILED (log $(FUZZ_DIR)/$$n.log, inputs in $(FUZZ_DIR)/artifacts/$$n/)"; \
+	        grep -E 'ERROR|runtime error|check failed|SUMMARY|Test unit written' \
+	            "$(FUZZ_DIR)/$$n.log" | head -n 20; \
+	        echo "fuzz: reproduce with  $(FUZZ_DIR)/fuzz_$$n $(FUZZ_DIR)/artifacts/$$n/<file>"; \
+	        failed="$$failed $$n"; \
+	    fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed" >&2; exit 1; fi; \
+	echo "fuzz: all ok ($(FUZZ_NAMES))"
+
+# --- make soak ---------------------------------------------------------------
+soak: deps
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) tests/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
+soak-short:
+	@$(MAKE) --no-print-directory soak SOAK_SECONDS=$(CHECK_SOAK_SECONDS)
 
 # The origin runs in the background (its PID is kept, it is killed on any exit of this recipe);
 # httpd runs in the foreground, so Ctrl-C stops httpd and the trap then stops the origin.
@@ -123,6 +265,6 @@ bench-peers:
 	bash bench/install-peers.sh
 
 clean:
-	rm -rf .libs src/.libs *.lo *.la *.slo *.o src/*.lo src/*.la src/*.slo src/*.o \
+	rm -rf "$(BUILD_DIR)" .libs src/.libs *.lo *.la *.slo *.o src/*.lo src/*.la src/*.slo src/*.o \
 	       .pytest_cache tests/.pytest_cache tests/__pycache__ tests/*/__pycache__ \
 	       "$(RUNDIR)"

@@ -6,6 +6,13 @@
 
 Modelled on pyhttpd (mod_h2 / mod_md test/pyhttpd), but every instance has a temporary
 ServerRoot and a port found by binding port 0, and the system apache2 service is never touched.
+
+With ISR_SANITIZE=1 (`make asan`, with ISR_MODULE naming a module built with
+-fsanitize=address,undefined) every httpd this harness runs (-k start/stop/graceful/restart, -t)
+gets LD_PRELOAD of gcc's libasan and ASAN_OPTIONS/UBSAN_OPTIONS that write reports below
+logs/sanitizer/ of its ServerRoot; a report there, or a sanitizer line in the error log, is an
+unexpected line (see unexpected_lines) and fails the test. Only httpd gets this environment,
+not the origin or other helpers.
 """
 
 import http.client
@@ -37,6 +44,76 @@ ISR_WARN_LOG = r"\[isr:(?:warn|error)\] .*ISR\d{4}: "
 _EXPECTED = []
 # Every HttpdEnv created in this process, so conftest can check all their logs.
 ALL_ENVS = []
+
+
+# --- sanitizers (make asan) ---------------------------------------------------------------------
+SANITIZE = os.environ.get("ISR_SANITIZE", "") not in ("", "0")
+# Copy reports of envs that are cleaned up to this directory (make asan fails if it is not empty).
+SANITIZER_COLLECT = os.environ.get("ISR_SANITIZER_COLLECT")
+# Lines no test may declare as expected: a sanitizer speaking on stderr (or into the error log).
+SANITIZER_LINE = re.compile(r"ERROR: (?:Address|Leak|Thread|Memory)Sanitizer|"
+                            r"runtime error:|SUMMARY: \w+Sanitizer|Sanitizer:DEADLYSIGNAL|"
+                            r"ASan runtime does not come first")
+
+
+_RUNTIME = []
+
+
+def sanitizer_runtime():
+    """The libasan to preload into httpd (ISR_ASAN_RUNTIME, else gcc's)."""
+    if _RUNTIME:
+        return _RUNTIME[0]
+    rt = os.environ.get("ISR_ASAN_RUNTIME")
+    if not rt:
+        try:
+            rt = subprocess.run(["gcc", "-print-file-name=libasan.so"], stdout=subprocess.PIPE,
+                                text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            rt = ""
+    if not rt or not os.path.isfile(rt):
+        raise RuntimeError("ISR_SANITIZE: libasan not found (%r); set ISR_ASAN_RUNTIME" % rt)
+    _RUNTIME.append(os.path.realpath(rt))
+    return _RUNTIME[0]
+
+
+def sanitizer_env(report_dir, base=None):
+    """The environment for an httpd process running an ASan/UBSan module.
+
+    detect_leaks=0: httpd frees by destroying pools at exit, which LeakSanitizer reports as leaks
+    of everything the pools' (uninstrumented) allocator got. halt_on_error=1 for both: the first
+    finding ends that process (a child: httpd starts another) and its report is complete;
+    abort_on_error=0, so a halted child exits with 1 rather than dumping core.
+    allow_user_segv_handler=0 keeps ASan's SIGSEGV handler (httpd would install its own), so a
+    crash in the module comes with a symbolized stack in a report file. ASan writes its reports
+    to report_dir; gcc's libubsan, loaded with the module, writes to stderr whatever log_path
+    says, which for a child is the error log (hence SANITIZER_LINE)."""
+    env = dict(os.environ if base is None else base)
+    env["LD_PRELOAD"] = " ".join(x for x in (sanitizer_runtime(), env.get("LD_PRELOAD")) if x)
+    common = "halt_on_error=1:log_exe_name=1:log_path=%s"
+    env["ASAN_OPTIONS"] = ("detect_leaks=0:abort_on_error=0:disable_coredump=1:"
+                           "allow_user_segv_handler=0:check_initialization_order=1:"
+                           "strict_init_order=1:" + common % os.path.join(report_dir, "asan"))
+    env["UBSAN_OPTIONS"] = "print_stacktrace=1:" + common % os.path.join(report_dir, "ubsan")
+    return env
+
+
+def read_sanitizer_reports(report_dir):
+    """[(path, text)] of the non-empty report files in report_dir."""
+    out = []
+    try:
+        names = sorted(os.listdir(report_dir))
+    except OSError:
+        return out
+    for n in names:
+        path = os.path.join(report_dir, n)
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if text.strip():
+            out.append((path, text))
+    return out
 
 
 def expect_log(*patterns):
@@ -135,6 +212,11 @@ class HttpdEnv:
         self.pid_file = os.path.join(self.root, "run", "httpd.pid")
         self.running = False
         self.body = ""
+        self.sanitizer_dir = os.path.join(self.root, "logs", "sanitizer")
+        self._sanitizer_seen = set()   # (path, size) of reports already returned
+        if SANITIZE:
+            os.makedirs(self.sanitizer_dir, exist_ok=True)
+            os.chmod(self.sanitizer_dir, 0o1777)  # children write as www-data
         ALL_ENVS.append(self)
 
     # ------------------------------------------------------------------ paths and files
@@ -187,6 +269,11 @@ class HttpdEnv:
             lines.append("LoadModule isr_module %s" % MODULE_PATH)
         if os.geteuid() == 0:
             lines += ["User www-data", "Group www-data"]
+        if SANITIZE:
+            # Children stay dumpable after setuid (httpd's prctl for CoreDumpDirectory; ASan's
+            # disable_coredump keeps cores off): else /proc/self/environ is unreadable to them
+            # and UBSan, which reads its options there on its first report, gets none.
+            lines.append("CoreDumpDirectory \"%s\"" % self.sanitizer_dir)
         lines += ["%s %s" % (k, v) for k, v in mconf.items()]
         lines += [
             "Timeout 30",
@@ -220,13 +307,22 @@ class HttpdEnv:
         if body is not None:
             self.write_config(body, **kw)
         p = subprocess.run([HTTPD, "-d", self.root, "-f", self.conf_path, "-t"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+                           env=self.httpd_env())
         return p.returncode, p.stdout.decode("utf-8", "replace")
 
     # ------------------------------------------------------------------ lifecycle
+    def httpd_env(self):
+        """Environment for any httpd process of this env (None: inherit ours unchanged).
+        Whoever runs this env's httpd by other means (-X, -DFOREGROUND) passes it too."""
+        if SANITIZE:
+            return sanitizer_env(self.sanitizer_dir)
+        return None
+
     def _ctl(self, action, timeout=30):
         p = subprocess.run([HTTPD, "-d", self.root, "-f", self.conf_path, "-k", action],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+                           env=self.httpd_env())
         return p.returncode, p.stdout.decode("utf-8", "replace")
 
     def parent_pid(self):
@@ -474,8 +570,11 @@ class HttpdEnv:
 
     def log_dump(self, since=0, limit=200):
         lines = self.log_lines(since)
-        return "---- %s (%d lines) ----\n%s" % (self.error_log, len(lines),
+        text = "---- %s (%d lines) ----\n%s" % (self.error_log, len(lines),
                                                  "\n".join(lines[-limit:]))
+        for path, report in read_sanitizer_reports(self.sanitizer_dir):
+            text += "\n---- %s ----\n%s" % (path, "\n".join(report.splitlines()[:limit]))
+        return text
 
     def log_tags(self, since=0):
         return ISR_TAG.findall("\n".join(self.log_lines(since)))
@@ -523,10 +622,28 @@ class HttpdEnv:
                     pass
         return False
 
+    def sanitizer_reports(self):
+        """Sanitizer reports of this env that no earlier call returned (so each one fails the
+        check that first sees it, and no later one): a line 'sanitizer report PATH:' followed
+        by the report's first lines. log_dump shows all of them."""
+        out = []
+        for path, text in read_sanitizer_reports(self.sanitizer_dir):
+            key = (path, len(text))
+            if key in self._sanitizer_seen:
+                continue
+            self._sanitizer_seen.add(key)
+            out.append("sanitizer report %s:" % path)
+            out += ["    " + l for l in text.splitlines()[:60]]
+        return out
+
     def unexpected_lines(self, since=0, patterns=None):
+        """Bad lines (line_is_bad) not declared by patterns, sanitizer lines in the error log
+        (which no pattern excuses), and sanitizer reports (see sanitizer_reports)."""
         patterns = expected_patterns() if patterns is None else patterns
-        return [l for l in self.log_lines(since)
-                if self.line_is_bad(l) and not self.line_expected(l, patterns)]
+        bad = [l for l in self.log_lines(since)
+               if SANITIZER_LINE.search(l)
+               or (self.line_is_bad(l) and not self.line_expected(l, patterns))]
+        return bad + self.sanitizer_reports()
 
     def access_lines(self):
         try:
@@ -551,6 +668,14 @@ class HttpdEnv:
                 self.stop()
             except RuntimeError:
                 pass
+        reports = read_sanitizer_reports(self.sanitizer_dir)
+        if reports and SANITIZER_COLLECT:
+            os.makedirs(SANITIZER_COLLECT, exist_ok=True)
+            for path, text in reports:
+                dst = os.path.join(SANITIZER_COLLECT, "%s-%s" % (os.path.basename(self.root),
+                                                                os.path.basename(path)))
+                with open(dst, "w") as f:
+                    f.write(text)
         if not os.environ.get("ISR_KEEP_ROOT"):
             shutil.rmtree(self.root, ignore_errors=True)
         if self in ALL_ENVS:
