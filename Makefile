@@ -14,6 +14,7 @@
 #   make clean      remove build products and test caches
 
 SHELL := /bin/bash
+comma := ,
 
 # --- tools -------------------------------------------------------------------
 # apxs is called apxs (or apxs2 on older Debian layouts); both are in apache2-dev.
@@ -65,7 +66,8 @@ FUZZ_ARGS    ?=
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer -Wall -Wextra -Werror -std=gnu11 -Iinclude \
                 $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
-FUZZ_LIBS    := $(shell apr-1-config --link-ld --libs 2>/dev/null)
+FUZZ_LIBS    := $(shell apu-1-config --link-ld --libs 2>/dev/null) \
+                $(shell apr-1-config --link-ld --libs 2>/dev/null)
 
 # --- make soak / make check ----------------------------------------------------
 SOAK_SECONDS  ?= 300
@@ -144,8 +146,8 @@ asan-build: $(ASAN_MODULE)
 $(ASAN_MODULE): $(SRCS) $(HDRS) Makefile
 	@rm -rf "$(ASAN_DIR)/src" "$(ASAN_DIR)/.libs" && mkdir -p "$(ASAN_DIR)/src"
 	@for f in $(SRCS); do ln -sf "$(CURDIR)/$$f" "$(ASAN_DIR)/$$f"; done
-	cd "$(ASAN_DIR)" && $(APXS) -c -I "$(CURDIR)/include" $(CWARN) -Wc,-O1 -Wc,-g \
-	    $(addprefix -Wc,,$(SAN_FLAGS)) $(addprefix -Wl,,$(SAN_FLAGS)) \
+	cd "$(ASAN_DIR)" && $(APXS) -c -I "$(CURDIR)/include" -I "$(CURDIR)/src" $(CWARN) \
+	    -Wc,-O1 -Wc,-g $(addprefix -Wc$(comma),$(SAN_FLAGS)) $(addprefix -Wl$(comma),$(SAN_FLAGS)) \
 	    -o mod_isr.so $(SRCS) $(LIBS)
 	@ldd "$@" | grep -q libasan && ldd "$@" | grep -q libubsan \
 	    || { echo "asan: $@ is not linked with libasan and libubsan" >&2; ldd "$@" >&2; exit 1; }
