@@ -117,6 +117,12 @@ typedef struct {
     apr_uint64_t head;
     apr_uint64_t tail;
     apr_int64_t created;      /* apr_time_t */
+    /* Bytes the ring may still move to its head as second chances: each
+     * allocation adds 4x its size (capped at half the ring), each move
+     * spends its size. Carried across allocations, so a run of hot records
+     * longer than one allocation's share still gets moved, while the moving
+     * stays a bounded multiple of what is written. Zone mutex only. */
+    apr_uint64_t move_credit;
 } isr_shm_header_t;
 
 typedef struct {

@@ -131,12 +131,14 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
                             apr_time_t now, apr_interval_time_t hold,
                             apr_uint64_t *please);
 
-/* Extend a lease the caller still holds to now + hold (a queued refresh
- * starting; the lease is no longer marked queued). Returns 0, leaving
- * *lease alone, when the lease was taken over meanwhile: the caller must
- * not fetch then. */
-int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t *lease,
-                    apr_time_t now, apr_interval_time_t hold);
+/* Extend a lease the caller still holds on key `hash` to now + hold (a
+ * queued refresh starting; the lease is no longer marked queued). Returns
+ * 0, leaving *lease alone, when the lease was taken over meanwhile or the
+ * slot holds another key now (lease words may repeat: the counter in them
+ * is narrow): the caller must not fetch then. */
+int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
+                    apr_uint64_t *lease, apr_time_t now,
+                    apr_interval_time_t hold);
 
 /* Claim a synchronous fetch for an ABSENT/EXPIRED/FAILED/PENDING key
  * (takes the zone mutex). `hold` bounds the lease. */

@@ -5,6 +5,7 @@
 #include <apr_thread_pool.h>
 
 #include "isr_refresh.h"
+#include "isr_signal.h"
 
 #define QUEUE_PER_THREAD 256
 
@@ -45,10 +46,15 @@ static apr_status_t refresh_stop(void *data)
 
 apr_status_t isr_refresh_start(apr_pool_t *pchild, int threads, server_rec *s)
 {
+    sigset_t saved;
     apr_status_t rv;
 
     stopping = 0;
+    /* Threads are created here and by pushes: with the exit signals
+     * blocked in the creator, they inherit the mask (isr_signal.h). */
+    isr_signals_block(&saved);
     rv = apr_thread_pool_create(&pool, 0, (apr_size_t)threads, pchild);
+    isr_signals_restore(&saved);
     if (rv != APR_SUCCESS) {
         pool = NULL;
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ISR_LOGNO(0011)
@@ -67,6 +73,7 @@ apr_status_t isr_refresh_start(apr_pool_t *pchild, int threads, server_rec *s)
 
 apr_status_t isr_refresh_submit(isr_refresh_fn fn, void *baton)
 {
+    sigset_t saved;
     task_t *task;
     apr_status_t rv;
 
@@ -78,8 +85,10 @@ apr_status_t isr_refresh_submit(isr_refresh_fn fn, void *baton)
     }
     task->fn = fn;
     task->baton = baton;
+    isr_signals_block(&saved);
     rv = apr_thread_pool_push(pool, run_task, task,
                               APR_THREAD_TASK_PRIORITY_NORMAL, NULL);
+    isr_signals_restore(&saved);
     if (rv != APR_SUCCESS) {
         free(task);
     }

@@ -390,7 +390,8 @@ static void refresh_run(void *baton)
     }
     /* A job that waited in the queue past its lease may have been claimed
      * again meanwhile: only the holder of the lease fetches. */
-    if (!isr_store_renew(job->zone, job->slot, &job->lease, now, job->hold)) {
+    if (!isr_store_renew(job->zone, job->slot, job->hash, &job->lease, now,
+                         job->hold)) {
         goto leave;
     }
     rv = isr_fetch(&resp, &job->req, job->pool);

@@ -15,21 +15,21 @@
 #include "isr_store.h"
 #include "isr_store_int.h"
 
-/* Bytes one allocation may move to the head before it evicts whatever is
- * at the tail: enough to step over a run of hot records, never the whole
- * ring for one publish. */
-#define MOVE_MIN ((apr_uint64_t)1024 * 1024)
+/* What one allocation adds to the ring's move credit (isr_shm.h): moving
+ * costs a copy, so moves are a bounded multiple of what is written. */
+#define MOVE_FACTOR 4
 
 static apr_uint64_t ring_free(const isr_shm_header_t *h)
 {
     return h->ring_size - (h->head - h->tail);
 }
 
-static apr_uint64_t move_budget(const isr_shm_header_t *h, apr_uint64_t need)
+static void credit_add(isr_shm_header_t *h, apr_uint64_t need)
 {
-    apr_uint64_t b = 4 * need > MOVE_MIN ? 4 * need : MOVE_MIN;
+    apr_uint64_t cap = h->ring_size / 2, add = MOVE_FACTOR * need;
 
-    return b < h->ring_size / 2 ? b : h->ring_size / 2;
+    h->move_credit = h->move_credit >= cap || add >= cap - h->move_credit
+                     ? cap : h->move_credit + add;
 }
 
 /* Called before ring bytes that may have held a dropped record are written
@@ -117,9 +117,9 @@ static int ring_move_to_head(isr_zone_t *zone, isr_slot_t *s,
     return 1;
 }
 
-/* One step at the tail: the record there gets a second chance (within
- * *budget) or leaves the ring. Returns 0 when the ring is empty. */
-static int ring_step(isr_zone_t *zone, apr_uint64_t *budget, apr_time_t now)
+/* One step at the tail: the record there gets a second chance (while the
+ * move credit lasts) or leaves the ring. Returns 0 when the ring is empty. */
+static int ring_step(isr_zone_t *zone, apr_time_t now)
 {
     isr_shm_header_t *h = zone->hdr;
     apr_uint64_t phys, used = h->head - h->tail;
@@ -153,9 +153,12 @@ static int ring_step(isr_zone_t *zone, apr_uint64_t *budget, apr_time_t now)
         /* Hit since it was written and still servable (fresh or stale): a
          * second chance. An entry past its stale window gets none, however
          * often it was hit: nobody can be served from it. */
-        if (LOAD(&s->ref) > 0 && now <= LOAD(&s->until) && total <= *budget
+        /* A record may overdraw what is left of the credit: a hot record
+         * larger than the credit would otherwise never be moved. */
+        if (LOAD(&s->ref) > 0 && now <= LOAD(&s->until) && h->move_credit
             && ring_move_to_head(zone, s, phys, total)) {
-            *budget -= total;
+            h->move_credit = h->move_credit > total ? h->move_credit - total
+                                                    : 0;
             return 1;
         }
         slot_drop_record(zone, s, now);
@@ -171,14 +174,15 @@ apr_uint64_t isr_ring_alloc(isr_zone_t *zone, apr_uint64_t need,
                             apr_time_t now)
 {
     isr_shm_header_t *h = zone->hdr;
-    apr_uint64_t budget = move_budget(h, need), phys, skip;
+    apr_uint64_t phys, skip;
 
+    credit_add(h, need);
     for (;;) {
         phys = h->head % h->ring_size;
         skip = phys + need > h->ring_size ? h->ring_size - phys : 0;
         /* skip + need <= ring_size, as need <= ring_size / 2: an empty
          * ring always has room, so this ends. */
-        if (ring_free(h) >= skip + need || !ring_step(zone, &budget, now)) {
+        if (ring_free(h) >= skip + need || !ring_step(zone, now)) {
             break;
         }
     }

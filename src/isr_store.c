@@ -16,6 +16,7 @@
 #include "isr_store.h"
 #include "isr_key.h"
 #include "isr_store_int.h"
+#include "isr_signal.h"
 
 /* The layout is shared by processes that may run different builds across a
  * graceful restart: sizes are part of the contract. */
@@ -211,30 +212,21 @@ static void slot_check(isr_zone_t *zone, isr_slot_t *s)
     }
 }
 
-/* The zone mutex is held with SIGTERM and SIGHUP blocked in the holding
- * thread: prefork runs a child's exit (pchild cleanups, which join the
- * refresh threads) inside those signals' handler, and a handler that
- * interrupted the holder would wait for a refresh thread that waits for
- * this very mutex. Blocked, the signal is taken right after the unlock. */
+/* Held with prefork's exit signals blocked (include/isr_signal.h). */
 static int zone_lock(isr_zone_t *zone, sigset_t *saved)
 {
-    sigset_t block;
-
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &block, saved);
+    isr_signals_block(saved);
     if (zone->mutex && apr_global_mutex_lock(zone->mutex) == APR_SUCCESS) {
         return 1;
     }
-    pthread_sigmask(SIG_SETMASK, saved, NULL);
+    isr_signals_restore(saved);
     return 0;
 }
 
 static void zone_unlock(isr_zone_t *zone, const sigset_t *saved)
 {
     apr_global_mutex_unlock(zone->mutex);
-    pthread_sigmask(SIG_SETMASK, saved, NULL);
+    isr_signals_restore(saved);
 }
 
 /* Whether a slot may be reused for another key, best candidates first:
@@ -553,12 +545,22 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
     return 1;
 }
 
-int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t *lease,
-                    apr_time_t now, apr_interval_time_t hold)
+int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
+                    apr_uint64_t *lease, apr_time_t now,
+                    apr_interval_time_t hold)
 {
+    isr_slot_t *s = &zone->slots[slot % zone->nslots];
     apr_uint64_t expect = *lease, mine = lease_make(now, hold, 0);
 
-    if (!CAS(&zone->slots[slot % zone->nslots].lease, &expect, mine)) {
+    if (!CAS(&s->lease, &expect, mine)) {
+        return 0;
+    }
+    /* An equal lease word on a slot re-keyed meanwhile is another key's
+     * claim (as in claim_refresh): give it back. A writer re-keying after
+     * this check resets the lease itself. */
+    if (LOAD_ACQ(&s->hash) != hash) {
+        expect = mine;
+        (void)CAS(&s->lease, &expect, *lease);
         return 0;
     }
     *lease = mine;
@@ -642,9 +644,16 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     int found = 1;
     long idx;
 
+    /* On failure the caller keeps its lease, to mark the key or back off.
+     * Each part is checked on its own first, so the sum cannot wrap, and
+     * the record's sizes are 32-bit fields: a ring over 4 GiB must still
+     * refuse a record of 4 GiB or more rather than truncate its length. */
+    if (klen > zone->hdr->ring_size || v->hdrlen > zone->hdr->ring_size
+        || v->bodylen > zone->hdr->ring_size) {
+        return APR_ENOSPC;
+    }
     need = ALIGN_UP(need, ISR_REC_ALIGN);
-    /* On failure the caller keeps its lease, to mark the key or back off. */
-    if (need > zone->hdr->ring_size / 2) {
+    if (need > zone->hdr->ring_size / 2 || need > APR_UINT32_MAX) {
         return APR_ENOSPC;
     }
     if (!zone_lock(zone, &sigs)) {

@@ -368,13 +368,13 @@ static int case_lease_counter_wraps(apr_pool_t *p)
     /* Key 0's job starts first. Its slot is another key's now, and the
      * lease there is Y's job's: it must not get it. */
     lx = l1;
-    k = isr_store_renew(&t.z, slot, &lx, later, 10 * SEC);
+    k = isr_store_renew(&t.z, slot, H(&t.z, keys[0]), &lx, later, 10 * SEC);
     CHECKF(k == 0, "the queued job of key 0 renewed the lease of key Y's "
            "refresh on slot %u (both %016llx: 9-bit counter wrapped after "
            "512 claims in one second); Y's own job is now refused",
            slot, (unsigned long long)l1);
     lx = l2;
-    CHECK_EQ(isr_store_renew(&t.z, slot, &lx, later, 10 * SEC), 1);
+    CHECK_EQ(isr_store_renew(&t.z, slot, hy, &lx, later, 10 * SEC), 1);
     CHECK_ZONE(&t.z);
     return 0;
 }
