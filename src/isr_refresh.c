@@ -3,6 +3,8 @@
  * and a refresh outlives the request that triggered it. */
 #include "isr.h"
 #include <apr_thread_pool.h>
+#include <apr_allocator.h>
+#include <apr_thread_mutex.h>
 
 #include "isr_refresh.h"
 #include "isr_signal.h"
@@ -44,17 +46,46 @@ static apr_status_t refresh_stop(void *data)
     return APR_SUCCESS;
 }
 
+/* The thread pool's own pool, with an allocator of its own guarded by a
+ * mutex (as h2_workers_create does): the refresh threads allocate from it
+ * (their thread structures, task bookkeeping) while the child's main thread
+ * allocates from pchild, and under prefork pchild's allocator has no mutex:
+ * sharing it corrupted its free lists (crashes at child exit). */
+static apr_status_t pool_make(apr_pool_t **pp, apr_pool_t *pchild)
+{
+    apr_allocator_t *alloc;
+    apr_thread_mutex_t *mutex;
+    apr_status_t rv;
+
+    if (APR_SUCCESS != (rv = apr_allocator_create(&alloc))) {
+        return rv;
+    }
+    if (APR_SUCCESS != (rv = apr_thread_mutex_create(
+                            &mutex, APR_THREAD_MUTEX_DEFAULT, pchild))
+        || APR_SUCCESS != (rv = apr_pool_create_ex(pp, pchild, NULL, alloc))) {
+        apr_allocator_destroy(alloc);
+        return rv;
+    }
+    apr_allocator_mutex_set(alloc, mutex);
+    apr_allocator_owner_set(alloc, *pp);
+    apr_pool_tag(*pp, "isr_refresh");
+    return APR_SUCCESS;
+}
+
 apr_status_t isr_refresh_start(apr_pool_t *pchild, int threads, server_rec *s)
 {
+    apr_pool_t *tpool;
     sigset_t saved;
     apr_status_t rv;
 
     stopping = 0;
-    /* Threads are created here and by pushes: with the exit signals
-     * blocked in the creator, they inherit the mask (isr_signal.h). */
-    isr_signals_block(&saved);
-    rv = apr_thread_pool_create(&pool, 0, (apr_size_t)threads, pchild);
-    isr_signals_restore(&saved);
+    if (APR_SUCCESS == (rv = pool_make(&tpool, pchild))) {
+        /* Threads are created here and by pushes: with the exit signals
+         * blocked in the creator, they inherit the mask (isr_signal.h). */
+        isr_signals_block(&saved);
+        rv = apr_thread_pool_create(&pool, 0, (apr_size_t)threads, tpool);
+        isr_signals_restore(&saved);
+    }
     if (rv != APR_SUCCESS) {
         pool = NULL;
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ISR_LOGNO(0011)
