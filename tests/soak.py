@@ -340,6 +340,10 @@ class Soak:
                 st.stale_max = max(st.stale_max, elapsed)
                 if elapsed > 1.0:
                     st.stale_slow += 1
+                    if len(st.examples["stale_over_1s"]) < 5:
+                        st.examples["stale_over_1s"].append(
+                            "%s %.3f s (faults %s)" % (key, elapsed,
+                                                       sorted(self.faulted[self._path(key)])))
         m = BODY_RE.match(data)
         if not m or m.group(1) != key.encode():
             st.fail("wrong_body", "%s got %r" % (key, data[:120]))
