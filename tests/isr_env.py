@@ -214,6 +214,7 @@ class HttpdEnv:
         self.body = ""
         self.sanitizer_dir = os.path.join(self.root, "logs", "sanitizer")
         self._sanitizer_seen = set()   # (path, size) of reports already returned
+        self._stderr_sanitizer = []    # sanitizer lines printed by -t / -k runs, not yet returned
         if SANITIZE:
             os.makedirs(self.sanitizer_dir, exist_ok=True)
             os.chmod(self.sanitizer_dir, 0o1777)  # children write as www-data
@@ -309,7 +310,13 @@ class HttpdEnv:
         p = subprocess.run([HTTPD, "-d", self.root, "-f", self.conf_path, "-t"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
                            env=self.httpd_env())
-        return p.returncode, p.stdout.decode("utf-8", "replace")
+        return p.returncode, self._note_sanitizer_output(p.stdout.decode("utf-8", "replace"))
+
+    def _note_sanitizer_output(self, out):
+        """Sanitizer lines on the stdout/stderr of a -t / -k run (before httpd has an error
+        log) become unexpected lines too."""
+        self._stderr_sanitizer += [l for l in out.splitlines() if SANITIZER_LINE.search(l)]
+        return out
 
     # ------------------------------------------------------------------ lifecycle
     def httpd_env(self):
@@ -323,7 +330,7 @@ class HttpdEnv:
         p = subprocess.run([HTTPD, "-d", self.root, "-f", self.conf_path, "-k", action],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
                            env=self.httpd_env())
-        return p.returncode, p.stdout.decode("utf-8", "replace")
+        return p.returncode, self._note_sanitizer_output(p.stdout.decode("utf-8", "replace"))
 
     def parent_pid(self):
         try:
@@ -626,7 +633,8 @@ class HttpdEnv:
         """Sanitizer reports of this env that no earlier call returned (so each one fails the
         check that first sees it, and no later one): a line 'sanitizer report PATH:' followed
         by the report's first lines. log_dump shows all of them."""
-        out = []
+        out = ["httpd -t/-k output: " + l for l in self._stderr_sanitizer]
+        self._stderr_sanitizer = []
         for path, text in read_sanitizer_reports(self.sanitizer_dir):
             key = (path, len(text))
             if key in self._sanitizer_seen:

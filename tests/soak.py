@@ -53,6 +53,7 @@ Exit status 0 when all hold, 1 otherwise; a summary is printed either way.
 
 import argparse
 import collections
+import datetime
 import faulthandler
 import http.client
 import json
@@ -325,7 +326,7 @@ class Soak:
         if status == 502:
             if not self._allowed_502(key, t_done):
                 with st.lock:
-                    self.unexpected_502.append((key, t_done))
+                    self.unexpected_502.append((key, t_done, time.time()))
             with st.lock:
                 st.errors["502"] += 1
             return
@@ -339,6 +340,10 @@ class Soak:
                 st.stale_max = max(st.stale_max, elapsed)
                 if elapsed > 1.0:
                     st.stale_slow += 1
+                    if len(st.examples["stale_over_1s"]) < 5:
+                        st.examples["stale_over_1s"].append(
+                            "%s %.3f s (faults %s)" % (key, elapsed,
+                                                       sorted(self.faulted[self._path(key)])))
         m = BODY_RE.match(data)
         if not m or m.group(1) != key.encode():
             st.fail("wrong_body", "%s got %r" % (key, data[:120]))
@@ -504,6 +509,10 @@ class Soak:
     # ---------------------------------------------------------------- phases
     def phase(self, mpm, seconds):
         conf = CONF.replace("@ORIGIN@", self.origin.url).replace("@RELAY@", self.relay.url)
+        if self.args.core_dir:
+            os.makedirs(self.args.core_dir, exist_ok=True)
+            os.chmod(self.args.core_dir, 0o1777)
+            conf += '\nCoreDumpDirectory "%s"\n' % os.path.abspath(self.args.core_dir)
         self.env = HttpdEnv(name="soak-" + mpm, mpm=mpm, mpm_conf=MPM_CONF.get(mpm))
         self.env.write_config(conf)
         self.env.start()
@@ -541,6 +550,10 @@ class Soak:
             for line in bad:
                 self.stats.fail("error_log", "%s: %s" % (mpm, line[:300]))
             self.explain_502(mpm)
+            if bad:
+                # keep the ServerRoot (error log, sanitizer reports) for a look
+                os.environ["ISR_KEEP_ROOT"] = "1"
+                log("%s: error log problems; ServerRoot kept: %s" % (mpm, self.env.root))
             self.env.cleanup()
             self.env = None
 
@@ -551,15 +564,26 @@ class Soak:
         not a failure). The error log says why each fetch failed (ISR0032 'fetch of URL
         failed (REASON)'); a waiter's line names no reason, its owner's does."""
         waiter = "the backend fetch this request waited for failed"
-        lines = [l for l in self.env.log_lines(0) if " failed (" in l]
-        for key, t in self.unexpected_502:
+        lines = []   # (wall time, key part of the URL line, reason)
+        for l in self.env.log_lines(0):
+            m = re.match(r"^\[(\w+ \w+ \d+ [\d:.]+ \d+)\].* fetch of (\S+) failed \((.*)\): ", l)
+            if m:
+                try:
+                    ts = datetime.datetime.strptime(m.group(1), "%a %b %d %H:%M:%S.%f %Y")
+                except ValueError:
+                    continue
+                lines.append((ts.timestamp(), m.group(2), m.group(3)))
+        for key, t, wall in self.unexpected_502:
             since = t - max(g for g in self.graceful_times if g <= t)
-            reason = "no log line"
-            for l in reversed(lines):
-                if (key + " failed (") in l:
-                    reason = l.split(" failed (", 1)[1].rsplit("):", 1)[0]
-                    if not reason.startswith(waiter):
-                        break
+            # this answer's own line (logged just before it was sent), and for a waiter the
+            # owner's line within ISRTimeout before it
+            mine = [x for x in lines if x[1].endswith(key) and wall - 1.0 <= x[0] <= wall + 0.2]
+            reason = min(mine, key=lambda x: abs(x[0] - wall))[2] if mine else "no log line"
+            if reason.startswith(waiter):
+                owners = [x for x in lines if x[1].endswith(key) and wall - 4.0 <= x[0] <= wall
+                          and not x[2].startswith(waiter)]
+                if owners:
+                    reason = "waiter; owner: " + max(owners)[2]
             self.reasons_502[re.sub(r"\d+", "N", reason)[:120]] += 1
             if re.search(r"timed out|[Tt]imeout", reason):
                 with self.stats.lock:
@@ -676,6 +700,8 @@ def main():
     ap.add_argument("--max-requests", type=int, default=5000000)
     ap.add_argument("--seed", type=int, default=int(time.time()) & 0xffff)
     ap.add_argument("--json", default=None, help="also write the summary here")
+    ap.add_argument("--core-dir", default=None,
+                    help="CoreDumpDirectory for httpd (run under `ulimit -c unlimited`)")
     ap.add_argument("--strict-502", action="store_true",
                     help="fail on a 502 for a key without a fault whose fetch did not time out "
                          "(off: counted and shown; see issue 7, finding 17)")
