@@ -22,34 +22,9 @@
 #include "isr.h"
 #include "isr_refresh.h"
 
-#define CAND (2 * ISR_BUCKET_WAYS)
-#define SEC APR_USEC_PER_SEC
+#include "cases.h"
+
 #define KiB 1024
-#define MiB (1024 * 1024)
-
-static const char *case_name;
-
-#define FAILF(...) do { \
-        fprintf(stderr, "  %s: %s:%d: ", case_name, __FILE__, __LINE__); \
-        fprintf(stderr, __VA_ARGS__); \
-        fputc('\n', stderr); \
-        return 1; \
-    } while (0)
-#define CHECK(c) do { if (!(c)) FAILF("CHECK(%s) failed", #c); } while (0)
-#define CHECKF(c, ...) do { if (!(c)) FAILF(__VA_ARGS__); } while (0)
-#define CHECK_EQ(a, b) do { \
-        long long a_ = (long long)(a), b_ = (long long)(b); \
-        if (a_ != b_) FAILF("%s == %lld, expected %s == %lld", #a, a_, #b, b_); \
-    } while (0)
-#define CHECK_RV(rv) do { \
-        apr_status_t rv_ = (rv); char eb_[120]; \
-        if (rv_ != APR_SUCCESS) \
-            FAILF("%s: %s", #rv, apr_strerror(rv_, eb_, sizeof(eb_))); \
-    } while (0)
-#define CHECK_ZONE(z) do { \
-        const char *zc_ = zone_check(z); \
-        if (zc_) FAILF("zone_check: %s", zc_); \
-    } while (0)
 
 /* ---- what src/isr_refresh.c needs from httpd ----------------------------- */
 
@@ -63,56 +38,9 @@ void ap_log_error_(const char *file, int line, int module_index, int level,
     (void)s; (void)fmt;
 }
 
-/* ---- helpers (as in test_store.c) --------------------------------------- */
-
-static apr_uint64_t H(isr_zone_t *z, const char *key)
-{
-    return isr_store_hash(z, key, strlen(key));
-}
-
-static isr_look_t LOOK(isr_zone_t *z, const char *key, apr_time_t now,
-                       apr_pool_t *p, isr_entry_t *e)
-{
-    return isr_store_lookup(z, key, strlen(key), H(z, key), now, p, e);
-}
-
-static isr_value_t VAL(const void *body, apr_size_t bodylen, apr_time_t fetched,
-                       apr_time_t fresh_until, apr_time_t stale_until)
-{
-    isr_value_t v;
-
-    memset(&v, 0, sizeof(v));
-    v.status = 200;
-    v.body = body;
-    v.bodylen = bodylen;
-    v.fetched = fetched;
-    v.fresh_until = fresh_until;
-    v.stale_until = stale_until;
-    return v;
-}
-
-/* Store v the way the module does: a refresh claim on a usable entry, a
- * miss claim otherwise. -1 when no claim could be had. */
-static apr_status_t put(isr_zone_t *z, const char *key, const isr_value_t *v,
-                        apr_time_t now, apr_pool_t *p)
-{
-    apr_uint64_t hash = H(z, key), lease;
-    apr_uint32_t slot, seq;
-    isr_entry_t e;
-    isr_look_t l = isr_store_lookup(z, key, strlen(key), hash, now, p, &e);
-
-    if (l == ISR_LOOK_FRESH || l == ISR_LOOK_STALE) {
-        if (!isr_store_claim_refresh(z, &e, now, 10 * SEC, &lease)) {
-            return -1;
-        }
-        slot = e.slot;
-    }
-    else if (isr_store_claim_miss(z, hash, now, 10 * SEC, &slot, &seq, &lease)
-             != ISR_CLAIM_OWNED) {
-        return -1;
-    }
-    return isr_store_publish(z, slot, lease, key, strlen(key), hash, v);
-}
+/* Values as test_store.c's VAL, always a 200 without headers. */
+#define RVAL(body, len, fetched, fresh, stale) \
+    VAL(200, NULL, 0, (body), (len), (fetched), (fresh), (stale))
 
 /* Keys that all have the same two buckets. */
 static int same_bucket_keys(isr_zone_t *z, apr_pool_t *p, int n, char **keys)
@@ -182,7 +110,7 @@ static int scan_with_hotset(hotset_t *h, apr_size_t each, int rings,
     int i, k;
 
     for (k = 0; k < h->n; k++) {
-        v = VAL(h->bodies[k], h->lens[k], h->now, h->now + 3600 * SEC,
+        v = RVAL(h->bodies[k], h->lens[k], h->now, h->now + 3600 * SEC,
                 h->now + 7200 * SEC);
         if (put(&h->t->z, h->keys[k], &v, h->now, pool) != APR_SUCCESS) {
             h->lost_key = k;
@@ -198,7 +126,7 @@ static int scan_with_hotset(hotset_t *h, apr_size_t each, int rings,
     rng_fill(99, body, each);
     for (i = 0; done < bytes; i++) {
         snprintf(key, sizeof(key), "http://127.0.0.1/scan/%d", i);
-        v = VAL(body, each, h->now, h->now + 3600 * SEC, h->now + 7200 * SEC);
+        v = RVAL(body, each, h->now, h->now + 3600 * SEC, h->now + 7200 * SEC);
         if (put(&h->t->z, key, &v, h->now, pool) != APR_SUCCESS) {
             h->lost_key = -1;
             h->lost_at = i;
@@ -317,7 +245,7 @@ static int case_lease_counter_wraps(apr_pool_t *p)
      * twice, so that key 0 (hit once, by the lookup that found it stale) is
      * the slot the next new key of these buckets takes. */
     for (i = 0; i < CAND; i++) {
-        v = VAL(keys[i], strlen(keys[i]), base - 20 * SEC,
+        v = RVAL(keys[i], strlen(keys[i]), base - 20 * SEC,
                 i ? base + 3600 * SEC : base - 10 * SEC, base + 3600 * SEC);
         CHECK_RV(put(&t.z, keys[i], &v, base - 20 * SEC, p));
         if (i) {
@@ -337,7 +265,7 @@ static int case_lease_counter_wraps(apr_pool_t *p)
              ISR_CLAIM_OWNED);
     CHECKF(slot == e.slot, "key Y went to slot %u, not key 0's slot %u", slot,
            e.slot);
-    v = VAL("Y", 1, now, now, now + 3600 * SEC);
+    v = RVAL("Y", 1, now, now, now + 3600 * SEC);
     CHECK_RV(isr_store_publish(&t.z, slot, lm, keys[CAND], strlen(keys[CAND]),
                                hy, &v));
 
@@ -527,7 +455,7 @@ static int case_big_record_truncated(apr_pool_t *p)
     hash = H(&t.z, key);
     CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq,
                                   &lease), ISR_CLAIM_OWNED);
-    v = VAL(body, big, now, now + 3600 * SEC, now + 7200 * SEC);
+    v = RVAL(body, big, now, now + 3600 * SEC, now + 7200 * SEC);
     rv = isr_store_publish(&t.z, slot, lease, key, strlen(key), hash, &v);
     munmap(body, big);
     if (rv == APR_ENOSPC) {
