@@ -100,4 +100,25 @@ static inline apr_status_t put(isr_zone_t *z, const char *key, const isr_value_t
     return isr_store_publish(z, slot, lease, key, strlen(key), hash, v);
 }
 
+/* Keys that all have the same two buckets. */
+static inline int same_bucket_keys(isr_zone_t *z, apr_pool_t *p, int n, char **keys)
+{
+    apr_uint32_t want[2] = {0, 0}, b[2];
+    int found = 0, i;
+
+    for (i = 0; found < n && i < 50000000; i++) {
+        char *k = apr_psprintf(p, "http://127.0.0.1/b/%d", i);
+        isr_store_buckets(z, H(z, k), b);
+        if (found == 0) {
+            want[0] = b[0];
+            want[1] = b[1];
+        }
+        if ((b[0] == want[0] && b[1] == want[1])
+            || (b[0] == want[1] && b[1] == want[0])) {
+            keys[found++] = k;
+        }
+    }
+    return found;
+}
+
 #endif /* ISR_UNIT_CASES_H */

@@ -42,27 +42,6 @@ void ap_log_error_(const char *file, int line, int module_index, int level,
 #define RVAL(body, len, fetched, fresh, stale) \
     VAL(200, NULL, 0, (body), (len), (fetched), (fresh), (stale))
 
-/* Keys that all have the same two buckets. */
-static int same_bucket_keys(isr_zone_t *z, apr_pool_t *p, int n, char **keys)
-{
-    apr_uint32_t want[2] = {0, 0}, b[2];
-    int found = 0, i;
-
-    for (i = 0; found < n && i < 50000000; i++) {
-        char *k = apr_psprintf(p, "http://127.0.0.1/b/%d", i);
-        isr_store_buckets(z, H(z, k), b);
-        if (found == 0) {
-            want[0] = b[0];
-            want[1] = b[1];
-        }
-        if ((b[0] == want[0] && b[1] == want[1])
-            || (b[0] == want[1] && b[1] == want[0])) {
-            keys[found++] = k;
-        }
-    }
-    return found;
-}
-
 /* ---- finding A: CLOCK's move budget evicts hot records ------------------ */
 
 /* Hot keys, each hit every `every` flood records and checked byte for byte. */

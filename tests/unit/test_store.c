@@ -667,27 +667,6 @@ static int case_mark_pass_failed(apr_pool_t *p)
     return 0;
 }
 
-/* Keys that all have the same two buckets. */
-static int same_bucket_keys(isr_zone_t *z, apr_pool_t *p, int n, char **keys)
-{
-    apr_uint32_t want[2] = {0, 0}, b[2];
-    int found = 0, i;
-
-    for (i = 0; found < n && i < 50000000; i++) {
-        char *k = apr_psprintf(p, "http://127.0.0.1/b/%d", i);
-        isr_store_buckets(z, H(z, k), b);
-        if (found == 0) {
-            want[0] = b[0];
-            want[1] = b[1];
-        }
-        if ((b[0] == want[0] && b[1] == want[1])
-            || (b[0] == want[1] && b[1] == want[0])) {
-            keys[found++] = k;
-        }
-    }
-    return found;
-}
-
 static int case_bucket_full(apr_pool_t *p)
 {
     tzone_t t;
