@@ -75,6 +75,9 @@ int isr_http_status_has(const isr_status_set_t *set, int status);
 int isr_http_storable(const isr_status_set_t *set, int status,
                       int explicit_fresh);
 
+/* Whether s is a non-empty token (RFC 9110 5.6.2): a valid header name. */
+int isr_http_is_token(const char *s);
+
 /* Whether Cache-Control value `list` has directive `token` (case-blind,
  * as a whole word; a "token=value" form counts). */
 int isr_http_has_token(const char *list, const char *token);

@@ -451,20 +451,17 @@ static int forwardable(const char *name)
         "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Server",
         "User-Agent", NULL
     };
-    const char *s;
     int i;
 
-    for (s = name; *s; s++) {
-        if (!apr_isalnum(*s) && !strchr("!#$%&'*+-.^_`|~", *s)) {
-            return 0;
-        }
+    if (!isr_http_is_token(name)) {
+        return 0;
     }
     for (i = 0; never[i]; i++) {
         if (!strcasecmp(name, never[i])) {
             return 0;
         }
     }
-    return *name && strncasecmp(name, "Proxy-", 6);
+    return strncasecmp(name, "Proxy-", 6) != 0;
 }
 
 static const char *set_forward(cmd_parms *cmd, void *dc, const char *arg)

@@ -54,6 +54,19 @@ static int is_tchar(int c)
            && (apr_isalnum(c) || strchr("!#$%&'*+-.^_`|~", c));
 }
 
+int isr_http_is_token(const char *s)
+{
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!is_tchar((unsigned char)*s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int is_ows(int c)
 {
     return c == ' ' || c == '\t';

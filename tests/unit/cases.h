@@ -121,4 +121,21 @@ static inline int same_bucket_keys(isr_zone_t *z, apr_pool_t *p, int n, char **k
     return found;
 }
 
+/* Run one case in a pool of its own; 1 when it failed. */
+static inline int run_case(const char *name, int (*fn)(apr_pool_t *p))
+{
+    apr_pool_t *p;
+    apr_time_t t0;
+    int r;
+
+    case_name = name;
+    apr_pool_create(&p, NULL);
+    t0 = apr_time_now();
+    r = fn(p);
+    apr_pool_destroy(p);
+    printf("%s %s (%.1f ms)\n", r ? "FAIL" : "ok  ", name,
+           (double)(apr_time_now() - t0) / 1000);
+    return r != 0;
+}
+
 #endif /* ISR_UNIT_CASES_H */

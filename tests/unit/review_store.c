@@ -473,22 +473,6 @@ static const struct {
     {"big_record_truncated", case_big_record_truncated},
 };
 
-static int run_case(const char *name, int (*fn)(apr_pool_t *p))
-{
-    apr_pool_t *p;
-    apr_time_t t0;
-    int r;
-
-    case_name = name;
-    apr_pool_create(&p, NULL);
-    t0 = apr_time_now();
-    r = fn(p);
-    apr_pool_destroy(p);
-    printf("%s %s (%.1f ms)\n", r ? "FAIL" : "ok  ", name,
-           (double)(apr_time_now() - t0) / 1000);
-    return r != 0;
-}
-
 int main(int argc, const char *const *argv)
 {
     int failed = 0, ran = 0, i, a;
