@@ -8,7 +8,6 @@
 #include <curl/curl.h>
 
 #include <apr_strings.h>
-#include <apr_lib.h>
 #include <httpd.h>
 #include "isr_fetch.h"
 #include "isr_http.h"

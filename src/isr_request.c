@@ -3,7 +3,6 @@
  * requests for the key wait for. */
 #include "isr.h"
 #include <apr_strings.h>
-#include <apr_lib.h>
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
