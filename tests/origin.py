@@ -26,6 +26,10 @@ and closes; 204 and 304 are sent without a body.)
                  several rawhdr= values are inserted in order
     trailer=B64  base64 of raw trailer lines (with their CRLFs) sent after the last chunk;
                  implies chunked=1 (with empty=1: a zero-length chunked body with a trailer)
+    etag=TAG     send ``ETag: TAG`` (give the quotes: etag="a" or etag=W/"a"), and answer 304
+                 without a body when If-None-Match lists TAG (weak comparison) or is ``*``
+    lastmod=DATE send ``Last-Modified: DATE`` (an HTTP-date), and answer 304 when there is no
+                 If-None-Match and If-Modified-Since is that date or later
 
 :func:`b64` makes the value: ``origin.set("/x", rawhdr=b64(b"X-A: 1\\r\\n"))``.
 :func:`echoed` reads the echo= fields back from a body as {lower-case name: value or None}.
@@ -39,6 +43,8 @@ The same knobs given as query parameters of a request affect that request only
                            "path":...} of the last request for that path+query (or, without a
                            query, the last for that path with any query); null if none
     /__history?path=/x[?q] JSON list of those records, oldest first (at most 100 per key)
+    /__count304?path=/x[?q] how many of those requests were answered 304 by etag=/lastmod=
+    /__bytes               body bytes sent in all (what a 304 saves shows here)
     /__reset               clear counts, knobs and history
 
 Run standalone: ``python3 tests/origin.py --port 8081`` or ``--unix /path/to.sock``
@@ -49,6 +55,7 @@ Tests use :class:`Origin`, which starts this file as a separate process on a fre
 import argparse
 import base64
 import binascii
+import email.utils
 import http.client
 import json
 import os
@@ -63,7 +70,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KNOBS = ("status", "delay", "cookie", "cc", "size", "header", "suffix", "chunked", "trickle",
-         "binary", "truncate", "echo", "ctype", "empty", "close", "rawhdr", "trailer", "parts")
+         "binary", "truncate", "echo", "ctype", "empty", "close", "rawhdr", "trailer", "parts",
+         "etag", "lastmod")
 HISTORY_MAX = 100
 
 
@@ -103,7 +111,9 @@ class State:
 
     def reset(self):
         self.counts = {}      # path?query -> int
+        self.notmod = {}      # path?query -> 304s sent
         self.total = 0
+        self.bytes = 0        # body bytes sent
         self.knobs = {}       # path -> {knob: [values]}
         self.last = {}        # path?query and path -> dict
         self.history = {}     # path?query and path -> [dict, ...] (oldest first)
@@ -153,6 +163,9 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command == "HEAD" or status in (204, 304):
                 return
+            if not self.path.startswith("/__"):
+                with STATE.lock:
+                    STATE.bytes += len(body)
             if truncate:  # announce the whole body, send half of it, close
                 self.wfile.write(body[:len(body) // 2])
                 self.wfile.flush()
@@ -188,6 +201,14 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/__count":
             with STATE.lock:
                 n = STATE.counts.get(arg("path"), 0)
+            return self._send(200, str(n).encode())
+        if path == "/__count304":
+            with STATE.lock:
+                n = STATE.notmod.get(arg("path"), 0)
+            return self._send(200, str(n).encode())
+        if path == "/__bytes":
+            with STATE.lock:
+                n = STATE.bytes
             return self._send(200, str(n).encode())
         if path == "/__total":
             with STATE.lock:
@@ -288,10 +309,37 @@ class Handler(BaseHTTPRequestHandler):
             if ":" in h:
                 name, value = h.split(":", 1)
                 extra.append((name.strip(), value.strip()))
+        etag, lastmod = knob("etag"), knob("lastmod")
+        if etag:
+            extra.append(("ETag", etag))
+        if lastmod:
+            extra.append(("Last-Modified", lastmod))
+        if status == 200 and self._not_modified(etag, lastmod):
+            status = 304
+            with STATE.lock:
+                STATE.notmod[key] = STATE.notmod.get(key, 0) + 1
         self._send(status, body, ctype=ctype, extra=extra, chunked=bool(knob("chunked")),
                    trickle=float(knob("trickle", 0) or 0), truncate=bool(knob("truncate")),
                    parts=int(knob("parts", 10) or 10), raw_head=raw_head, trailer=trailer,
                    close=bool(knob("close")))
+
+    def _not_modified(self, etag, lastmod):
+        """RFC 9110 13.1.1/13.1.3: If-None-Match (weak comparison) wins over If-Modified-Since."""
+        inm = self.headers.get_all("If-None-Match")
+        if inm is not None:
+            if not etag:
+                return False
+            tags = [t.strip() for t in ", ".join(inm).split(",")]
+            bare = etag[2:] if etag.startswith("W/") else etag
+            return any(t == "*" or (t[2:] if t.startswith("W/") else t) == bare for t in tags)
+        ims = self.headers.get("If-Modified-Since")
+        if not (lastmod and ims):
+            return False
+        try:
+            return (email.utils.parsedate_to_datetime(ims)
+                    >= email.utils.parsedate_to_datetime(lastmod))
+        except (TypeError, ValueError):
+            return False
 
     do_GET = _serve
     do_HEAD = _serve
@@ -441,6 +489,12 @@ class Origin:
 
     def count(self, path):
         return int(self._get("/__count?" + urllib.parse.urlencode({"path": path}))[1])
+
+    def count304(self, path):
+        return int(self._get("/__count304?" + urllib.parse.urlencode({"path": path}))[1])
+
+    def bytes_sent(self):
+        return int(self._get("/__bytes")[1])
 
     def total(self):
         return int(self._get("/__total")[1])
