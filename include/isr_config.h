@@ -8,6 +8,7 @@
 #include <ap_expr.h>
 #include "isr_parse.h"
 #include "isr_http.h"
+#include "isr_policy.h"
 
 #define ISR_APPLY_RESPONSE 0
 #define ISR_APPLY_ENV      1
@@ -30,7 +31,8 @@ typedef struct {
     apr_array_header_t *forward;    /* ISRForwardHeader names, or NULL */
     isr_status_set_t *cache_status; /* ISRCacheStatus, or NULL: default */
     apr_interval_time_t ttl, stale_ttl, timeout, connect_timeout, retry,
-                        relay_timeout;
+                        relay_timeout, error_ttl;
+    int cc_mode;                    /* ISRCacheControl: isr_cc_mode_t */
     apr_off_t max_object;
     int apply;                      /* ISR_APPLY_* */
     const char *apply_name;
@@ -84,6 +86,10 @@ apr_interval_time_t isr_conf_timeout(const isr_dir_conf_t *c);
 apr_interval_time_t isr_conf_connect_timeout(const isr_dir_conf_t *c);
 apr_interval_time_t isr_conf_retry(const isr_dir_conf_t *c);
 apr_size_t isr_conf_max_object(const isr_dir_conf_t *c);
+apr_interval_time_t isr_conf_error_ttl(const isr_dir_conf_t *c);
+isr_cc_mode_t isr_conf_cc_mode(const isr_dir_conf_t *c);
+/* The mode and TTLs that isr_policy_times() needs. */
+void isr_conf_policy(const isr_dir_conf_t *c, isr_policy_conf_t *pc);
 apr_interval_time_t isr_conf_relay_timeout(const isr_dir_conf_t *c);
 int isr_conf_on_error(const isr_dir_conf_t *c);
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc);

@@ -75,6 +75,9 @@ int isr_http_status_has(const isr_status_set_t *set, int status);
 int isr_http_storable(const isr_status_set_t *set, int status,
                       int explicit_fresh);
 
+/* Whether byte c is a tchar (RFC 9110 5.6.2). */
+int isr_http_is_tchar(int c);
+
 /* Whether s is a non-empty token (RFC 9110 5.6.2): a valid header name. */
 int isr_http_is_token(const char *s);
 

@@ -28,7 +28,14 @@ typedef struct {
     const char *body;
     apr_size_t bodylen;
     const void *kept;           /* the record, when it is a shared copy */
-    apr_time_t fetched;         /* when the backend answered; 0 on MISS */
+    apr_time_t fetched;         /* the answer's birth (Age); 0 on MISS */
+    apr_time_t fresh_until;     /* of the entry answered; 0 on MISS */
+    /* Cache-Status (RFC 9211): how the answer came about */
+    const char *fwd;            /* "uri-miss", "stale", ... or NULL: hit */
+    int fwd_status;             /* the backend's status, or 0 */
+    int stored;                 /* the answer was stored (or updated) */
+    int collapsed;              /* waited for another request's fetch */
+    const char *detail;         /* or NULL */
     const char *error;          /* why there is no answer */
     int no_backend;             /* prepare found no acceptable backend URL:
                                  * the ISROnError action applies */

@@ -86,7 +86,7 @@
 #include <apr.h>
 
 #define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
-#define ISR_SHM_LAYOUT  4u          /* bump on any change to this file */
+#define ISR_SHM_LAYOUT  5u          /* bump on any change to this file */
 #define ISR_BUCKET_WAYS 8
 #define ISR_REC_ALIGN   64
 #define ISR_REC_MAGIC   0x43455249u /* "IREC" */
@@ -150,6 +150,10 @@ typedef struct {
     apr_uint32_t hdrlen;      /* "name\0value\0" pairs */
     apr_uint32_t bodylen;
     apr_uint32_t reserved;
+    apr_int64_t swr_until;    /* served stale with a background refresh
+                               * until then (the slot's fresh_until and
+                               * until bound the whole life) */
+    apr_int64_t sie_until;    /* served stale when revalidation fails */
 } isr_record_t;
 
 /* Counters (relaxed atomic adds; a reader sums the stripes and accepts

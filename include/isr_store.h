@@ -54,8 +54,10 @@ typedef struct {
                                 * that the slot still holds the key) */
     apr_uint64_t lease;
     apr_time_t fresh_until;
-    apr_time_t until;
-    apr_time_t fetched;
+    apr_time_t until;          /* kept until (revalidated after swr_until) */
+    apr_time_t fetched;        /* the answer's birth: Age is now - fetched */
+    apr_time_t swr_until;      /* from the record: stale served at once */
+    apr_time_t sie_until;      /* from the record: stale on errors */
     int status;
     const char *headers;       /* "name\0value\0" pairs */
     apr_size_t hdrlen;
@@ -71,17 +73,20 @@ typedef struct {
     apr_size_t hdrlen;
     const char *body;
     apr_size_t bodylen;
-    apr_time_t fetched;
+    apr_time_t fetched;        /* birth (response time minus its age) */
     apr_time_t fresh_until;
-    apr_time_t stale_until;
+    apr_time_t stale_until;    /* kept until */
+    apr_time_t swr_until;      /* see isr_entry_t */
+    apr_time_t sie_until;
 } isr_value_t;
 
 typedef enum {
     ISR_CLAIM_OWNED,   /* the caller owns the fetch (lease in *please) */
     ISR_CLAIM_BUSY,    /* someone else fetches: wait on (slot, seq) */
     ISR_CLAIM_READY,   /* a usable entry appeared meanwhile: look up again */
-    ISR_CLAIM_NOSLOT   /* every slot of the bucket is being fetched: fetch
+    ISR_CLAIM_NOSLOT,  /* every slot of the bucket is being fetched: fetch
                         * without coalescing and do not store */
+    ISR_CLAIM_BACKOFF  /* the last fetch of the key failed a moment ago */
 } isr_claim_t;
 
 /* Map a freshly created segment: write the header and an empty index.
@@ -131,6 +136,16 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
                             apr_time_t now, apr_interval_time_t hold,
                             apr_uint64_t *please);
 
+/* Claim a synchronous revalidation of a STALE entry that may not be served
+ * stale now (past its stale-while-revalidate window): OWNED with *please
+ * set (a live lease: other requests wait for it), BUSY when a fetch is
+ * under way (wait on e->slot, e->seq), BACKOFF inside the backoff after a
+ * failed fetch, READY when the slot changed (look up again). A queued
+ * refresh's lease or a dead owner's is taken over. Lock-free. */
+isr_claim_t isr_store_claim_stale(isr_zone_t *zone, const isr_entry_t *e,
+                                  apr_time_t now, apr_interval_time_t hold,
+                                  apr_uint64_t *please);
+
 /* Extend a lease the caller still holds on key `hash` to now + hold (a
  * queued refresh starting; the lease is no longer marked queued). Returns
  * 0, leaving *lease alone, when the lease was taken over meanwhile or the
@@ -165,10 +180,11 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
 void isr_store_mark_pass(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
                          apr_uint64_t lease, apr_time_t until);
 
-/* Mark a failed synchronous fetch: waiters of that fetch get the error. */
+/* Mark a failed synchronous fetch at `now`: waiters of that fetch, and
+ * requests until `until` (ISRErrorTTL), get the error. */
 void isr_store_mark_failed(isr_zone_t *zone, apr_uint32_t slot,
                            apr_uint64_t hash, apr_uint64_t lease,
-                           apr_time_t now);
+                           apr_time_t now, apr_time_t until);
 
 /* After a failed refresh: keep the entry, hold refreshes off until `until`. */
 void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,

@@ -19,6 +19,7 @@
 #define DEF_TIMEOUT     apr_time_from_sec(10)
 #define DEF_CONNECT     apr_time_from_sec(3)
 #define DEF_RETRY       apr_time_from_sec(10)
+#define DEF_ERROR_TTL   apr_time_from_sec(1)
 #define DEF_MAX_OBJECT  (1024 * 1024)
 #define DEF_ON_ERROR    HTTP_BAD_GATEWAY
 #define DEF_THREADS     4
@@ -65,7 +66,8 @@ void *isr_conf_create_dir(apr_pool_t *p, char *dir)
     c->enabled = UNSET;
     c->quick = UNSET;
     c->ttl = c->stale_ttl = c->timeout = c->connect_timeout = c->retry = UNSET;
-    c->relay_timeout = UNSET;
+    c->relay_timeout = c->error_ttl = UNSET;
+    c->cc_mode = UNSET;
     c->max_object = UNSET;
     c->apply = UNSET;
     c->on_error = UNSET;
@@ -97,6 +99,8 @@ void *isr_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->timeout = MERGE(timeout);
     c->connect_timeout = MERGE(connect_timeout);
     c->retry = MERGE(retry);
+    c->error_ttl = MERGE(error_ttl);
+    c->cc_mode = MERGE(cc_mode);
     c->max_object = MERGE(max_object);
     c->apply = MERGE(apply);
     c->apply_name = add->apply != UNSET ? add->apply_name : base->apply_name;
@@ -165,6 +169,23 @@ apr_interval_time_t isr_conf_connect_timeout(const isr_dir_conf_t *c)
 apr_interval_time_t isr_conf_retry(const isr_dir_conf_t *c)
 {
     return c->retry != UNSET ? c->retry : DEF_RETRY;
+}
+
+apr_interval_time_t isr_conf_error_ttl(const isr_dir_conf_t *c)
+{
+    return c->error_ttl != UNSET ? c->error_ttl : DEF_ERROR_TTL;
+}
+
+isr_cc_mode_t isr_conf_cc_mode(const isr_dir_conf_t *c)
+{
+    return c->cc_mode != UNSET ? (isr_cc_mode_t)c->cc_mode : ISR_CC_ON;
+}
+
+void isr_conf_policy(const isr_dir_conf_t *c, isr_policy_conf_t *pc)
+{
+    pc->mode = isr_conf_cc_mode(c);
+    pc->ttl = isr_conf_ttl(c);
+    pc->stale_ttl = isr_conf_stale_ttl(c);
 }
 
 apr_size_t isr_conf_max_object(const isr_dir_conf_t *c)
@@ -315,6 +336,26 @@ static const char *set_quick(cmd_parms *cmd, void *dc, int flag)
     (void)cmd;
     ((isr_dir_conf_t *)dc)->quick = flag;
     quick_used |= flag;
+    return NULL;
+}
+
+static const char *set_cc_mode(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+
+    if (!strcasecmp(arg, "Off")) {
+        c->cc_mode = ISR_CC_OFF;
+    }
+    else if (!strcasecmp(arg, "On")) {
+        c->cc_mode = ISR_CC_ON;
+    }
+    else if (!strcasecmp(arg, "Strict")) {
+        c->cc_mode = ISR_CC_STRICT;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not Off, On or Strict",
+                            cmd->cmd->name, arg);
+    }
     return NULL;
 }
 
@@ -614,6 +655,13 @@ const command_rec isr_cmds[] = {
                   DIRCONF, "time to connect to the backend (default 3s)"),
     AP_INIT_TAKE1("ISRRefreshRetry", set_duration, DUR(retry, 0), DIRCONF,
                   "delay before retrying a failed refresh (default 10s)"),
+    AP_INIT_TAKE1("ISRErrorTTL", set_duration, DUR(error_ttl, 1), DIRCONF,
+                  "how long a failed fetch of a key is remembered: requests "
+                  "meanwhile get the error (or stale-if-error) without "
+                  "asking the backend (default 1s)"),
+    AP_INIT_TAKE1("ISRCacheControl", set_cc_mode, NULL, DIRCONF,
+                  "Off|On|Strict: whether the backend's Cache-Control, "
+                  "Expires and validators decide freshness (default On)"),
     AP_INIT_TAKE1("ISRMaxObjectSize", set_max_object, NULL, DIRCONF,
                   "larger responses are served but not stored (default 1M, "
                   "at most 256M)"),

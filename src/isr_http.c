@@ -48,11 +48,13 @@ int isr_http_head_done(const isr_http_head_t *h)
 }
 
 /* RFC 9110 5.6.2 tchar. */
-static int is_tchar(int c)
+int isr_http_is_tchar(int c)
 {
     return c > 0 && c < 0x7f
            && (apr_isalnum(c) || strchr("!#$%&'*+-.^_`|~", c));
 }
+
+#define is_tchar isr_http_is_tchar
 
 int isr_http_is_token(const char *s)
 {

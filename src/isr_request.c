@@ -24,20 +24,6 @@
 #define LEASE_HOLD(c)   (isr_conf_timeout(c) + LEASE_MARGIN)
 #define WAIT_SLICE      apr_time_from_msec(100)
 
-typedef struct {
-    apr_pool_t *pool;            /* unmanaged: the job owns it */
-    server_rec *s;
-    isr_zone_t *zone;
-    apr_uint32_t slot;
-    apr_uint64_t lease;
-    apr_uint64_t hash;
-    const char *key;
-    apr_size_t klen;
-    isr_fetch_req_t req;
-    apr_interval_time_t ttl, stale_ttl, retry;
-    apr_interval_time_t hold;    /* lease length once the fetch starts */
-    const isr_status_set_t *cache_status;
-} refresh_job_t;
 
 /* ---- URL and key -------------------------------------------------------- */
 
@@ -210,29 +196,87 @@ static void fetch_req_init(isr_fetch_req_t *fr, const isr_req_t *q,
     fr->abort_flag = isr_refresh_stopping();
 }
 
-/* An answer that may be stored: not marked private by the backend, not too
- * large, and of a status a shared cache may keep (RFC 9111 4.2.2, or
- * ISRCacheStatus, or with explicit freshness). */
-static int storable(const isr_req_t *q, const isr_fetch_resp_t *resp)
+/* The validators of a stored answer as request headers (RFC 9110 13.1):
+ * added to `base` in a copy, so that the context itself stays as keyed. */
+static const apr_array_header_t *conditional(apr_pool_t *p,
+                                             const apr_array_header_t *base,
+                                             const isr_entry_t *stale)
 {
-    return !resp->uncacheable && !resp->too_large
-           && isr_http_storable(q->conf->cache_status, resp->status,
-                                resp->explicit_fresh);
+    apr_array_header_t *h;
+    isr_policy_t pol;
+
+    if (!stale) {
+        return base;
+    }
+    isr_policy_read(stale->headers, stale->hdrlen, &pol);
+    if (!pol.etag && !pol.last_modified_str) {
+        return base;
+    }
+    h = apr_array_copy(p, base);
+    if (pol.etag) {
+        APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(p, "If-None-Match: ",
+                                                      pol.etag, NULL);
+    }
+    if (pol.last_modified_str) {
+        APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
+            p, "If-Modified-Since: ", pol.last_modified_str, NULL);
+    }
+    return h;
 }
 
-/* The value to store for a response that arrived at `now`. */
-static void value_init(isr_value_t *v, const isr_fetch_resp_t *resp,
-                       apr_interval_time_t ttl, apr_interval_time_t stale_ttl,
-                       apr_time_t now)
+/* What to store for an answer (status, head, body) requested at `asked`
+ * and received at `now`, as the location's ISRCacheControl mode reads its
+ * head; *ok is 0 when it may not be stored: marked private (Set-Cookie,
+ * no-store, private), too large, of a status not to store (RFC 9111 4.2.2,
+ * ISRCacheStatus, or any with explicit freshness), or with nothing to use
+ * it for (no freshness, no stale window, no validator). */
+typedef struct {
+    isr_policy_conf_t pc;
+    const isr_status_set_t *cache_status;
+} store_rules_t;
+
+static void rules_init(store_rules_t *sr, const isr_dir_conf_t *c)
 {
-    v->status = resp->status;
-    v->headers = resp->headers;
-    v->hdrlen = resp->hdrlen;
-    v->body = resp->body;
-    v->bodylen = resp->bodylen;
-    v->fetched = now;
-    v->fresh_until = now + ttl;
-    v->stale_until = v->fresh_until + stale_ttl;
+    isr_conf_policy(c, &sr->pc);
+    sr->cache_status = c->cache_status;
+}
+
+static int value_make(isr_value_t *v, const store_rules_t *sr,
+                      const isr_fetch_resp_t *resp, int status,
+                      const char *headers, apr_size_t hdrlen,
+                      const char *body, apr_size_t bodylen,
+                      apr_time_t asked, apr_time_t now)
+{
+    isr_policy_t pol;
+    isr_times_t t;
+    int ok;
+
+    isr_policy_read(headers, hdrlen, &pol);
+    isr_policy_times(&pol, &sr->pc, asked, now, &t);
+    memset(v, 0, sizeof(*v));
+    v->status = status;
+    v->headers = headers;
+    v->hdrlen = hdrlen;
+    v->body = body;
+    v->bodylen = bodylen;
+    v->fetched = t.born;
+    v->fresh_until = t.fresh_until;
+    v->swr_until = t.swr_until;
+    v->sie_until = t.sie_until;
+    v->stale_until = t.keep_until;
+    if (sr->pc.mode == ISR_CC_OFF) {
+        return !resp->uncacheable && !resp->too_large
+               && isr_http_storable(sr->cache_status, status,
+                                    resp->explicit_fresh);
+    }
+    /* A targeted field decides alone (RFC 9213); otherwise a private or
+     * no-store anywhere in the head counts, as the head parser saw it. */
+    ok = !t.uncacheable && !resp->too_large
+         && (pol.targeted || !resp->uncacheable)
+         && isr_http_storable(sr->cache_status, status,
+                              isr_policy_explicit(&pol))
+         && t.keep_until > now;
+    return ok;
 }
 
 /* A body too large to store goes to the client as it arrives. The owner of
@@ -256,6 +300,8 @@ static apr_status_t relay(void *baton, const isr_fetch_resp_t *head,
             rl->lease = 0;
         }
         rl->q->relayed = 1;
+        rl->q->fwd = "uri-miss";
+        rl->q->fwd_status = head->status;
         isr_respond_relay_head(rl->r, rl->q, head->status, head->headers,
                                head->hdrlen);
         if (rl->r->header_only) {
@@ -266,25 +312,30 @@ static apr_status_t relay(void *baton, const isr_fetch_resp_t *head,
 }
 
 /* A fetch that produced no usable answer: 5xx counts as a failure. `rl`
- * (or NULL) relays bodies too large to store. */
+ * (or NULL) relays bodies too large to store; `stale` (or NULL) is the
+ * entry being revalidated: its validators make the request conditional. */
 static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
-                               isr_fetch_resp_t **presp, relay_t *rl)
+                               isr_fetch_resp_t **presp, relay_t *rl,
+                               const isr_entry_t *stale)
 {
     isr_fetch_req_t fr;
     apr_status_t rv;
 
     fetch_req_init(&fr, q, &q->ctx, SYNC_MAX_BODY);
+    fr.headers = conditional(r->pool, q->ctx.headers, stale);
     if (q->can_relay) {
         rl->r = r;
         rl->q = q;
         fr.sink = relay;
         fr.sink_baton = rl;
     }
+    q->fwd = stale ? "stale" : "uri-miss";
     rv = isr_fetch(presp, &fr, r->pool);
     if (rv != APR_SUCCESS) {
         q->error = (*presp)->error;
         return rv;
     }
+    q->fwd_status = (*presp)->status;
     if (ISR_FETCH_FAILED_STATUS((*presp)->status)) {
         q->error = apr_psprintf(r->pool, "backend answered %d",
                                 (*presp)->status);
@@ -298,17 +349,61 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
     q->body = (*presp)->body;
     q->bodylen = (*presp)->bodylen;
     q->fetched = 0;
+    q->fresh_until = 0;
+    return APR_SUCCESS;
+}
+
+static void answer_value(isr_req_t *q, const isr_value_t *v, const char *label)
+{
+    q->label = label;
+    q->kept = NULL;
+    q->status = v->status;
+    q->headers = v->headers;
+    q->hdrlen = v->hdrlen;
+    q->body = v->body;
+    q->bodylen = v->bodylen;
+    q->fetched = v->fetched;
+    q->fresh_until = v->fresh_until;
+}
+
+static void answer_entry(isr_req_t *q, const isr_entry_t *e, const char *label)
+{
+    q->label = label;
+    q->status = e->status;
+    q->headers = e->headers;
+    q->hdrlen = e->hdrlen;
+    q->body = e->body;
+    q->bodylen = e->bodylen;
+    q->fetched = e->fetched;
+    q->fresh_until = e->fresh_until;
+}
+
+/* A synchronous fetch that failed while a stale entry was at hand: the
+ * entry is the answer inside its stale-if-error window (RFC 5861 4;
+ * ISRStaleTTL in Off and On modes), the error otherwise. */
+static apr_status_t stale_or_error(isr_req_t *q, const isr_entry_t *stale,
+                                   apr_status_t rv, apr_time_t now)
+{
+    if (now > stale->sie_until) {
+        return rv;
+    }
+    answer_entry(q, stale, "STALE");
+    q->fwd = "stale";
+    q->detail = "stale-if-error";
     return APR_SUCCESS;
 }
 
 static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
-                                    apr_uint32_t slot, apr_uint64_t lease)
+                                    apr_uint32_t slot, apr_uint64_t lease,
+                                    const isr_entry_t *stale)
 {
     relay_t rl = { NULL, NULL, slot, lease };
+    store_rules_t sr;
     isr_fetch_resp_t *resp;
     isr_value_t v;
-    apr_time_t now;
-    apr_status_t rv = fetch_sync(r, q, &resp, &rl);
+    apr_time_t asked = apr_time_now(), now;
+    apr_status_t rv = fetch_sync(r, q, &resp, &rl, stale);
+    int ok;
 
     now = apr_time_now();
     if (q->relayed) {
@@ -317,10 +412,40 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         return rv;
     }
     if (rv != APR_SUCCESS) {
-        isr_store_mark_failed(q->zone, slot, q->hash, lease, now);
+        /* Remembered for ISRErrorTTL: until then requests for the key get
+         * this answer (or the stale entry) without asking the backend. */
+        if (stale) {
+            isr_store_backoff(q->zone, slot, lease,
+                              now + isr_conf_error_ttl(q->conf));
+            isr_store_count(q->zone, ISR_STAT_REFRESH_FAIL);
+            return stale_or_error(q, stale, rv, now);
+        }
+        isr_store_mark_failed(q->zone, slot, q->hash, lease, now,
+                              now + isr_conf_error_ttl(q->conf));
         return rv;
     }
-    if (!storable(q, resp)) {
+    rules_init(&sr, q->conf);
+    if (stale && resp->status == HTTP_NOT_MODIFIED) {
+        /* RFC 9111 4.3.4: the stored answer, its head updated. */
+        const char *h;
+        apr_size_t hl;
+
+        isr_policy_update(r->pool, stale->headers, stale->hdrlen,
+                          resp->headers, resp->hdrlen, &h, &hl);
+        ok = value_make(&v, &sr, resp, stale->status, h, hl, stale->body,
+                        stale->bodylen, asked, now);
+        answer_value(q, &v, "REVALIDATED");
+        if (!ok) {
+            isr_store_mark_pass(q->zone, slot, q->hash, lease,
+                                now + APR_USEC_PER_SEC);
+            return APR_SUCCESS;
+        }
+    }
+    else {
+        ok = value_make(&v, &sr, resp, resp->status, resp->headers,
+                        resp->hdrlen, resp->body, resp->bodylen, asked, now);
+    }
+    if (!ok) {
         /* Release every waiter at once: they fetch for themselves. An
          * answer the backend marked private stays uncached for a TTL; one
          * of a status not to store (a 429, a 302) is looked at again soon. */
@@ -332,11 +457,10 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                       "%s: not stored (%s)", q->url,
                       resp->too_large ? "too large to store"
                       : resp->uncacheable ? "Set-Cookie or Cache-Control"
-                      : apr_psprintf(r->pool, "status %d", resp->status));
+                      : apr_psprintf(r->pool, "status %d or no freshness",
+                                     resp->status));
         return APR_SUCCESS;
     }
-    value_init(&v, resp, isr_conf_ttl(q->conf), isr_conf_stale_ttl(q->conf),
-               now);
     rv = isr_store_publish(q->zone, slot, lease, q->key, q->klen, q->hash, &v);
     isr_store_count(q->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
                                                : ISR_STAT_PASS);
@@ -349,11 +473,30 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISR_LOGNO(0021)
                       "%s: answer served but not stored in zone %s", q->url,
                       q->zone->name);
+        return APR_SUCCESS;
     }
+    q->stored = 1;
+    q->fresh_until = v.fresh_until;
     return APR_SUCCESS;
 }
 
 /* ---- background refresh ------------------------------------------------- */
+
+typedef struct {
+    apr_pool_t *pool;            /* unmanaged: the job owns it */
+    server_rec *s;
+    isr_zone_t *zone;
+    apr_uint32_t slot;
+    apr_uint64_t lease;
+    apr_uint64_t hash;
+    const char *key;
+    apr_size_t klen;
+    isr_fetch_req_t req;
+    store_rules_t rules;
+    apr_interval_time_t ttl, retry;
+    apr_interval_time_t hold;    /* lease length once the fetch starts */
+    const char *etag, *lastmod;  /* the validators sent, or NULL */
+} refresh_job_t;
 
 /* A refresh that fetched but could not store: the entry stays stale. A
  * record too large for the zone is dropped for a TTL (like a miss); any
@@ -374,13 +517,48 @@ static void refresh_not_stored(refresh_job_t *job, apr_status_t rv,
                  job->req.url, job->zone->name);
 }
 
+static int same(const char *a, const char *b)
+{
+    return a ? b && !strcmp(a, b) : !b;
+}
+
+/* A 304 to a refresh: the entry as it is now (the job holds its lease, so
+ * it is the version whose validators were sent), its head updated. */
+static int refresh_not_modified(refresh_job_t *job,
+                                const isr_fetch_resp_t *resp,
+                                apr_time_t asked, apr_time_t now,
+                                isr_value_t *v)
+{
+    isr_policy_t pol;
+    isr_entry_t e;
+    isr_look_t st;
+    const char *h;
+    apr_size_t hl;
+
+    st = isr_store_lookup(job->zone, job->key, job->klen, job->hash, now,
+                          job->pool, &e);
+    if ((st != ISR_LOOK_FRESH && st != ISR_LOOK_STALE) || e.slot != job->slot) {
+        return 0;
+    }
+    isr_policy_read(e.headers, e.hdrlen, &pol);
+    if (!same(pol.etag, job->etag) || !same(pol.last_modified_str,
+                                             job->lastmod)) {
+        return 0;
+    }
+    isr_policy_update(job->pool, e.headers, e.hdrlen, resp->headers,
+                      resp->hdrlen, &h, &hl);
+    return value_make(v, &job->rules, resp, e.status, h, hl, e.body,
+                      e.bodylen, asked, now);
+}
+
 static void refresh_run(void *baton)
 {
     refresh_job_t *job = baton;
     isr_fetch_resp_t *resp = NULL;
     isr_value_t v;
-    apr_time_t now = apr_time_now();
+    apr_time_t now = apr_time_now(), asked;
     apr_status_t rv;
+    int ok = 0;
 
     if (*isr_refresh_stopping()) {
         /* The child is stopping: let another child refresh soon. */
@@ -393,18 +571,30 @@ static void refresh_run(void *baton)
                          job->hold)) {
         goto leave;
     }
+    asked = now;
     rv = isr_fetch(&resp, &job->req, job->pool);
     now = apr_time_now();
+    if (rv == APR_SUCCESS && resp->status == HTTP_NOT_MODIFIED
+        && (job->etag || job->lastmod)) {
+        ok = refresh_not_modified(job, resp, asked, now, &v);
+        if (!ok) {
+            isr_store_release(job->zone, job->slot, job->lease);
+            goto leave;
+        }
+    }
+    else if (rv == APR_SUCCESS && !ISR_FETCH_FAILED_STATUS(resp->status)) {
+        ok = value_make(&v, &job->rules, resp, resp->status, resp->headers,
+                        resp->hdrlen, resp->body, resp->bodylen, asked, now);
+    }
     if (rv == APR_ECONNABORTED) {
         isr_store_release(job->zone, job->slot, job->lease);
     }
-    else if (rv == APR_ENOSPC || (rv == APR_SUCCESS && resp->uncacheable)) {
+    else if (rv == APR_ENOSPC || (rv == APR_SUCCESS && !ok
+                                  && (resp->uncacheable || resp->too_large))) {
         isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
                             now + job->ttl);
     }
-    else if (rv != APR_SUCCESS || ISR_FETCH_FAILED_STATUS(resp->status)
-             || !isr_http_storable(job->cache_status, resp->status,
-                                   resp->explicit_fresh)) {
+    else if (!ok) {
         /* A 5xx, or an answer of a status not to store (a 400 or a 429
          * must not replace a good page): keep serving the stale entry. */
         isr_store_backoff(job->zone, job->slot, job->lease, now + job->retry);
@@ -418,7 +608,6 @@ static void refresh_run(void *baton)
                      apr_time_sec(job->retry));
     }
     else {
-        value_init(&v, resp, job->ttl, job->stale_ttl, now);
         rv = isr_store_publish(job->zone, job->slot, job->lease, job->key,
                                job->klen, job->hash, &v);
         if (rv != APR_SUCCESS) {
@@ -427,7 +616,9 @@ static void refresh_run(void *baton)
         else {
             isr_store_count(job->zone, ISR_STAT_STORE);
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, job->s, ISR_LOGNO(0023)
-                         "refreshed %s", job->req.url);
+                         "refreshed %s%s", job->req.url,
+                         resp->status == HTTP_NOT_MODIFIED
+                             ? " (not modified)" : "");
         }
     }
 leave:
@@ -436,17 +627,19 @@ leave:
 
 /* The job owns what it needs: the request is gone when it runs. What it
  * sends is parsed back out of the entry's key, the context recorded with
- * the entry, never taken from the request that found it stale. */
-static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
+ * the entry, never taken from the request that found it stale; the
+ * validators are the entry's own. */
+static void refresh_start(request_rec *r, isr_req_t *q, const isr_entry_t *e,
                           apr_uint64_t lease)
 {
     const isr_dir_conf_t *c = q->conf;
     refresh_job_t *job;
+    isr_policy_t pol;
     isr_ctx_t *ctx;
     apr_pool_t *p;
 
     if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) {
-        isr_store_release(q->zone, slot, lease);
+        isr_store_release(q->zone, e->slot, lease);
         return;
     }
     job = apr_pcalloc(p, sizeof(*job));
@@ -454,33 +647,41 @@ static void refresh_start(request_rec *r, isr_req_t *q, apr_uint32_t slot,
     job->pool = p;
     job->s = r->server;
     job->zone = q->zone;
-    job->slot = slot;
+    job->slot = e->slot;
     job->lease = lease;
     job->hash = q->hash;
     job->key = apr_pmemdup(p, q->key, q->klen);
     job->klen = q->klen;
     job->ttl = isr_conf_ttl(c);
-    job->stale_ttl = isr_conf_stale_ttl(c);
     job->retry = isr_conf_retry(c);
     job->hold = LEASE_HOLD(c);
-    job->cache_status = c->cache_status;
+    rules_init(&job->rules, c);
+    if (job->rules.cache_status) {
+        job->rules.cache_status = apr_pmemdup(p, c->cache_status,
+                                              sizeof(*c->cache_status));
+    }
     if (isr_ctx_parse(p, job->key, job->klen, ctx) != APR_SUCCESS) {
         /* Every key is built by isr_ctx_key: this cannot happen. */
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISR_LOGNO(0041)
                       "%s: the stored key does not parse, not refreshed",
                       q->url);
-        isr_store_release(q->zone, slot, lease);
+        isr_store_release(q->zone, e->slot, lease);
         apr_pool_destroy(p);
         return;
     }
     fetch_req_init(&job->req, q, ctx, 0);
+    isr_policy_read(e->headers, e->hdrlen, &pol);
+    job->etag = pol.etag ? apr_pstrdup(p, pol.etag) : NULL;
+    job->lastmod = pol.last_modified_str ? apr_pstrdup(p, pol.last_modified_str)
+                                         : NULL;
+    job->req.headers = conditional(p, ctx->headers, e);
     job->req.ca_file = c->ca_file ? apr_pstrdup(p, c->ca_file) : NULL;
     isr_store_count(q->zone, ISR_STAT_REFRESH);
     if (isr_refresh_submit(refresh_run, job) != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0024)
                       "%s: refresh queue full, a later request will retry",
                       q->url);
-        isr_store_release(q->zone, slot, lease);
+        isr_store_release(q->zone, e->slot, lease);
         apr_pool_destroy(p);
     }
 }
@@ -501,19 +702,10 @@ static isr_look_t lookup(request_rec *r, isr_req_t *q, apr_time_t now,
     return st;
 }
 
-static void answer_entry(isr_req_t *q, const isr_entry_t *e, const char *label)
-{
-    q->label = label;
-    q->status = e->status;
-    q->headers = e->headers;
-    q->hdrlen = e->hdrlen;
-    q->body = e->body;
-    q->bodylen = e->bodylen;
-    q->fetched = e->fetched;
-}
 
-/* FRESH and STALE are answered at once; a STALE one starts its refresh
- * unless another is under way or backing off. Returns 1 when answered. */
+/* FRESH is answered at once, and STALE inside its stale-while-revalidate
+ * window, starting its refresh unless another is under way or backing off.
+ * Returns 1 when answered. */
 static int answer_cached(request_rec *r, isr_req_t *q, isr_look_t st,
                          const isr_entry_t *e, apr_time_t now, int waited)
 {
@@ -523,18 +715,21 @@ static int answer_cached(request_rec *r, isr_req_t *q, isr_look_t st,
         /* A request that waited for the fetch is a miss to its client. */
         if (waited) {
             isr_store_count(q->zone, ISR_STAT_WAIT);
+            q->fwd = "uri-miss";
+            q->collapsed = 1;
         }
         answer_entry(q, e, waited ? "MISS" : "HIT");
         return 1;
     }
-    if (st != ISR_LOOK_STALE) {
+    if (st != ISR_LOOK_STALE || now > e->swr_until) {
         return 0;
     }
     if (isr_store_claim_refresh(q->zone, e, now, LEASE_HOLD(q->conf),
                                 &lease)) {
-        refresh_start(r, q, e->slot, lease);
+        refresh_start(r, q, e, lease);
     }
     answer_entry(q, e, "STALE");
+    q->detail = "stale-while-revalidate";
     return 1;
 }
 
@@ -566,9 +761,31 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
             return APR_SUCCESS;
         }
         switch (st) {
+        case ISR_LOOK_STALE:
+            /* Past its stale-while-revalidate window: revalidated before
+             * it is used, by one request; the others wait for it. */
+            switch (isr_store_claim_stale(q->zone, &e, now, hold, &lease)) {
+            case ISR_CLAIM_OWNED:
+                return fetch_and_store(r, q, e.slot, lease, &e);
+            case ISR_CLAIM_BACKOFF:
+                q->error = "the backend failed a moment ago";
+                return stale_or_error(q, &e, APR_EGENERAL, now);
+            case ISR_CLAIM_BUSY:
+                slot = e.slot;
+                seq = e.seq;
+                goto wait;
+            default:
+                if (now < give_up) {
+                    continue;
+                }
+                goto wait;
+            }
         case ISR_LOOK_PASS:
-            return fetch_sync(r, q, &resp, &rl);
+            q->detail = "pass";
+            return fetch_sync(r, q, &resp, &rl, NULL);
         case ISR_LOOK_FAILED:
+            /* The fetch this request waited for failed, or one failed
+             * less than ISRErrorTTL ago. */
             if (e.until >= started) {
                 q->error = "the backend fetch this request waited for failed";
                 return APR_EGENERAL;
@@ -588,9 +805,9 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
         switch (isr_store_claim_miss(q->zone, q->hash, now, hold, &slot, &seq,
                                      &lease)) {
         case ISR_CLAIM_OWNED:
-            return fetch_and_store(r, q, slot, lease);
+            return fetch_and_store(r, q, slot, lease, NULL);
         case ISR_CLAIM_NOSLOT:
-            return fetch_sync(r, q, &resp, &rl);
+            return fetch_sync(r, q, &resp, &rl, NULL);
         case ISR_CLAIM_READY:
             if (now < give_up) {
                 continue;

@@ -7,7 +7,39 @@
 #include <http_request.h>
 
 #include "isr_local.h"
+#include "isr_policy.h"
 #include "isr_request.h"
+
+/* RFC 9211: how this answer came about, after any upstream cache's entry
+ * (the list runs from the origin's side to the client's). */
+static void set_cache_status(request_rec *r, const isr_req_t *q,
+                             apr_table_t *headers)
+{
+    const char *v = "mod_isr";
+    apr_time_t now = apr_time_now();
+
+    v = q->fwd ? apr_pstrcat(r->pool, v, "; fwd=", q->fwd, NULL)
+               : apr_pstrcat(r->pool, v, "; hit", NULL);
+    if (q->fwd_status) {
+        v = apr_psprintf(r->pool, "%s; fwd-status=%d", v, q->fwd_status);
+    }
+    if (q->fresh_until) {
+        v = apr_psprintf(r->pool, "%s; ttl=%" APR_TIME_T_FMT, v,
+                         apr_time_sec(q->fresh_until - now
+                                      + (q->fresh_until > now
+                                         ? APR_USEC_PER_SEC - 1 : 0)));
+    }
+    if (q->stored) {
+        v = apr_pstrcat(r->pool, v, "; stored", NULL);
+    }
+    if (q->collapsed) {
+        v = apr_pstrcat(r->pool, v, "; collapsed", NULL);
+    }
+    if (q->detail) {
+        v = apr_pstrcat(r->pool, v, "; detail=", q->detail, NULL);
+    }
+    apr_table_mergen(headers, "Cache-Status", v);
+}
 
 /* The ISR_STATUS variable, the X-ISR-Status header and the zone's
  * counter of that answer. */
@@ -19,6 +51,7 @@ static void set_status_vars(request_rec *r, const isr_req_t *q,
                              : ISR_STAT_MISS);
     apr_table_setn(r->subprocess_env, "ISR_STATUS", label);
     apr_table_setn(headers, "X-ISR-Status", label);
+    set_cache_status(r, q, headers);
 }
 
 void isr_respond_apply(request_rec *r, const isr_req_t *q)
@@ -67,6 +100,9 @@ static void set_headers(request_rec *r, const char *h, apr_size_t len)
         }
         if (!strcasecmp(name, "Content-Type")) {
             ap_set_content_type(r, value);
+        }
+        else if (isr_policy_is_targeted(name)) {
+            /* For this cache alone (RFC 9213): not sent on. */
         }
         else {
             apr_table_addn(r->headers_out, name, value);

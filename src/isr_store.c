@@ -21,7 +21,7 @@
 /* The layout is shared by processes that may run different builds across a
  * graceful restart: sizes are part of the contract. */
 typedef char isr_slot_is_64_bytes[sizeof(isr_slot_t) == 64 ? 1 : -1];
-typedef char isr_record_is_48_bytes[sizeof(isr_record_t) == 48 ? 1 : -1];
+typedef char isr_record_is_64_bytes[sizeof(isr_record_t) == 64 ? 1 : -1];
 
 #define LOOKUP_TRIES 8
 
@@ -365,6 +365,8 @@ int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
     e->hdrlen = rec.hdrlen;
     e->body = e->headers + rec.hdrlen;
     e->bodylen = rec.bodylen;
+    e->swr_until = rec.swr_until;
+    e->sie_until = rec.sie_until;
     return 1;
 }
 
@@ -545,6 +547,37 @@ int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
     return 1;
 }
 
+isr_claim_t isr_store_claim_stale(isr_zone_t *zone, const isr_entry_t *e,
+                                  apr_time_t now, apr_interval_time_t hold,
+                                  apr_uint64_t *please)
+{
+    isr_slot_t *s = &zone->slots[e->slot % zone->nslots];
+    apr_uint64_t cur = LOAD_ACQ(&s->lease), mine;
+
+    if (cur != 0 && ISR_LEASE_DEADLINE(cur) >= sec_ceil(now)) {
+        if (ISR_LEASE_PID(cur) == 0) {
+            return ISR_CLAIM_BACKOFF;
+        }
+        if (isr_store_lease_live(cur, now)) {
+            return ISR_CLAIM_BUSY;
+        }
+    }
+    if (LOAD_ACQ(&s->seq) != e->seq || LOAD(&s->hash) != e->hash) {
+        return ISR_CLAIM_READY;
+    }
+    mine = lease_make(now, hold, 0);
+    if (!CAS(&s->lease, &cur, mine)) {
+        return ISR_CLAIM_BUSY;
+    }
+    /* Re-keyed between the check and the CAS: see claim_refresh. */
+    if (LOAD_ACQ(&s->seq) != e->seq || LOAD(&s->hash) != e->hash) {
+        lease_drop(s, mine, cur);
+        return ISR_CLAIM_READY;
+    }
+    *please = mine;
+    return ISR_CLAIM_OWNED;
+}
+
 int isr_store_renew(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
                     apr_uint64_t *lease, apr_time_t now,
                     apr_interval_time_t hold)
@@ -685,6 +718,8 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     rec->keylen = (apr_uint32_t)klen;
     rec->hdrlen = (apr_uint32_t)v->hdrlen;
     rec->bodylen = (apr_uint32_t)v->bodylen;
+    rec->swr_until = v->swr_until;
+    rec->sie_until = v->sie_until;
     w = (unsigned char *)(rec + 1);
     memcpy(w, key, klen);
     if (v->hdrlen) {
@@ -765,9 +800,9 @@ void isr_store_mark_pass(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
 
 void isr_store_mark_failed(isr_zone_t *zone, apr_uint32_t slot,
                            apr_uint64_t hash, apr_uint64_t lease,
-                           apr_time_t now)
+                           apr_time_t now, apr_time_t until)
 {
-    mark(zone, slot, hash, lease, ISR_SLOT_FAILED, now, now);
+    mark(zone, slot, hash, lease, ISR_SLOT_FAILED, until, now);
 }
 
 void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,

@@ -71,6 +71,10 @@ class TestBehaviour:
         assert r.status == 502, r
         assert r.body != b"/b05|v=1", r
         origin.set("/b05")
+        # The failure is remembered for ISRErrorTTL (1 s): within it, no new fetch.
+        assert env.get("/app/b05").status == 502
+        assert origin.count("/b05") == 1
+        time.sleep(1.2)
         r = env.get("/app/b05")
         assert (r.status, r.isr, r.body) == (200, "MISS", b"/b05|v=2"), r
 

@@ -8,6 +8,8 @@ ANY_ISR_LOG = isr_env.ISR_WARN_LOG
 class TestOnError:
     FILES = {"htdocs/op/page.html": "PASS-STATIC\n"}
     CONF = """
+# These tests re-request right after a failure: without ISRErrorTTL's memory of it.
+ISRErrorTTL 0
 <Location /o502/>
     ISRBackend @ORIGIN@/
 </Location>

@@ -13,6 +13,8 @@ def lower(d):
 class TestStored:
     FILES = {"htdocs/s/form.txt": "FORM-STATIC\n"}
     CONF = """
+# These tests re-request right after a failure: without ISRErrorTTL's memory of it.
+ISRErrorTTL 0
 <Location /s/>
     ISRBackend @ORIGIN@/
     ISRCacheTTL 60s

@@ -18,6 +18,8 @@ class TestTable40:
     MPM_CONF = {"StartServers": 48, "MinSpareServers": 48, "MaxSpareServers": 64,
                 "MaxRequestWorkers": 64}
     CONF = """
+# These tests re-request right after a failure: without ISRErrorTTL's memory of it.
+ISRErrorTTL 0
 <Location /t/>
     ISRBackend @ORIGIN@/
     ISRCacheTTL 1s

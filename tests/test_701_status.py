@@ -24,6 +24,8 @@ def body(path, v, status):
 
 class TestStatus:
     CONF = """
+# These tests re-request right after a failure: without ISRErrorTTL's memory of it.
+ISRErrorTTL 0
 <Location /st/>
     ISRBackend @ORIGIN@/
     ISRCacheTTL 60s

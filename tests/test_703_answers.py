@@ -104,6 +104,8 @@ BAD_HEADS = [
 
 class TestBackendHead:
     CONF = """
+# These tests re-request right after a failure: without ISRErrorTTL's memory of it.
+ISRErrorTTL 0
 AddEncoding gzip .gz
 <Location /hp/>
     ISRBackend @ORIGIN@/

@@ -132,6 +132,8 @@ def hwm_kb(pid):
 
 class TestHeadLines:
     CONF = """
+# These tests re-request right after a failure: without ISRErrorTTL's memory of it.
+ISRErrorTTL 0
 <Location /rh/>
     ISRBackend @RAW@/
     ISRCacheTTL 60s

@@ -37,6 +37,8 @@ pytestmark = pytest.mark.skipif(not (_curl_has_http2() and os.path.isfile(H2_MOD
                                 reason="needs curl with HTTP/2 and mod_http2")
 
 LOCATIONS = """
+# These tests re-request right after a failure: without ISRErrorTTL's memory of it.
+ISRErrorTTL 0
 <Location /app/>
     ISRBackend @ORIGIN@/
     ISRCacheTTL 1s

@@ -202,10 +202,10 @@ static int scenario(apr_pool_t *p, apr_uint64_t seed, unsigned long *steps,
         apr_uint32_t cold = HOT;
         if (variant == 1) {
             key_of(cold, key, sizeof(key));
-            if (publish(&t.z, cold, ver, 2048 - 48 - (apr_uint32_t)strlen(key),
+            if (publish(&t.z, cold, ver, 2048 - (apr_uint32_t)sizeof(isr_record_t) - (apr_uint32_t)strlen(key),
                         now, now + 3600 * SEC, p) == 0) {
                 m.ver[cold] = ver;
-                m.len[cold] = 2048 - 48 - (apr_uint32_t)strlen(key);
+                m.len[cold] = 2048 - (apr_uint32_t)sizeof(isr_record_t) - (apr_uint32_t)strlen(key);
             }
             ver++;
             cold++;
@@ -234,7 +234,7 @@ static int scenario(apr_pool_t *p, apr_uint64_t seed, unsigned long *steps,
                 break;
             }
             key_of(cold, key, sizeof(key));
-            len = (apr_uint32_t)(rec - 48 - strlen(key));
+            len = (apr_uint32_t)(rec - (apr_uint32_t)sizeof(isr_record_t) - strlen(key));
             if (publish(&t.z, cold, ver, len, now, now + 3600 * SEC, p) == 0) {
                 m.ver[cold] = ver;
                 m.len[cold] = len;
@@ -287,7 +287,7 @@ static int scenario(apr_pool_t *p, apr_uint64_t seed, unsigned long *steps,
     if (seed >= DIRECTED) {
         id = NKEYS - 2;
         key_of(id, key, sizeof(key));
-        len = 4096 - 48 - (apr_uint32_t)strlen(key);
+        len = 4096 - (apr_uint32_t)sizeof(isr_record_t) - (apr_uint32_t)strlen(key);
     }
     m.alt = (int)id;
     m.alt_ver = ver;

@@ -532,7 +532,7 @@ static void writer(int id, apr_time_t deadline, apr_uint64_t seed,
             ADD(marks, 1);
         }
         else if (r < 96) {
-            isr_store_mark_failed(&tz.z, slot, hash, lease, now);
+            isr_store_mark_failed(&tz.z, slot, hash, lease, now, now);
             ADD(marks, 1);
         }
         else if (r < 98 && refresh) {

@@ -14,6 +14,7 @@
 #include "isr_http.h"
 #include "isr_ctx.h"
 #include "isr_parse.h"
+#include "isr_policy.h"
 
 static int checks_failed;
 
@@ -369,10 +370,131 @@ static void case_parse(apr_pool_t *p)
     CHECK(!isr_parse_long("12x", 1, 20, &l) && !isr_parse_long("21", 1, 20, &l));
 }
 
+/* A stored head ("name\0value\0" pairs) from "Name: value\n" lines. */
+static apr_size_t blob(apr_pool_t *p, const char *lines, const char **out)
+{
+    char *b = apr_palloc(p, strlen(lines) + 1), *w = b;
+    const char *s = lines, *nl, *c;
+
+    for (; *s; s = nl + 1) {
+        nl = strchr(s, '\n');
+        c = strstr(s, ": ");
+        memcpy(w, s, c - s);
+        w += c - s;
+        *w++ = '\0';
+        memcpy(w, c + 2, nl - (c + 2));
+        w += nl - (c + 2);
+        *w++ = '\0';
+    }
+    *out = b;
+    return w - b;
+}
+
+static void policy(apr_pool_t *p, const char *lines, isr_policy_t *pol)
+{
+    const char *b;
+    apr_size_t n = blob(p, lines, &b);
+
+    isr_policy_read(b, n, pol);
+}
+
+static void case_policy_read(apr_pool_t *p)
+{
+    isr_policy_t pol;
+
+    policy(p, "Cache-Control: max-age=5, s-maxage=\"7\", no-cache\n", &pol);
+    CHECK(pol.lifetime == 7 && pol.smaxage && pol.no_cache && !pol.targeted);
+    policy(p, "Cache-Control: max-age=-1\n", &pol);
+    CHECK(pol.lifetime == 0);                    /* invalid: stale */
+    policy(p, "Cache-Control: max-age=99999999999999999999\n", &pol);
+    CHECK(pol.lifetime == ISR_POLICY_DELTA_MAX);
+    policy(p, "Cache-Control: max-age=10\nCache-Control: max-age=1\n", &pol);
+    CHECK(pol.lifetime == 10);                   /* the first counts */
+    policy(p, "Cache-Control: max-age=10, stale-while-revalidate=3, "
+              "stale-if-error=4, must-revalidate\n", &pol);
+    CHECK(pol.swr == 3 && pol.sie == 4 && pol.must_revalidate);
+    policy(p, "Cache-Control: no-store\nCDN-Cache-Control: max-age=60\n",
+           &pol);
+    CHECK(pol.targeted && pol.lifetime == 60 && !pol.no_store);
+    policy(p, "CDN-Cache-Control: max-age=60\n"
+              "ISR-Cache-Control: private\n", &pol);
+    CHECK(pol.targeted && pol.private_ && pol.lifetime < 0);
+    /* A targeted field that does not parse is ignored. */
+    policy(p, "Cache-Control: max-age=30\nCDN-Cache-Control: ,,=\n", &pol);
+    CHECK(!pol.targeted && pol.lifetime == 30);
+    policy(p, "Expires: 0\n", &pol);
+    CHECK(pol.lifetime == 0 && !pol.expires);
+    policy(p, "Expires: Thu, 01 Jan 2037 00:00:00 GMT\n"
+              "Cache-Control: max-age=3\n", &pol);
+    CHECK(pol.lifetime == 3);                    /* max-age beats Expires */
+    policy(p, "Age: 12\n", &pol);
+    CHECK(pol.age == 12);
+    policy(p, "Age: 1.5\n", &pol);
+    CHECK(pol.age == 0);
+    policy(p, "ETag: \"a\"\nLast-Modified: Tue, 01 Dec 2026 00:00:00 GMT\n"
+              "Set-Cookie: a=b\n", &pol);
+    CHECK(pol.etag && !strcmp(pol.etag, "\"a\"") && pol.last_modified
+          && pol.set_cookie);
+}
+
+static void case_policy_times(apr_pool_t *p)
+{
+    apr_time_t now = apr_time_from_sec(1764633600), s = APR_USEC_PER_SEC;
+    isr_policy_conf_t on = { ISR_CC_ON, 60 * s, 30 * s };
+    isr_policy_conf_t strict = { ISR_CC_STRICT, 60 * s, 30 * s };
+    isr_policy_conf_t off = { ISR_CC_OFF, 60 * s, 30 * s };
+    isr_policy_t pol;
+    isr_times_t t;
+
+    policy(p, "Cache-Control: max-age=5\n", &pol);
+    isr_policy_times(&pol, &on, now - s, now, &t);
+    /* one second of delay counts as age (RFC 9111 4.2.3) */
+    CHECK(t.born == now - s && t.fresh_until == now + 4 * s);
+    CHECK(t.swr_until == t.fresh_until + 30 * s && t.keep_until == t.swr_until);
+    isr_policy_times(&pol, &off, now - s, now, &t);
+    CHECK(t.fresh_until == now + 60 * s && t.born == now);
+    isr_policy_times(&pol, &strict, now, now, &t);
+    CHECK(t.swr_until == t.fresh_until && t.sie_until == t.fresh_until);
+    policy(p, "Cache-Control: s-maxage=5\n", &pol);
+    isr_policy_times(&pol, &on, now, now, &t);
+    CHECK(t.swr_until == t.fresh_until);         /* proxy-revalidate */
+    policy(p, "Cache-Control: max-age=100\nAge: 98\n", &pol);
+    isr_policy_times(&pol, &on, now, now, &t);
+    CHECK(t.fresh_until == now + 2 * s && t.born == now - 98 * s);
+    policy(p, "Cache-Control: no-cache\nETag: \"x\"\n", &pol);
+    isr_policy_times(&pol, &on, now, now, &t);
+    CHECK(t.fresh_until == now && t.swr_until == now
+          && t.keep_until == now + ISR_POLICY_KEEP);
+    policy(p, "Date: Tue, 01 Dec 2026 00:00:00 GMT\n"
+              "Last-Modified: Sat, 21 Nov 2026 00:00:00 GMT\n", &pol);
+    isr_policy_times(&pol, &strict, pol.date, pol.date, &t);
+    CHECK(t.fresh_until == pol.date + 86400 * s); /* 10% of 10 days */
+    policy(p, "Date: Tue, 01 Dec 2026 00:00:00 GMT\n"
+              "Expires: Tue, 01 Dec 2026 00:00:10 GMT\n", &pol);
+    isr_policy_times(&pol, &on, pol.date, pol.date, &t);
+    CHECK(t.fresh_until == pol.date + 10 * s);
+}
+
+static void case_policy_update(apr_pool_t *p)
+{
+    const char *a, *b, *out;
+    apr_size_t al = blob(p, "ETag: \"1\"\nX-A: 1\nX-A: 2\nX-B: keep\n", &a);
+    apr_size_t bl = blob(p, "X-A: 3\nContent-Length: 9\nETag: \"1\"\n", &b);
+    apr_size_t ol;
+    const char *want;
+    apr_size_t wl = blob(p, "X-B: keep\nX-A: 3\nETag: \"1\"\n", &want);
+
+    isr_policy_update(p, a, al, b, bl, &out, &ol);
+    CHECK(ol == wl && !memcmp(out, want, wl));
+}
+
 static const struct {
     const char *name;
     void (*fn)(apr_pool_t *p);
 } cases[] = {
+    { "policy_read", case_policy_read },
+    { "policy_times", case_policy_times },
+    { "policy_update", case_policy_update },
     { "head_plain", case_head_plain },
     { "head_fold", case_head_fold },
     { "head_connection_hides_private", case_head_connection_hides_private },
