@@ -701,8 +701,9 @@ def markdown(infos, scores, undici, skipped):
     for info in infos:
         sc = scores.get(info["target"])
         if sc is None:
-            out.append("| %s | %s | %s |" % (info["target"], info["version"],
-                                             "run failed: %s" % info.get("error", "?")))
+            out.append("| %s | %s | run failed: %s |" % (
+                info["target"], info["version"],
+                " ".join(info.get("error", "?").split()).replace("|", "\\|")))
             continue
         out.append("| %s | %s | %d | %s | %.0f |" % (
             info["target"], info["version"], sc["total"],
@@ -741,12 +742,13 @@ def table(infos, scores, skipped):
     for info in infos:
         sc = scores.get(info["target"])
         if sc is None:
-            rows.append([info["target"], "FAILED: %s" % info.get("error", "?")])
+            rows.append([info["target"], "FAILED: %s" % info.get("error", "?").splitlines()[0]])
             continue
         rows.append([info["target"], str(sc["total"])] + [cell(sc, k) for k, _ in COLS])
     for name, why in skipped:
         rows.append([name, "skipped: %s" % why])
-    w = [max(len(r[i]) for r in [head] + rows if i < len(r)) for i in range(len(head))]
+    w = [max(len(r[i]) for r in [head] + rows if len(r) > 2 or i == 0)
+         for i in range(len(head))]
     lines = ["  ".join(h.rjust(w[i]) if i else h.ljust(w[i]) for i, h in enumerate(head))]
     for r in rows:
         if len(r) == 2:
