@@ -11,6 +11,8 @@
 #   make install    module into `apxs -q LIBEXECDIR`, isr.load/isr.conf into mods-available
 #   make uninstall  undo `make install`
 #   make bench      bench/run.sh            make bench-peers   bench/install-peers.sh
+#   make cache-tests        the HTTP cache conformance suite (cache-tests.fyi) against mod_isr
+#   make cache-tests-peers  the same against every installed peer cache too, one table
 #   make clean      remove build products and test caches
 
 SHELL := /bin/bash
@@ -88,7 +90,7 @@ LIBEXECDIR   = $(shell $(APXS) -q LIBEXECDIR)
 MODS_AVAIL  ?= /etc/apache2/mods-available
 
 .PHONY: all deps deps-fuzz test check asan asan-build asan-unit fuzz fuzz-build soak soak-short \
-        run install uninstall bench bench-peers clean
+        run install uninstall bench bench-peers cache-tests cache-tests-peers clean
 
 all: $(MODULE)
 
@@ -265,6 +267,29 @@ bench:
 
 bench-peers:
 	bash bench/install-peers.sh
+
+# --- make cache-tests --------------------------------------------------------
+# The vendored suite tests/cache-tests (http-tests/cache-tests, see its README.md) through a
+# cache on loopback ports: bench/cache_tests.py starts the suite's origin, the cache and the
+# suite's CLI; results and logs in build/cache-tests/, table in build/cache-tests/summary.md.
+# CACHE_TESTS_CONF adds directive lines inside the isr target's <Location /> (several: "\n");
+# CACHE_TESTS_ARGS goes to the runner as is (e.g. --isr-layout strict). Not part of make check.
+NODE ?= node
+CACHE_TESTS_CONF ?=
+CACHE_TESTS_ARGS ?=
+CACHE_TESTS_RUN = $(PYTHON) bench/cache_tests.py \
+    $(if $(strip $(CACHE_TESTS_CONF)),--conf-extra '$(CACHE_TESTS_CONF)') $(CACHE_TESTS_ARGS)
+
+cache-tests: deps
+	@command -v $(NODE) >/dev/null 2>&1 || { echo "cache-tests: node (>= 18) is needed" >&2; exit 1; }
+	@$(MAKE) --no-print-directory all
+	$(CACHE_TESTS_RUN) isr
+
+# Peers that are not installed are skipped (make bench-peers installs them).
+cache-tests-peers: deps
+	@command -v $(NODE) >/dev/null 2>&1 || { echo "cache-tests: node (>= 18) is needed" >&2; exit 1; }
+	@$(MAKE) --no-print-directory all
+	$(CACHE_TESTS_RUN) all
 
 clean:
 	rm -rf "$(BUILD_DIR)" .libs src/.libs *.lo *.la *.slo *.o src/*.lo src/*.la src/*.slo src/*.o \

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Install the peer caches the benchmark compares mod_isr with (nginx, varnish) from Debian,
-# without leaving their system services enabled or running: the benchmark starts its own
-# instances on loopback ports from bench/run.sh and stops them by PID.
+# Install the peer caches the benchmark compares mod_isr with (nginx, varnish) and the ones the
+# HTTP cache conformance suite also runs against (squid, trafficserver; bench/cache_tests.py)
+# from Debian, without leaving their system services enabled or running: the benchmark and the
+# conformance runner start their own instances on loopback ports and stop them by PID.
 #
 #   sh bench/install-peers.sh        (as root; `make bench-peers` runs it)
 set -eu
@@ -28,6 +29,8 @@ export DEBIAN_FRONTEND=noninteractive
 need=
 command -v nginx    >/dev/null 2>&1 || need="$need nginx-light"
 command -v varnishd >/dev/null 2>&1 || [ -x /usr/sbin/varnishd ] || need="$need varnish"
+[ -x /usr/sbin/squid ] || need="$need squid"
+[ -x /usr/bin/traffic_server ] || need="$need trafficserver"
 if [ -n "$need" ]; then
     echo "install-peers: apt-get install$need"
     apt-get update -qq || true
@@ -38,12 +41,12 @@ if [ -n "$need" ]; then
         apt-get install -y -q --no-install-recommends $need
     fi
 else
-    echo "install-peers: nginx and varnish already installed"
+    echo "install-peers: nginx, varnish, squid and trafficserver already installed"
 fi
 
 # Do not leave the services enabled at boot.
 if command -v systemctl >/dev/null 2>&1; then
-    for unit in nginx varnish varnishncsa; do
+    for unit in nginx varnish varnishncsa squid trafficserver; do
         systemctl disable "$unit" >/dev/null 2>&1 || true
         # stop only if systemd is actually running and the unit is active
         if [ -d /run/systemd/system ] && systemctl is-active --quiet "$unit" 2>/dev/null; then
@@ -52,14 +55,15 @@ if command -v systemctl >/dev/null 2>&1; then
     done
 fi
 if command -v update-rc.d >/dev/null 2>&1; then
-    for s in nginx varnish varnishncsa; do
+    for s in nginx varnish varnishncsa squid trafficserver; do
         [ -e "/etc/init.d/$s" ] && update-rc.d "$s" disable >/dev/null 2>&1 || true
     done
 fi
 
 # If a package started its daemon anyway (no systemd, no policy-rc.d), stop it through the
 # pid file it wrote — never by process name.
-for pidfile in /run/nginx.pid /run/varnishd.pid /run/varnish.pid /run/varnishncsa/varnishncsa.pid; do
+for pidfile in /run/nginx.pid /run/varnishd.pid /run/varnish.pid /run/varnishncsa/varnishncsa.pid \
+               /run/squid.pid /run/trafficserver/server.lock /run/trafficserver/manager.lock; do
     if [ -s "$pidfile" ]; then
         pid=$(cat "$pidfile")
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
@@ -71,3 +75,5 @@ done
 
 nginx -v 2>&1 | sed 's/^/install-peers: /'
 /usr/sbin/varnishd -V 2>&1 | head -1 | sed 's/^/install-peers: /'
+/usr/sbin/squid -v 2>&1 | head -1 | sed 's/^/install-peers: /'
+/usr/bin/traffic_server -V 2>&1 | grep -m1 -i 'traffic' | sed 's/^/install-peers: /'
