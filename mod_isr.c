@@ -238,7 +238,8 @@ static int isr_handler(request_rec *r)
 
     if (r->handler && !strcmp(r->handler, ISR_PROXY_HANDLER)) {
         c = ap_get_module_config(r->per_dir_config, &isr_module);
-        return isr_conf_enabled(c) ? isr_proxy_handle(r, c) : DECLINED;
+        return isr_conf_enabled(c) && isr_proxy_wanted(r)
+               ? isr_proxy_handle(r, c) : DECLINED;
     }
     if (!r->handler || strcmp(r->handler, ISR_HANDLER)
         || !(q = ap_get_module_config(r->request_config, &isr_module))) {
