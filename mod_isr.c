@@ -15,6 +15,7 @@
 #include "isr_config.h"
 #include "isr_fetch.h"
 #include "isr_local.h"
+#include "isr_proxy.h"
 #include "isr_refresh.h"
 #include "isr_request.h"
 #include "isr_status.h"
@@ -137,9 +138,12 @@ static int isr_translate(request_rec *r)
 {
     isr_dir_conf_t *c = ap_get_module_config(r->per_dir_config, &isr_module);
 
-    if (!isr_conf_enabled(c) || r->method_number != M_GET
-        || isr_conf_apply(c) != ISR_APPLY_RESPONSE
-        || isr_conf_on_error(c) == ISR_ONERROR_PASS) {
+    if (!isr_conf_enabled(c) || isr_conf_apply(c) != ISR_APPLY_RESPONSE) {
+        return DECLINED;
+    }
+    /* Proxied methods never fall back to a file, whatever ISROnError. */
+    if (r->method_number == M_GET ? isr_conf_on_error(c) == ISR_ONERROR_PASS
+                                  : !isr_proxy_wanted(r)) {
         return DECLINED;
     }
     r->filename = apr_pstrcat(r->pool, ISR_FILENAME_PREFIX, r->uri, NULL);
@@ -194,7 +198,9 @@ static int isr_fixups(request_rec *r)
     isr_req_t *q;
     int rc;
 
-    if (!isr_conf_enabled(c)) {
+    /* A lookup for an invalidation only wants the configuration. */
+    if (!isr_conf_enabled(c)
+        || (r->main && apr_table_get(r->main->notes, ISR_PROXY_NOTE_LOOKUP))) {
         return DECLINED;
     }
     if (isr_conf_apply(c) == ISR_APPLY_HEADER) {
@@ -204,6 +210,11 @@ static int isr_fixups(request_rec *r)
         apr_table_unset(r->headers_in, c->apply_name);
     }
     if (r->method_number != M_GET) {
+        /* Other methods are proxied (isr_proxy.c), for ISRApply response
+         * only: with env=/header= the normal handler answers them. */
+        if (isr_conf_apply(c) == ISR_APPLY_RESPONSE && isr_proxy_wanted(r)) {
+            r->handler = ISR_PROXY_HANDLER;
+        }
         return DECLINED;
     }
     q = apr_pcalloc(r->pool, sizeof(*q));
@@ -225,6 +236,11 @@ static int isr_handler(request_rec *r)
     isr_req_t *q;
     int rc;
 
+    if (r->handler && !strcmp(r->handler, ISR_PROXY_HANDLER)) {
+        c = ap_get_module_config(r->per_dir_config, &isr_module);
+        return isr_conf_enabled(c) && isr_proxy_wanted(r)
+               ? isr_proxy_handle(r, c) : DECLINED;
+    }
     if (!r->handler || strcmp(r->handler, ISR_HANDLER)
         || !(q = ap_get_module_config(r->request_config, &isr_module))) {
         return DECLINED;

@@ -16,6 +16,12 @@ typedef struct isr_fetch_resp_t isr_fetch_resp_t;
 typedef apr_status_t isr_fetch_sink_fn(void *baton, const isr_fetch_resp_t *head,
                                        const char *data, apr_size_t len);
 
+/* Supplies the request body (a proxied request): at most *len bytes into
+ * buf, blocking until there are some. APR_SUCCESS with *len > 0, APR_EOF
+ * (and *len 0) at the end of the body; anything else aborts the fetch
+ * (the reader keeps its own reason). Called in the thread of isr_fetch. */
+typedef apr_status_t isr_fetch_read_fn(void *baton, char *buf, apr_size_t *len);
+
 typedef struct {
     const char *url;
     const char *unix_path;       /* connect to this socket instead, or NULL */
@@ -30,6 +36,14 @@ typedef struct {
     volatile int *abort_flag;    /* set to non-zero to abort (shutdown) */
     isr_fetch_sink_fn *sink;     /* or NULL: buffer up to max_body */
     void *sink_baton;
+    /* A proxied request (isr_proxy.c) sets these; a cache fetch leaves
+     * them 0: GET, no body, only `headers` and a constant User-Agent. */
+    const char *method;          /* a token other than GET/HEAD, or NULL */
+    isr_fetch_read_fn *read;     /* the request body, or NULL: none */
+    void *read_baton;
+    apr_off_t body_len;          /* with read: its length, or -1: chunked */
+    int sink_all;                /* every body byte to the sink from the
+                                  * first, whatever the status (5xx too) */
 } isr_fetch_req_t;
 
 struct isr_fetch_resp_t {
@@ -59,10 +73,14 @@ void isr_fetch_child_init(apr_pool_t *pchild);
 /* Fetch req->url. The response and everything in it live in pool p.
  * APR_SUCCESS means an HTTP response arrived (any status);
  * APR_TIMEUP, APR_ECONNREFUSED, APR_ENOSPC (too large), APR_EINVAL (a
- * response head that must not be stored or sent: see isr_http.h) or
+ * response head that must not be stored or sent: see isr_http.h),
+ * APR_ECONNABORTED (the sink or req->read failed, or shutdown) or
  * APR_EGENERAL otherwise, with resp->error set. The request carries
- * req->headers and a constant User-Agent, nothing else of the client. Thread-safe: each thread reuses its own
- * connection handle. */
+ * req->headers and a constant User-Agent (unless req->headers has one),
+ * nothing else of the client. With req->method, `timeout` bounds each
+ * stall of the exchange (nothing sent and nothing received: a slow upload
+ * is not cut off while it moves) and `relay_timeout` the whole of it.
+ * Thread-safe: each thread reuses its own connection handle. */
 apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
                        apr_pool_t *p);
 

@@ -193,6 +193,26 @@ void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,
 /* Give a lease back without a result. */
 void isr_store_release(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease);
 
+typedef enum {
+    ISR_INVAL_NONE,    /* nothing servable was stored for the key */
+    ISR_INVAL_DONE,    /* the entry is gone: the next request fetches */
+    ISR_INVAL_WAIT     /* a fetch of the key is under way: wait on
+                        * (*pslot, *pseq) a little, then call again */
+} isr_inval_t;
+
+/* Invalidate `key` (RFC 9111 4.4; takes the zone mutex): its stored answer
+ * is never served again, fresh or stale. A fetch already under way when
+ * the invalidation was asked for may carry the old answer and will still
+ * publish it, so with `plive` (*plive 0 on the first call) the call
+ * returns ISR_INVAL_WAIT and that fetch's lease in *plive while it runs;
+ * called again with the same *plive once it has landed (or its lease ran
+ * out), it drops what that fetch stored. A fetch started after the first
+ * call (another lease) is not waited for. plive NULL: never waits. */
+isr_inval_t isr_store_invalidate(isr_zone_t *zone, const char *key,
+                                 apr_size_t klen, apr_uint64_t hash,
+                                 apr_time_t now, apr_uint64_t *plive,
+                                 apr_uint32_t *pslot, apr_uint32_t *pseq);
+
 /* Count one event in this thread's stripe. */
 void isr_store_count(isr_zone_t *zone, isr_stat_t what);
 

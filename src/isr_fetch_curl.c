@@ -29,6 +29,9 @@ typedef struct {
     isr_http_head_t *head;      /* the response head as it arrives */
     int over_limit;
     int bad_head;               /* the head is invalid: aborted */
+    int read_failed;            /* req->read refused: aborted */
+    apr_off_t uploaded;         /* body bytes req->read gave so far */
+    curl_off_t seen_up, seen_down; /* progress last seen (stall check) */
 } fetch_ctx_t;
 
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -110,7 +113,8 @@ static int stream(fetch_ctx_t *ctx, const char *data, apr_size_t n)
 
     if (!resp->streamed) {
         curl_easy_getinfo(ctx->h, CURLINFO_RESPONSE_CODE, &status);
-        if (ISR_FETCH_FAILED_STATUS(status) || status < 100) {
+        if ((ISR_FETCH_FAILED_STATUS(status) && !ctx->req->sink_all)
+            || status < 100) {
             return 0;
         }
         resp->status = (int)status;
@@ -152,7 +156,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *baton)
     char *nbody;
     int rc;
 
-    if (ctx->req->sink && (ctx->resp->streamed
+    if (ctx->req->sink && (ctx->resp->streamed || ctx->req->sink_all
                            || n > ctx->req->max_store - ctx->len
                            || announced_too_large(ctx))) {
         if ((rc = stream(ctx, data, n)) != 0) {
@@ -196,18 +200,66 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *baton)
     return n;
 }
 
+/* The request body, pulled from req->read as curl sends it. Returning 0
+ * tells curl the body ended, so only the reader's APR_EOF does that. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *baton)
+{
+    fetch_ctx_t *ctx = baton;
+    apr_size_t n = size * nitems;
+    apr_status_t rv = ctx->req->read(ctx->req->read_baton, buf, &n);
+
+    /* A reader that blocked on a slow client was not a stalled backend. */
+    ctx->last_data = apr_time_now();
+    if (rv == APR_EOF) {
+        return 0;
+    }
+    if (rv != APR_SUCCESS || n == 0 || n > size * nitems) {
+        ctx->read_failed = 1;
+        return CURL_READFUNC_ABORT;
+    }
+    ctx->uploaded += n;
+    return n;
+}
+
+/* curl rewinds the body to resend it on a fresh connection when a reused
+ * one turns out dead. A streamed body cannot be read twice: that is only
+ * possible while none of it has been read. */
+static int on_seek(void *baton, curl_off_t offset, int origin)
+{
+    fetch_ctx_t *ctx = baton;
+
+    return origin == SEEK_SET && offset == 0 && ctx->uploaded == 0
+           ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_CANTSEEK;
+}
+
 /* Aborts on shutdown; with a sink, also enforces the timeouts: the whole
  * fetch until the relay starts, then a stall limit, so that a slow client
- * of a large relayed body is not cut off at ISRTimeout. */
+ * of a large relayed body is not cut off at ISRTimeout. A proxied request
+ * has a stall limit throughout (its upload may be long) and relay_timeout
+ * in total. */
 static int on_progress(void *baton, curl_off_t dt, curl_off_t dn,
                        curl_off_t ut, curl_off_t un)
 {
     fetch_ctx_t *ctx = baton;
     apr_time_t now;
-    (void)dt; (void)dn; (void)ut; (void)un;
+    (void)dt; (void)ut;
 
     if (ctx->req->abort_flag && *ctx->req->abort_flag) {
         return 1;
+    }
+    if (ctx->req->method) {
+        now = apr_time_now();
+        if (un != ctx->seen_up || dn != ctx->seen_down) {
+            ctx->seen_up = un;
+            ctx->seen_down = dn;
+            ctx->last_data = now;
+        }
+        if (now - ctx->last_data > ctx->req->timeout
+            || now - ctx->start > ctx->req->relay_timeout) {
+            ctx->timed_out = 1;
+            return 1;
+        }
+        return 0;
     }
     if (ctx->req->sink) {
         now = apr_time_now();
@@ -275,6 +327,19 @@ static void setup(CURL *c, const isr_fetch_req_t *req, fetch_ctx_t *ctx,
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, ctx);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    if (req->method) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
+    }
+    if (req->read) {
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, ctx);
+        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, ctx);
+        /* -1: unknown, which curl sends chunked. */
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
+                         (curl_off_t)(req->body_len >= 0 ? req->body_len : -1));
+    }
 }
 
 static apr_status_t map_error(CURLcode res, const fetch_ctx_t *ctx,
@@ -304,7 +369,24 @@ static apr_status_t map_error(CURLcode res, const fetch_ctx_t *ctx,
             return APR_ENOSPC;
         }
         break;
+    case CURLE_READ_ERROR:
     case CURLE_ABORTED_BY_CALLBACK:
+        if (ctx->read_failed) {
+            resp->error = "reading the request body from the client failed";
+            return APR_ECONNABORTED;
+        }
+        if (ctx->timed_out && ctx->req->method) {
+            resp->error = apr_psprintf(ctx->p, "stalled for %" APR_TIME_T_FMT
+                                       " ms or took longer than %"
+                                       APR_TIME_T_FMT " ms (ISRTimeout, "
+                                       "ISRRelayTimeout)",
+                                       apr_time_as_msec(ctx->req->timeout),
+                                       apr_time_as_msec(ctx->req->relay_timeout));
+            return APR_TIMEUP;
+        }
+        if (res == CURLE_READ_ERROR) {
+            break;
+        }
         if (ctx->timed_out) {
             resp->error = ctx->resp->streamed
                 ? apr_psprintf(ctx->p, "relay stalled for %" APR_TIME_T_FMT
@@ -323,6 +405,20 @@ static apr_status_t map_error(CURLcode res, const fetch_ctx_t *ctx,
     }
     resp->error = apr_pstrdup(ctx->p, why);
     return APR_EGENERAL;
+}
+
+/* A client header as curl must be given it: "Name:" would delete one of
+ * curl's own headers instead of sending an empty one, which is "Name;". */
+static const char *proxy_header(apr_pool_t *p, const char *h)
+{
+    const char *colon = strchr(h, ':'), *v;
+
+    if (!colon) {
+        return h;
+    }
+    for (v = colon + 1; *v == ' ' || *v == '\t'; v++) {
+    }
+    return *v ? h : apr_pstrcat(p, apr_pstrmemdup(p, h, colon - h), ";", NULL);
 }
 
 apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
@@ -352,8 +448,14 @@ apr_status_t isr_fetch(isr_fetch_resp_t **presp, const isr_fetch_req_t *req,
     }
     ctx.h = h;
     for (i = 0; req->headers && i < req->headers->nelts; i++) {
-        hdrs = curl_slist_append(hdrs, APR_ARRAY_IDX(req->headers, i,
-                                                     const char *));
+        hdrs = curl_slist_append(hdrs, req->method
+            ? proxy_header(p, APR_ARRAY_IDX(req->headers, i, const char *))
+            : APR_ARRAY_IDX(req->headers, i, const char *));
+    }
+    if (req->method) {
+        /* httpd answered the client's Expect itself; curl must not wait
+         * for a 100 of the backend's either. */
+        hdrs = curl_slist_append(hdrs, "Expect:");
     }
     setup(h, req, &ctx, hdrs, errbuf);
     res = curl_easy_perform(h);

@@ -816,3 +816,74 @@ void isr_store_release(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease)
 {
     lease_drop(&zone->slots[slot % zone->nslots], lease, 0);
 }
+
+/* ---- invalidation ------------------------------------------------------- */
+
+/* The record of a VALID slot is `key`'s (not another key's with the same
+ * hash). Zone mutex held: no writer moves it meanwhile; every length is
+ * checked against the ring as a reader would. */
+static int slot_holds_key(isr_zone_t *zone, isr_slot_t *s, const char *key,
+                          apr_size_t klen, apr_uint64_t hash)
+{
+    apr_uint64_t off = LOAD(&s->rec_off), ring_size = zone->hdr->ring_size;
+    apr_uint32_t len = LOAD(&s->rec_len);
+    isr_entry_t e;
+
+    if (off > ring_size || len > ring_size - off
+        || len < sizeof(isr_record_t)) {
+        return 0;
+    }
+    return isr_store_record_parse(zone->ring + off, len, hash, key, klen, &e);
+}
+
+isr_inval_t isr_store_invalidate(isr_zone_t *zone, const char *key,
+                                 apr_size_t klen, apr_uint64_t hash,
+                                 apr_time_t now, apr_uint64_t *plive,
+                                 apr_uint32_t *pslot, apr_uint32_t *pseq)
+{
+    sigset_t sigs;
+    isr_inval_t res = ISR_INVAL_NONE;
+    apr_uint64_t lease;
+    apr_uint32_t b[2], k, state;
+    isr_slot_t *s;
+    int i;
+
+    if (!zone_lock(zone, &sigs)) {
+        return ISR_INVAL_NONE;
+    }
+    isr_store_buckets(zone, hash, b);
+    for (k = 0; k < 2 && res == ISR_INVAL_NONE; k++) {
+        for (i = 0; i < ISR_BUCKET_WAYS; i++) {
+            s = &zone->slots[b[k] * ISR_BUCKET_WAYS + i];
+            slot_repair(zone, s);
+            slot_check(zone, s);
+            state = LOAD(&s->state);
+            if (LOAD(&s->hash) != hash || state == ISR_SLOT_EMPTY) {
+                continue;
+            }
+            lease = LOAD(&s->lease);
+            if (plive && isr_store_lease_live(lease, now)
+                && (*plive == 0 || *plive == lease)) {
+                /* A fetch that may have asked the backend before the change
+                 * is under way, and nothing stops its publish: let it land
+                 * first, then drop what it brought. */
+                *plive = lease;
+                *pslot = (apr_uint32_t)(s - zone->slots);
+                *pseq = LOAD(&s->seq);
+                res = ISR_INVAL_WAIT;
+                break;
+            }
+            if (state == ISR_SLOT_VALID && slot_holds_key(zone, s, key, klen,
+                                                          hash)) {
+                /* PENDING while a later fetch runs (its waiters keep
+                 * waiting for it), EMPTY otherwise; a queued refresh loses
+                 * its lease with the slot and does not fetch. */
+                slot_drop_record(zone, s, now);
+                res = ISR_INVAL_DONE;
+            }
+            break;
+        }
+    }
+    zone_unlock(zone, &sigs);
+    return res;
+}

@@ -45,7 +45,13 @@ The same knobs given as query parameters of a request affect that request only
     /__history?path=/x[?q] JSON list of those records, oldest first (at most 100 per key)
     /__count304?path=/x[?q] how many of those requests were answered 304 by etag=/lastmod=
     /__bytes               body bytes sent in all (what a 304 saves shows here)
+    /__received?path=/x[?q] request body bytes read so far by the latest request for that
+                           path+query that sent a body (while it is still arriving, too)
     /__reset               clear counts, knobs and history
+
+Request bodies (any method; Content-Length or chunked) are read as they arrive; a record keeps
+``body_len``, ``body_sha256``, ``chunked`` and ``body_complete``, and ``body`` (latin-1) only for
+bodies up to 64 KiB. Any method is served (PATCH, OPTIONS, extension methods) like GET.
 
 Run standalone: ``python3 tests/origin.py --port 8081`` or ``--unix /path/to.sock``
 (add ``--tls-cert CERT --tls-key KEY`` for https).
@@ -73,6 +79,7 @@ KNOBS = ("status", "delay", "cookie", "cc", "size", "header", "suffix", "chunked
          "binary", "truncate", "echo", "ctype", "empty", "close", "rawhdr", "trailer", "parts",
          "etag", "lastmod")
 HISTORY_MAX = 100
+BODY_KEEP = 64 * 1024     # request bodies up to this are kept in the history as text
 
 
 def b64(data):
@@ -117,6 +124,7 @@ class State:
         self.knobs = {}       # path -> {knob: [values]}
         self.last = {}        # path?query and path -> dict
         self.history = {}     # path?query and path -> [dict, ...] (oldest first)
+        self.received = {}    # path?query -> request body bytes read so far
 
 
 STATE = State()
@@ -210,6 +218,10 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 n = STATE.bytes
             return self._send(200, str(n).encode())
+        if path == "/__received":
+            with STATE.lock:
+                n = STATE.received.get(arg("path"), 0)
+            return self._send(200, str(n).encode())
         if path == "/__total":
             with STATE.lock:
                 n = STATE.total
@@ -244,10 +256,11 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/__"):
             return self._control(path, q)
         key = _key(path, query)
-        body_in = b""
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            body_in = self.rfile.read(length)
+        body = self._read_body(key)
+        if body is None:
+            self.close_connection = True
+            return
+        body_len, body_sha, body_keep, chunked, complete = body
         with STATE.lock:
             STATE.total += 1
             n = STATE.counts.get(key, 0) + 1
@@ -255,7 +268,9 @@ class Handler(BaseHTTPRequestHandler):
             rec = {"method": self.command, "path": key,
                    "headers": {k: v for k, v in self.headers.items()},
                    "header_list": list(self.headers.items()),
-                   "body": body_in.decode("latin-1"),
+                   "body": body_keep.decode("latin-1") if body_keep is not None else None,
+                   "body_len": body_len, "body_sha256": body_sha, "chunked": chunked,
+                   "body_complete": complete,
                    "client_port": (self.client_address[1]
                                    if isinstance(self.client_address, tuple) else 0)}
             STATE.last[key] = rec
@@ -322,6 +337,79 @@ class Handler(BaseHTTPRequestHandler):
                    trickle=float(knob("trickle", 0) or 0), truncate=bool(knob("truncate")),
                    parts=int(knob("parts", 10) or 10), raw_head=raw_head, trailer=trailer,
                    close=bool(knob("close")))
+
+    def _read_body(self, key):
+        """Read the request body as it arrives (Content-Length or chunked), counting the bytes in
+        STATE.received[key]; (length, sha256 hex, bytes or None when over BODY_KEEP, chunked,
+        complete), or None when the framing is broken (the connection is then closed)."""
+        import hashlib
+        h = hashlib.sha256()
+        kept = bytearray()
+        total = 0
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        cl = self.headers.get("Content-Length")
+        chunked = "chunked" in te
+        if not chunked and not cl:
+            return 0, h.hexdigest(), b"", False, True
+
+        def take(data):
+            nonlocal total
+            total += len(data)
+            h.update(data)
+            if len(kept) <= BODY_KEEP:
+                kept.extend(data[:BODY_KEEP + 1 - len(kept)])
+            with STATE.lock:
+                STATE.received[key] = total
+
+        with STATE.lock:
+            STATE.received[key] = 0
+        complete = False
+        try:
+            if chunked:
+                while True:
+                    line = self.rfile.readline(1024)
+                    if not line:
+                        break
+                    size = int(line.split(b";")[0].strip() or b"x", 16)
+                    if size == 0:
+                        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                            pass
+                        complete = True
+                        break
+                    left = size
+                    while left:
+                        data = self.rfile.read1(min(left, 65536))
+                        if not data:
+                            raise ValueError("body ended early")
+                        take(data)
+                        left -= len(data)
+                    self.rfile.readline(16)
+            else:
+                left = int(cl)
+                while left:
+                    data = self.rfile.read1(min(left, 65536))
+                    if not data:
+                        raise ValueError("body ended early")
+                    take(data)
+                    left -= len(data)
+                complete = True
+        except (ValueError, OSError):
+            complete = False
+        if not complete:
+            # record what came, for tests of aborted uploads, but answer nothing
+            with STATE.lock:
+                rec = {"method": self.command, "path": key, "body_len": total,
+                       "body_complete": False, "headers": dict(self.headers.items())}
+                STATE.history.setdefault("__aborted__", []).append(rec)
+            return None
+        keep = bytes(kept) if len(kept) <= BODY_KEEP else None
+        return total, h.hexdigest(), keep, chunked, True
+
+    def __getattr__(self, name):
+        # do_PATCH, do_OPTIONS, do_ANYTHING: every method is served like GET
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _not_modified(self, etag, lastmod):
         """RFC 9110 13.1.1/13.1.3: If-None-Match (weak comparison) wins over If-Modified-Since."""
