@@ -147,6 +147,20 @@ class TestNotModifiedTrust:
         r = env.get("/t/et")
         assert not (r.body == b"/et|v=1" and r.headers.get("ETag") == '"b"'), r
 
+    def test_811_05b_304_with_another_strong_etag_to_a_refresh_does_not_renew(self, env,
+                                                                              origin):
+        # The same through a background refresh: refresh_not_modified compares the stored
+        # validators with the ones it sent, never with the 304's own.
+        origin.set("/etr", cc="max-age=1, stale-while-revalidate=60", etag='"a"')
+        assert env.get("/t/etr").body == b"/etr|v=1"
+        time.sleep(1.4)
+        origin.set("/etr", cc="max-age=60", etag='"b"', status=304)
+        assert env.get("/t/etr").isr == "STALE"
+        assert wait_for(lambda: origin.count("/etr") == 2)
+        time.sleep(0.3)
+        r = env.get("/t/etr")
+        assert not (r.body == b"/etr|v=1" and r.headers.get("ETag") == '"b"'), r
+
     def test_811_06_304_to_an_unconditional_refetch_does_not_renew(self, env, origin):
         # No validator stored, so the re-fetch past the stale-while-revalidate window is not
         # conditional: a 304 to it validates nothing (RFC 9111 4.3.3), yet today it renews the
@@ -195,3 +209,15 @@ class TestNotModifiedTrust:
         # Fixed, either the key stops being served from this entry (pass / re-fetch) or the
         # refreshes back off (ISRRefreshRetry 30s): not one 304 per client request.
         assert n <= 3 or set(labels) != {"STALE"}, (n, labels)
+
+    def test_811_09_s_maxage_forbids_stale_serving_even_with_swr(self, env, origin):
+        # RFC 9111 4.2.4: a cache MUST NOT generate a stale response if an applicable s-maxage
+        # (which carries proxy-revalidate) prohibits it; the code treats "proxy-revalidate,
+        # stale-while-revalidate=30" as no stale but serves "s-maxage=1,
+        # stale-while-revalidate=30" stale.
+        origin.set("/smw", cc="s-maxage=1, stale-while-revalidate=30")
+        assert env.get("/t/smw").body == b"/smw|v=1"
+        time.sleep(1.5)
+        r = env.get("/t/smw")
+        assert r.isr != "STALE", r
+        assert r.body == b"/smw|v=2", r
