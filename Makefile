@@ -273,9 +273,11 @@ bench-peers:
 # cache on loopback ports: bench/cache_tests.py starts the suite's origin, the cache and the
 # suite's CLI; results and logs in build/cache-tests/, table in build/cache-tests/summary.md.
 # CACHE_TESTS_CONF adds directive lines inside the isr target's <Location /> (several: "\n");
-# CACHE_TESTS_ARGS goes to the runner as is (e.g. --isr-layout strict). Not part of make check.
+# by default Strict mode, the RFC 9111 shared cache the suite measures (CACHE_TESTS_CONF=
+# measures the default On mode). CACHE_TESTS_ARGS goes to the runner as is (e.g.
+# --isr-layout control). Not part of make check.
 NODE ?= node
-CACHE_TESTS_CONF ?=
+CACHE_TESTS_CONF ?= ISRCacheControl Strict
 CACHE_TESTS_ARGS ?=
 CACHE_TESTS_RUN = $(PYTHON) bench/cache_tests.py \
     $(if $(strip $(CACHE_TESTS_CONF)),--conf-extra '$(CACHE_TESTS_CONF)') $(CACHE_TESTS_ARGS)

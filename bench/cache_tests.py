@@ -243,26 +243,23 @@ class HttpdTarget(Target):
 class IsrTarget(HttpdTarget):
     """httpd + this tree's mod_isr at `/`.
 
-    mod_isr serves GET (and HEAD) only and declines other methods, so the suite's own control
-    requests (PUT /config/UUID, which every test starts with; GET /state/UUID, which must not
-    be cached) cannot pass through it. The layout says what carries them:
-      control   (default) /config/ and /state/ go to the origin through mod_proxy with ISR Off;
-                everything under /test/ (what the tests test) is mod_isr's alone, other
-                methods there get httpd's own answer (405/404).
-      fallback  as control, and `ProxyPass /` too, so that what mod_isr declines (POST, PUT,
-                DELETE, ... on /test/) reaches the origin through mod_proxy (mod_isr in front
-                of mod_proxy, as a deployment with other methods would have it).
-      strict    mod_isr alone at `/`: every test fails at setup (PUT config is not proxied).
+    The layout says what carries the suite's own control requests (PUT /config/UUID, which
+    every test starts with; GET /state/UUID, which must not be cached):
+      alone     (default) mod_isr alone at `/`: it proxies PUT like any other method and the
+                origin's no-store keeps /state/ uncached.
+      control   /config/ and /state/ go to the origin through mod_proxy with ISR Off;
+                everything under /test/ (what the tests test) is mod_isr's.
+      fallback  as control, and `ProxyPass /` too (mod_isr in front of mod_proxy).
     """
     name = "isr"
-    LAYOUTS = ("control", "fallback", "strict")
+    LAYOUTS = ("alone", "control", "fallback")
     PROXY_MODS = ("proxy", "proxy_http")
 
-    def __init__(self, workdir, conf_extra=(), layout="control", label=None):
+    def __init__(self, workdir, conf_extra=(), layout="alone", label=None):
         super().__init__(workdir)
         self.conf_extra = list(conf_extra)
         self.layout = layout
-        self.name = label or ("isr" if layout == "control" else "isr-" + layout)
+        self.name = label or ("isr" if layout == "alone" else "isr-" + layout)
 
     def missing(self):
         if not isr_env.module_available():
@@ -292,7 +289,7 @@ class IsrTarget(HttpdTarget):
                 "    ISRCache cachetests\n"
                 "%s"
                 "</Location>\n" % (origin, extra))
-        if self.layout == "strict":
+        if self.layout == "alone":
             return text
         mods = "".join("LoadModule %s_module %s/mod_%s.so\n" % (m, MODULES_DIR, m)
                        for m in self.PROXY_MODS)
@@ -767,7 +764,7 @@ def main(argv=None):
                     help="a directive line added inside <Location /> of the isr target "
                          "(repeatable; a value may also hold several lines separated by "
                          "newlines or a literal \\n)")
-    ap.add_argument("--isr-layout", choices=IsrTarget.LAYOUTS, default="control",
+    ap.add_argument("--isr-layout", choices=IsrTarget.LAYOUTS, default="alone",
                     help="how the suite's control requests reach the origin past mod_isr "
                          "(see IsrTarget; default control)")
     ap.add_argument("--label", help="result name of the isr target (default isr, or "

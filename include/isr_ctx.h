@@ -21,11 +21,17 @@ typedef struct {
     const char *url;                    /* http(s) URL, never NULL */
     const apr_array_header_t *headers;  /* const char * "Name: value", or NULL */
     const char *extra;                  /* ISRCacheKey value, or NULL */
+    const char *variant;                /* a Vary variant: the generation
+                                         * of its URL's marker, or NULL */
 } isr_ctx_t;
 
 /* The key for ctx, allocated from p:
  *
  *   "ISR1" NUL unix NUL url NUL header NUL ... header NUL NUL extra
+ *
+ * A variant's key (isr_vary.h) starts "ISR1V" GENERATION instead, and its
+ * headers include the varied request headers, so that no variant key is
+ * ever a URL's key and a refresh of a variant sends what it varies on.
  *
  * No field can contain NUL and no header is empty, so two contexts give
  * the same key only when they are equal. *klen gets the length (the key

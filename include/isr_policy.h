@@ -65,7 +65,8 @@ typedef struct {
                             * by the fields that count in this mode */
 } isr_times_t;
 
-/* How long a response that must be revalidated is kept for it. */
+/* How long a response is kept past its windows for revalidation (and, in
+ * On and Strict modes, for max-stale). */
 #define ISR_POLICY_KEEP apr_time_from_sec(3600)
 
 /* The times of a response requested at request_time and received at
@@ -78,6 +79,22 @@ void isr_policy_times(const isr_policy_t *pol, const isr_policy_conf_t *pc,
  * mode besides the status set (isr_http_storable): explicit freshness or
  * public make any final status but 206/304/5xx storable. */
 int isr_policy_explicit(const isr_policy_t *pol);
+
+/* A request's Cache-Control (RFC 9111 5.2.1), honoured in Strict mode. */
+typedef struct {
+    int any;               /* some directive below is present */
+    int no_cache;          /* also Pragma: no-cache without Cache-Control */
+    int no_store;
+    int only_if_cached;
+    apr_int64_t max_age;   /* seconds, -1: absent */
+    apr_int64_t min_fresh; /* seconds, -1: absent */
+    apr_int64_t max_stale; /* seconds, -1: absent, ISR_POLICY_DELTA_MAX:
+                            * any staleness */
+} isr_policy_req_t;
+
+/* Read a request's Cache-Control and Pragma values (either may be NULL). */
+void isr_policy_request(const char *cc, const char *pragma,
+                        isr_policy_req_t *out);
 
 /* The stored head updated by a 304's head (RFC 9111 3.2): every field the
  * 304 carries replaces all stored lines of that name, except

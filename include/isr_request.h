@@ -15,7 +15,21 @@
 typedef struct {
     const isr_dir_conf_t *conf;
     isr_zone_t *zone;
-    isr_ctx_t ctx;              /* what the backend is told */
+    isr_ctx_t ctx;              /* what the backend is told (and keyed) */
+    const apr_array_header_t *send; /* the headers a fetch sends: ctx's, and
+                                 * in Strict mode the client's too */
+    int strict;                 /* ISRCacheControl Strict */
+    int authorized;             /* Strict: Authorization or Cookie sent */
+    isr_policy_req_t rcc;       /* Strict: the request's Cache-Control */
+    const struct isr_fetch_resp_t *failure; /* a 5xx the backend answered */
+    int error_status;           /* answer an error with this, not
+                                 * ISROnError (only-if-cached: 504) */
+    /* Vary: when the URL's key holds a marker, q is for its variant */
+    int variant;
+    isr_entry_t marker;         /* the URL's marker (slot, seq, until) */
+    const char *marker_names, *marker_gen;
+    const char *base_key;       /* the URL's key (the marker's) */
+    apr_size_t base_klen;
     const char *url;            /* ctx.url, for messages */
     const char *key;            /* built from ctx (isr_ctx_key) */
     apr_size_t klen;

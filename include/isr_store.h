@@ -190,6 +190,12 @@ void isr_store_mark_failed(isr_zone_t *zone, apr_uint32_t slot,
 void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,
                        apr_time_t until);
 
+/* After a failed synchronous revalidation of a stale entry: no request
+ * revalidates it again (isr_store_claim_stale says BACKOFF) nor refreshes
+ * it before `until` (whole seconds, rounded up). */
+void isr_store_remember_failure(isr_zone_t *zone, apr_uint32_t slot,
+                                apr_uint64_t lease, apr_time_t until);
+
 /* Give a lease back without a result. */
 void isr_store_release(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease);
 

@@ -173,7 +173,10 @@ apr_interval_time_t isr_conf_retry(const isr_dir_conf_t *c)
 
 apr_interval_time_t isr_conf_error_ttl(const isr_dir_conf_t *c)
 {
-    return c->error_ttl != UNSET ? c->error_ttl : DEF_ERROR_TTL;
+    /* Strict: RFC 9111 lets a cache reuse a 5xx only with explicit
+     * freshness, so by default only the waiters of a failure share it. */
+    return c->error_ttl != UNSET ? c->error_ttl
+           : isr_conf_cc_mode(c) == ISR_CC_STRICT ? 0 : DEF_ERROR_TTL;
 }
 
 isr_cc_mode_t isr_conf_cc_mode(const isr_dir_conf_t *c)

@@ -13,16 +13,23 @@ const char *isr_ctx_key(apr_pool_t *p, const isr_ctx_t *ctx, apr_size_t *klen)
     const char *extra = ctx->extra ? ctx->extra : "";
     apr_size_t len, ul = strlen(unix_path), rl = strlen(ctx->url);
     apr_size_t el = strlen(extra), hl;
+    apr_size_t vl = ctx->variant ? 1 + strlen(ctx->variant) : 0;
     char *key, *w;
     int i, n = ctx->headers ? ctx->headers->nelts : 0;
 
-    len = sizeof(ISR_CTX_MAGIC) + ul + 1 + rl + 1 + 1 + el;
+    len = sizeof(ISR_CTX_MAGIC) + vl + ul + 1 + rl + 1 + 1 + el;
     for (i = 0; i < n; i++) {
         len += strlen(APR_ARRAY_IDX(ctx->headers, i, const char *)) + 1;
     }
     w = key = apr_palloc(p, len + 1);
-    memcpy(w, ISR_CTX_MAGIC, sizeof(ISR_CTX_MAGIC));   /* with its NUL */
-    w += sizeof(ISR_CTX_MAGIC);
+    memcpy(w, ISR_CTX_MAGIC, sizeof(ISR_CTX_MAGIC) - 1);
+    w += sizeof(ISR_CTX_MAGIC) - 1;
+    if (vl) {
+        *w++ = 'V';
+        memcpy(w, ctx->variant, vl - 1);
+        w += vl - 1;
+    }
+    *w++ = '\0';
     memcpy(w, unix_path, ul + 1);
     w += ul + 1;
     memcpy(w, ctx->url, rl + 1);
@@ -59,8 +66,18 @@ apr_status_t isr_ctx_parse(apr_pool_t *p, const char *key, apr_size_t klen,
     apr_array_header_t *h = apr_array_make(p, 4, sizeof(const char *));
 
     memset(ctx, 0, sizeof(*ctx));
-    if (!(f = next_field(&s, end)) || strcmp(f, ISR_CTX_MAGIC)
-        || !(f = next_field(&s, end))) {
+    if (!(f = next_field(&s, end))
+        || strncmp(f, ISR_CTX_MAGIC, sizeof(ISR_CTX_MAGIC) - 1)) {
+        return APR_EINVAL;
+    }
+    f += sizeof(ISR_CTX_MAGIC) - 1;
+    if (*f == 'V' && f[1]) {
+        ctx->variant = f + 1;
+    }
+    else if (*f) {
+        return APR_EINVAL;
+    }
+    if (!(f = next_field(&s, end))) {
         return APR_EINVAL;
     }
     ctx->unix_path = *f ? f : NULL;

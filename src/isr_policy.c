@@ -15,12 +15,16 @@
 typedef struct {
     const char *v[FIELD_LINES];
     int n;
+    int over;                   /* more lines than that */
 } lines_t;
 
 static void lines_add(lines_t *l, const char *value)
 {
     if (l->n < FIELD_LINES) {
         l->v[l->n++] = value;
+    }
+    else {
+        l->over = 1;
     }
 }
 
@@ -61,7 +65,7 @@ static int ows(int c)
 typedef struct {
     const char *name, *val;
     apr_size_t nlen, vlen;
-    int has_val;
+    int has_val, quoted;
 } dir_t;
 
 /* The next directive of a list from *s on: 1 with d set, 0 at the end, -1
@@ -95,6 +99,7 @@ static int dir_next(const char **ps, dir_t *d)
         }
         d->has_val = 1;
         if (*s == '"') {
+            d->quoted = 1;
             d->val = ++s;
             while (*s && *s != '"') {
                 s += (*s == '\\' && s[1]) ? 2 : 1;
@@ -149,17 +154,48 @@ static apr_int64_t delta(const char *v, apr_size_t n)
     return x < ISR_POLICY_DELTA_MAX ? x : ISR_POLICY_DELTA_MAX;
 }
 
-/* A field's lines as one policy: 1 when every line parsed, 0 otherwise. */
-static int read_cc(const lines_t *l, isr_policy_t *pol)
+/* Whether d is a valid member of a Structured Field dictionary (RFC 8941
+ * 3.2) as RFC 9213 reads it: a lower-case key, and an integer where the
+ * directive takes delta-seconds. */
+static int sf_ok(const dir_t *d)
+{
+    static const char *const numeric[] = {
+        "max-age", "s-maxage", "stale-while-revalidate", "stale-if-error",
+        NULL
+    };
+    apr_size_t i;
+    int j;
+
+    if (!apr_islower(d->name[0]) && d->name[0] != '*') {
+        return 0;
+    }
+    for (i = 1; i < d->nlen; i++) {
+        if (!apr_islower(d->name[i]) && !apr_isdigit(d->name[i])
+            && !strchr("_-.*", d->name[i])) {
+            return 0;
+        }
+    }
+    for (j = 0; numeric[j]; j++) {
+        if (dir_is(d, numeric[j])) {
+            return !d->has_val || (!d->quoted && delta(d->val, d->vlen) >= 0);
+        }
+    }
+    return 1;
+}
+
+/* A field's lines as one policy: 1 when every line parsed (and, for a
+ * targeted field, sf: is a valid Structured Field), 0 otherwise. */
+static int read_cc(const lines_t *l, isr_policy_t *pol, int sf)
 {
     apr_int64_t smax = -1, max = -1, n;
     const char *s;
     dir_t d;
-    int i, r, any = 0, bad = 0;
+    int i, r, any = 0, bad = l->over;
 
     for (i = 0; i < l->n; i++) {
         for (s = l->v[i]; (r = dir_next(&s, &d)) > 0; any = 1) {
             n = d.has_val ? delta(d.val, d.vlen) : -1;
+            bad |= sf && !sf_ok(&d);
             if (dir_is(&d, "no-store")) {
                 pol->no_store = 1;
             }
@@ -212,7 +248,8 @@ int isr_policy_is_targeted(const char *name)
            || !strcasecmp(name, "CDN-Cache-Control");
 }
 
-/* Age: a non-negative integer; anything else is ignored (0). */
+/* Age: a non-negative integer, the first member when the line is a list;
+ * anything else is ignored (0). */
 static apr_int64_t age_of(const char *v)
 {
     const char *t;
@@ -227,13 +264,29 @@ static apr_int64_t age_of(const char *v)
     while (ows(*t)) {
         t++;
     }
-    return *t || n < 0 ? 0 : n;
+    return (*t && *t != ',') || n < 0 ? 0 : n;
+}
+
+/* An HTTP-date (RFC 9110 5.6.7) in one of its three forms, GMT only: a
+ * date that is not one (a "UTC", a missing comma) is invalid, which for
+ * Expires means already expired. 0 when invalid. */
+static apr_time_t http_date(const char *v)
+{
+    const char *c;
+
+    if (!apr_date_checkmask(v, "@$$, ## @$$ #### ##:##:## GMT")
+        && !apr_date_checkmask(v, "@$$ @$$ ~# ##:##:## ####")
+        && !((c = strchr(v, ',')) && c - v >= 6 && c - v <= 9
+             && apr_date_checkmask(c, ", ##-@$$-## ##:##:## GMT"))) {
+        return 0;
+    }
+    return apr_date_parse_http(v);
 }
 
 void isr_policy_read(const char *headers, apr_size_t hdrlen,
                      isr_policy_t *pol)
 {
-    lines_t cc = { { 0 }, 0 }, isr = { { 0 }, 0 }, cdn = { { 0 }, 0 };
+    lines_t cc = { { 0 }, 0, 0 }, isr = { { 0 }, 0, 0 }, cdn = { { 0 }, 0, 0 };
     const char *name, *value, *expires = NULL;
     int expires_seen = 0, age_seen = 0;
     walk_t w = { headers, headers + hdrlen };
@@ -258,7 +311,7 @@ void isr_policy_read(const char *headers, apr_size_t hdrlen,
         }
         else if (!strcasecmp(name, "Date")) {
             if (!pol->date) {
-                pol->date = apr_date_parse_http(value);
+                pol->date = http_date(value);
             }
         }
         else if (!strcasecmp(name, "Age")) {
@@ -269,7 +322,7 @@ void isr_policy_read(const char *headers, apr_size_t hdrlen,
         else if (!strcasecmp(name, "Last-Modified")) {
             if (!pol->last_modified_str) {
                 pol->last_modified_str = value;
-                pol->last_modified = apr_date_parse_http(value);
+                pol->last_modified = http_date(value);
             }
         }
         else if (!strcasecmp(name, "ETag")) {
@@ -285,22 +338,26 @@ void isr_policy_read(const char *headers, apr_size_t hdrlen,
     /* RFC 9213: the first targeted field with a valid, non-empty value
      * decides, and Cache-Control and Expires are then ignored. */
     t = *pol;
-    if (isr.n && read_cc(&isr, &t)) {
+    if (isr.n && read_cc(&isr, &t, 1)) {
         t.targeted = 1;
         *pol = t;
         return;
     }
     t = *pol;
-    if (cdn.n && read_cc(&cdn, &t)) {
+    if (cdn.n && read_cc(&cdn, &t, 1)) {
         t.targeted = 1;
         *pol = t;
         return;
     }
-    (void)read_cc(&cc, pol);
+    (void)read_cc(&cc, pol, 0);
+    if (cc.over) {
+        /* Not all of it was read: whatever it said, do not store. */
+        pol->no_store = 1;
+    }
     if (pol->lifetime < 0 && expires) {
         /* An invalid Expires (such as "0") means already expired; a valid
          * one counts from Date, or from the response time without one. */
-        if (!(pol->expires = apr_date_parse_http(expires))) {
+        if (!(pol->expires = http_date(expires))) {
             pol->lifetime = 0;
         }
     }
@@ -373,7 +430,12 @@ void isr_policy_times(const isr_policy_t *pol, const isr_policy_conf_t *pc,
      * origin's own where it gives them; otherwise ISRStaleTTL in On mode
      * (but after s-maxage, which implies proxy-revalidate) and none in
      * Strict mode. */
-    if (pol->no_cache || pol->must_revalidate) {
+    if (pol->no_cache || pol->must_revalidate
+        || (pol->smaxage && pc->mode == ISR_CC_STRICT)) {
+        /* s-maxage implies proxy-revalidate (RFC 9111 5.2.2.10). On mode
+         * still honours an explicit stale-while-revalidate with it, as
+         * CDNs do: "s-maxage=N, stale-while-revalidate" is what Next.js
+         * sends for ISR pages. */
         swr = sie = 0;
     }
     else {
@@ -386,11 +448,12 @@ void isr_policy_times(const isr_policy_t *pol, const isr_policy_conf_t *pc,
     t->swr_until = t->fresh_until + apr_time_from_sec(swr);
     t->sie_until = t->fresh_until + apr_time_from_sec(sie);
 keep:
-    /* An answer with a validator is kept beyond its windows, so that the
-     * next request revalidates it instead of fetching it whole. */
+    /* Kept beyond its windows: with a validator, so that the next request
+     * revalidates it instead of fetching it whole; in On and Strict modes
+     * also for a request's max-stale (RFC 9111 5.2.1.2). */
     last = later(t->fresh_until, later(t->swr_until, t->sie_until));
-    t->keep_until = (pol->etag || pol->last_modified_str)
-                    ? last + ISR_POLICY_KEEP : last;
+    t->keep_until = (pol->etag || pol->last_modified_str
+                     || pc->mode != ISR_CC_OFF) ? last + ISR_POLICY_KEEP : last;
 }
 
 void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
@@ -404,12 +467,14 @@ void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
     int pass, replaced;
 
     /* Two passes: the length, then the copy. Stored lines whose name the
-     * 304 carries go; then every line of the 304 but Content-Length. */
+     * 304 carries go, and the stored Age (it was the age of the first
+     * answer, not of this one); then every line of the 304 but
+     * Content-Length. */
     for (pass = 0; pass < 2; pass++) {
         o = blob = pass ? apr_palloc(p, len + 1) : NULL;
         w.h = stored;
         while (walk_next(&w, &name, &value)) {
-            replaced = 0;
+            replaced = !strcasecmp(name, "Age");
             f.h = fresh;
             f.end = fresh + flen;
             while (!replaced && walk_next(&f, &fn, &fv)) {
@@ -450,4 +515,46 @@ void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
     }
     *out = blob;
     *olen = len;
+}
+
+void isr_policy_request(const char *cc, const char *pragma,
+                        isr_policy_req_t *out)
+{
+    const char *s = cc;
+    apr_int64_t n;
+    dir_t d;
+
+    memset(out, 0, sizeof(*out));
+    out->max_age = out->min_fresh = out->max_stale = -1;
+    while (s && dir_next(&s, &d) > 0) {
+        n = d.has_val ? delta(d.val, d.vlen) : -1;
+        if (dir_is(&d, "no-cache")) {
+            out->no_cache = 1;
+        }
+        else if (dir_is(&d, "no-store")) {
+            out->no_store = 1;
+        }
+        else if (dir_is(&d, "only-if-cached")) {
+            out->only_if_cached = 1;
+        }
+        else if (dir_is(&d, "max-age") && n >= 0 && out->max_age < 0) {
+            out->max_age = n;
+        }
+        else if (dir_is(&d, "min-fresh") && n >= 0 && out->min_fresh < 0) {
+            out->min_fresh = n;
+        }
+        else if (dir_is(&d, "max-stale") && out->max_stale < 0) {
+            out->max_stale = d.has_val ? (n >= 0 ? n : 0)
+                                       : ISR_POLICY_DELTA_MAX;
+        }
+    }
+    /* RFC 9111 5.4: Pragma: no-cache counts only without Cache-Control. */
+    if (!cc && pragma) {
+        for (s = pragma; dir_next(&s, &d) > 0;) {
+            out->no_cache |= dir_is(&d, "no-cache");
+        }
+    }
+    out->any = out->no_cache || out->no_store || out->only_if_cached
+               || out->max_age >= 0 || out->min_fresh >= 0
+               || out->max_stale >= 0;
 }

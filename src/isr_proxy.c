@@ -15,13 +15,10 @@
 #include <http_request.h>
 
 #include "isr_fetch.h"
+#include "isr_forward.h"
 #include "isr_proxy.h"
 #include "isr_request.h"
 
-/* What a forwarded request head may cost (httpd's own limits bound what
- * a client sends; these bound what other modules may have added). */
-#define HEADERS_MAX      256
-#define HEADER_BYTES_MAX (64 * 1024)
 /* Location and Content-Location values looked at per answer. */
 #define TARGETS_MAX      4
 /* How often an invalidation waiting for an earlier fetch looks again. */
@@ -52,119 +49,6 @@ static int method_unsafe(const request_rec *r)
 {
     return r->method_number != M_GET && r->method_number != M_OPTIONS
            && r->method_number != M_TRACE;
-}
-
-/* ---- the request head ---------------------------------------------------- */
-
-/* Client headers that are not forwarded: hop-by-hop ones (RFC 9110 7.6.1),
- * those curl sets from the URL and the body, Expect (httpd answered it),
- * and what the proxy sets itself (X-Forwarded-*, and Forwarded, so that a
- * client cannot pose as its own proxy). */
-static int not_forwarded(const char *name, const char *connection)
-{
-    static const char *const drop[] = {
-        "Connection", "Keep-Alive", "TE", "Trailer", "Trailers",
-        "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect",
-        "Forwarded", NULL
-    };
-    int i;
-
-    if (!strncasecmp(name, "Proxy-", 6)
-        || !strncasecmp(name, "X-Forwarded-", 12)) {
-        return 1;
-    }
-    for (i = 0; drop[i]; i++) {
-        if (!strcasecmp(name, drop[i])) {
-            return 1;
-        }
-    }
-    return connection && isr_http_has_token(connection, name);
-}
-
-/* A value that can stand in a header line as it is: no CR, LF, NUL or
- * other control byte but HTAB (httpd refuses them from clients; another
- * module may have put them there). */
-static int value_ok(const char *v)
-{
-    for (; *v; v++) {
-        if ((*v > 0 && *v < 0x20 && *v != '\t') || *v == 0x7f) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-typedef struct {
-    apr_array_header_t *out;
-    const char *connection;
-    apr_size_t bytes;
-    int rc;                     /* OK, or the status that refuses it */
-    const char *why;
-} fwd_t;
-
-static void fwd_add(fwd_t *f, apr_pool_t *p, const char *name,
-                    const char *value)
-{
-    if (f->rc != OK) {
-        return;
-    }
-    if (!isr_http_is_token(name) || !value_ok(value)) {
-        f->rc = HTTP_BAD_REQUEST;
-        f->why = apr_psprintf(p, "request header %s is not a token with a "
-                              "value free of control bytes", name);
-        return;
-    }
-    f->bytes += strlen(name) + strlen(value) + 4;
-    if (f->out->nelts >= HEADERS_MAX || f->bytes > HEADER_BYTES_MAX) {
-        f->rc = HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
-        f->why = apr_psprintf(p, "more than %d request headers or %d bytes "
-                              "of them", HEADERS_MAX, HEADER_BYTES_MAX);
-        return;
-    }
-    APR_ARRAY_PUSH(f->out, const char *) = apr_pstrcat(p, name, ": ", value,
-                                                       NULL);
-}
-
-static int fwd_client(void *baton, const char *name, const char *value)
-{
-    fwd_t *f = baton;
-
-    if (!not_forwarded(name, f->connection)) {
-        fwd_add(f, f->out->pool, name, value);
-    }
-    return f->rc == OK;
-}
-
-/* The forwarded head: the context's X-Forwarded-Host/-Proto/-Server (as a
- * GET of the URI sends them), X-Forwarded-For with the client address,
- * then the client's end-to-end headers, names and values as received. */
-static int request_headers(request_rec *r, const isr_req_t *q,
-                           apr_array_header_t **out, const char **why)
-{
-    fwd_t f;
-    const char *h, *colon;
-    int i;
-
-    memset(&f, 0, sizeof(f));
-    f.out = apr_array_make(r->pool, 16, sizeof(const char *));
-    f.connection = apr_table_get(r->headers_in, "Connection");
-    f.rc = OK;
-    for (i = 0; q->ctx.headers && i < q->ctx.headers->nelts; i++) {
-        h = APR_ARRAY_IDX(q->ctx.headers, i, const char *);
-        /* ISRForwardHeader ones come with the client's below. */
-        if (!strncasecmp(h, "X-Forwarded-", 12)
-            && (colon = strchr(h, ':')) != NULL) {
-            fwd_add(&f, r->pool, apr_pstrmemdup(r->pool, h, colon - h),
-                    colon[1] == ' ' ? colon + 2 : colon + 1);
-        }
-    }
-    fwd_add(&f, r->pool, "X-Forwarded-For", r->useragent_ip
-                                            ? r->useragent_ip
-                                            : r->connection->client_ip);
-    apr_table_do(fwd_client, &f, r->headers_in, NULL);
-    *out = f.out;
-    *why = f.why;
-    return f.rc;
 }
 
 /* Whether the request has a body and its length (-1: chunked). httpd has
@@ -302,7 +186,7 @@ static const char *same_origin_target(request_rec *r, const char *ref)
     apr_port_t port = ap_get_server_port(r), uport;
     apr_uri_t u;
 
-    if (!value_ok(ref) || apr_uri_parse(r->pool, ref, &u) != APR_SUCCESS) {
+    if (!isr_forward_value_ok(ref) || apr_uri_parse(r->pool, ref, &u) != APR_SUCCESS) {
         return NULL;
     }
     if (u.scheme && strcasecmp(u.scheme, scheme)) {
@@ -410,6 +294,7 @@ static void send_head(proxy_t *px, int status, const char *h, apr_size_t len)
     invalidate_all(px, status, h, len);
     px->sent = 1;
     r->status = status;
+    r->proxyreq = PROXYREQ_REVERSE;
     r->status_line = ap_get_status_line_ex(r->pool, status);
     r->content_type = NULL;
     r->content_encoding = NULL;
@@ -435,6 +320,9 @@ static void send_head(proxy_t *px, int status, const char *h, apr_size_t len)
     }
     apr_table_setn(r->subprocess_env, "ISR_STATUS", "PROXY");
     apr_table_setn(r->headers_out, "X-ISR-Status", "PROXY");
+    /* RFC 9211: forwarded because of the method. */
+    apr_table_mergen(r->headers_out, "Cache-Status", apr_psprintf(
+                         r->pool, "mod_isr; fwd=method; fwd-status=%d", status));
 }
 
 /* Every piece goes out as it arrives (flushed): a trickling answer reaches
@@ -505,7 +393,8 @@ int isr_proxy_handle(request_rec *r, const isr_dir_conf_t *c)
                       px.q->error);
         return rc;
     }
-    if ((rc = request_headers(r, px.q, &headers, &why)) != OK
+    if ((rc = isr_forward_headers(r, &px.q->ctx, ISR_FORWARD_PROXY, &headers,
+                                  &why)) != OK
         || (rc = request_body(r, &has_body, &body_len)) != OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISR_LOGNO(0047)
                       "%s %s: not forwarded: %s", r->method, r->uri,

@@ -8,10 +8,12 @@
 #include <http_request.h>
 
 #include "isr_fetch.h"
+#include "isr_forward.h"
 #include "isr_http.h"
 #include "isr_local.h"
 #include "isr_refresh.h"
 #include "isr_request.h"
+#include "isr_vary.h"
 #include "isr_zone.h"
 
 /* A synchronous fetch buffers at most this much (the client still gets
@@ -117,6 +119,11 @@ static int forward_headers(request_rec *r, const isr_dir_conf_t *c,
                                 name, ISR_FORWARD_MAX);
             return HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
         }
+        /* Accept-Encoding as caches tell it apart (br, gzip, identity),
+         * so that every browser's spelling of it does not get an entry. */
+        if (!strcasecmp(name, "Accept-Encoding")) {
+            value = isr_vary_value(r->pool, name, value);
+        }
         APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(r->pool, name, ": ",
                                                       value, NULL);
     }
@@ -164,6 +171,21 @@ int isr_request_prepare(request_rec *r, const isr_dir_conf_t *c, isr_req_t *q)
     }
     q->key = isr_ctx_key(r->pool, &q->ctx, &q->klen);
     q->hash = isr_store_hash(q->zone, q->key, q->klen);
+    q->send = q->ctx.headers;
+    if ((q->strict = isr_conf_cc_mode(c) == ISR_CC_STRICT)) {
+        /* A shared cache in front of an origin the operator does not
+         * control: the client's end-to-end headers go to it, as mod_proxy
+         * sends them, and its Vary says which of them split entries. */
+        if ((rc = isr_forward_headers(r, &q->ctx, ISR_FORWARD_CACHE, &headers,
+                                      &q->error)) != OK) {
+            return rc;
+        }
+        q->send = headers;
+        q->authorized = apr_table_get(r->headers_in, "Authorization")
+                        || apr_table_get(r->headers_in, "Cookie");
+        isr_policy_request(apr_table_get(r->headers_in, "Cache-Control"),
+                           apr_table_get(r->headers_in, "Pragma"), &q->rcc);
+    }
     return OK;
 }
 
@@ -233,15 +255,17 @@ static const apr_array_header_t *conditional(apr_pool_t *p,
 typedef struct {
     isr_policy_conf_t pc;
     const isr_status_set_t *cache_status;
+    int authorized;             /* the request sent Authorization/Cookie */
 } store_rules_t;
 
 static void rules_init(store_rules_t *sr, const isr_dir_conf_t *c)
 {
     isr_conf_policy(c, &sr->pc);
     sr->cache_status = c->cache_status;
+    sr->authorized = 0;
 }
 
-static int value_make(isr_value_t *v, const store_rules_t *sr,
+static int value_make(apr_pool_t *p, isr_value_t *v, const store_rules_t *sr,
                       const isr_fetch_resp_t *resp, int status,
                       const char *headers, apr_size_t hdrlen,
                       const char *body, apr_size_t bodylen,
@@ -276,6 +300,17 @@ static int value_make(isr_value_t *v, const store_rules_t *sr,
          && isr_http_storable(sr->cache_status, status,
                               isr_policy_explicit(&pol))
          && t.keep_until > now;
+    if (ok && sr->pc.mode == ISR_CC_STRICT) {
+        const char *names;
+        isr_vary_t vr = isr_vary_names(p, headers, hdrlen, &names);
+
+        /* Vary: * never matches again (RFC 9111 4.1); an answer to a
+         * request with credentials is shared only when it says so (3.5:
+         * public, s-maxage or must-revalidate; Cookie counts as one). */
+        ok = vr != ISR_VARY_ANY && vr != ISR_VARY_BAD
+             && (!sr->authorized || pol.public_ || pol.smaxage
+                 || pol.must_revalidate);
+    }
     return ok;
 }
 
@@ -322,7 +357,7 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
     apr_status_t rv;
 
     fetch_req_init(&fr, q, &q->ctx, SYNC_MAX_BODY);
-    fr.headers = conditional(r->pool, q->ctx.headers, stale);
+    fr.headers = conditional(r->pool, q->send, stale);
     if (q->can_relay) {
         rl->r = r;
         rl->q = q;
@@ -339,6 +374,7 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
     if (ISR_FETCH_FAILED_STATUS((*presp)->status)) {
         q->error = apr_psprintf(r->pool, "backend answered %d",
                                 (*presp)->status);
+        q->failure = *presp;
         return APR_EGENERAL;
     }
     q->label = "MISS";
@@ -393,6 +429,179 @@ static apr_status_t stale_or_error(isr_req_t *q, const isr_entry_t *stale,
     return APR_SUCCESS;
 }
 
+/* Whether a 304 renews the stored answer it answers (RFC 9111 4.3.4): a
+ * validator was sent, and a strong ETag in the 304 is the stored one. */
+static int renews(const isr_entry_t *stale, const isr_fetch_resp_t *resp)
+{
+    isr_policy_t sp, np;
+
+    isr_policy_read(stale->headers, stale->hdrlen, &sp);
+    isr_policy_read(resp->headers, resp->hdrlen, &np);
+    if (!sp.etag && !sp.last_modified_str) {
+        return 0;
+    }
+    return !np.etag || !strncmp(np.etag, "W/", 2)
+           || (sp.etag && !strcmp(np.etag, sp.etag));
+}
+
+/* Publish v for key under the caller's lease. A failure releases the
+ * waiters at once (they fetch for themselves); a record too large for the
+ * zone stays uncached for a TTL. */
+static apr_status_t store_value(request_rec *r, isr_req_t *q,
+                                apr_uint32_t slot, apr_uint64_t lease,
+                                const char *key, apr_size_t klen,
+                                apr_uint64_t hash, const isr_value_t *v,
+                                apr_time_t now)
+{
+    apr_status_t rv = isr_store_publish(q->zone, slot, lease, key, klen,
+                                        hash, v);
+
+    isr_store_count(q->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
+                                               : ISR_STAT_PASS);
+    if (rv != APR_SUCCESS) {
+        isr_store_mark_pass(q->zone, slot, hash, lease,
+                            now + (rv == APR_ENOSPC ? isr_conf_ttl(q->conf)
+                                                    : APR_USEC_PER_SEC));
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISR_LOGNO(0021)
+                      "%s: answer served but not stored in zone %s", q->url,
+                      q->zone->name);
+        return rv;
+    }
+    q->stored = 1;
+    q->fresh_until = v->fresh_until;
+    return APR_SUCCESS;
+}
+
+/* ---- Vary (Strict mode) -------------------------------------------------- */
+
+/* A marker outlives its variants' windows by this much. */
+#define MARKER_SLACK apr_time_from_sec(86400)
+
+/* Where a variant's header values come from: the client's request in
+ * Strict mode; otherwise what the backend is told (a marker that a Strict
+ * location wrote, met from a location of another mode on the same URL). */
+static apr_table_t *vary_source(request_rec *r, const isr_req_t *q)
+{
+    apr_table_t *t;
+    const char *h, *colon;
+    int i;
+
+    if (q->strict) {
+        return r->headers_in;
+    }
+    t = apr_table_make(r->pool, 4);
+    for (i = 0; q->ctx.headers && i < q->ctx.headers->nelts; i++) {
+        h = APR_ARRAY_IDX(q->ctx.headers, i, const char *);
+        if ((colon = strchr(h, ':'))) {
+            apr_table_addn(t, apr_pstrmemdup(r->pool, h, colon - h),
+                           colon[1] == ' ' ? colon + 2 : colon + 1);
+        }
+    }
+    return t;
+}
+
+static int is_marker(isr_look_t st, const isr_entry_t *e)
+{
+    return (st == ISR_LOOK_FRESH || st == ISR_LOOK_STALE)
+           && e->status == ISR_VARY_STATUS;
+}
+
+/* The URL's key holds marker e: q becomes the request's variant. 0 when
+ * the marker does not parse (or q is a variant already). */
+static int to_variant(request_rec *r, isr_req_t *q, const isr_entry_t *e)
+{
+    isr_ctx_t v;
+
+    if (q->variant || !isr_vary_marker_read(e->headers, e->hdrlen,
+                                            &q->marker_names,
+                                            &q->marker_gen)) {
+        return 0;
+    }
+    q->variant = 1;
+    q->marker = *e;
+    q->base_key = q->key;
+    q->base_klen = q->klen;
+    isr_vary_ctx(r->pool, &q->ctx, q->marker_names, q->marker_gen,
+                 vary_source(r, q), &v);
+    q->ctx = v;
+    q->key = isr_ctx_key(r->pool, &q->ctx, &q->klen);
+    q->hash = isr_store_hash(q->zone, q->key, q->klen);
+    return 1;
+}
+
+static void marker_value(apr_pool_t *p, isr_value_t *m, const char *names,
+                         const char *gen, const isr_value_t *v, apr_time_t now)
+{
+    memset(m, 0, sizeof(*m));
+    m->status = ISR_VARY_STATUS;
+    isr_vary_marker(p, names, gen, &m->headers, &m->hdrlen);
+    m->fetched = now;
+    m->fresh_until = m->stale_until = m->swr_until = m->sie_until
+        = (v->stale_until > now ? v->stale_until : now) + MARKER_SLACK;
+}
+
+/* An answer that varies on request headers. For the URL's own key (no
+ * marker yet; the caller holds its lease): the answer goes under its
+ * variant key, then the marker under the URL's key, so that waiters for
+ * the URL find both. For a variant: stored as it is, and the marker's life
+ * extended when it would end before the variant's. */
+static void store_varied(request_rec *r, isr_req_t *q, apr_uint32_t slot,
+                         apr_uint64_t lease, const isr_value_t *v,
+                         const char *names, apr_time_t now)
+{
+    apr_interval_time_t hold = LEASE_HOLD(q->conf);
+    apr_uint64_t vhash, vlease, mlease;
+    apr_uint32_t vslot, vseq;
+    const char *vkey, *gen;
+    apr_size_t vklen;
+    isr_value_t m;
+    isr_ctx_t vctx;
+
+    if (q->variant) {
+        if (strcmp(names, q->marker_names)) {
+            /* The URL varies on other headers now: its marker goes (the
+             * next request makes a new one, of a new generation), and
+             * this answer is not stored under a key of the old names. */
+            isr_store_mark_pass(q->zone, slot, q->hash, lease,
+                                now + APR_USEC_PER_SEC);
+            if (isr_store_claim_stale(q->zone, &q->marker, now, hold, &mlease)
+                == ISR_CLAIM_OWNED) {
+                isr_store_mark_pass(q->zone, q->marker.slot, q->marker.hash,
+                                    mlease, now + APR_USEC_PER_SEC);
+            }
+            return;
+        }
+        if (store_value(r, q, slot, lease, q->key, q->klen, q->hash, v, now)
+            == APR_SUCCESS && q->marker.until < v->stale_until + MARKER_SLACK / 2
+            && isr_store_claim_stale(q->zone, &q->marker, now, hold, &mlease)
+               == ISR_CLAIM_OWNED) {
+            marker_value(r->pool, &m, names, q->marker_gen, v, now);
+            if (isr_store_publish(q->zone, q->marker.slot, mlease, q->base_key,
+                                  q->base_klen, q->marker.hash, &m)
+                != APR_SUCCESS) {
+                isr_store_release(q->zone, q->marker.slot, mlease);
+            }
+        }
+        return;
+    }
+    gen = apr_psprintf(r->pool, "%" APR_UINT64_T_HEX_FMT,
+                       (apr_uint64_t)now ^ ((apr_uint64_t)getpid() << 44));
+    isr_vary_ctx(r->pool, &q->ctx, names, gen, vary_source(r, q), &vctx);
+    vkey = isr_ctx_key(r->pool, &vctx, &vklen);
+    vhash = isr_store_hash(q->zone, vkey, vklen);
+    if (isr_store_claim_miss(q->zone, vhash, now, hold, &vslot, &vseq, &vlease)
+        == ISR_CLAIM_OWNED) {
+        (void)store_value(r, q, vslot, vlease, vkey, vklen, vhash, v, now);
+    }
+    marker_value(r->pool, &m, names, gen, v, now);
+    if (isr_store_publish(q->zone, slot, lease, q->key, q->klen, q->hash, &m)
+        != APR_SUCCESS) {
+        isr_store_mark_pass(q->zone, slot, q->hash, lease,
+                            now + APR_USEC_PER_SEC);
+    }
+    q->fresh_until = v->fresh_until;
+}
+
 static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                                     apr_uint32_t slot, apr_uint64_t lease,
                                     const isr_entry_t *stale)
@@ -403,8 +612,15 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
     isr_value_t v;
     apr_time_t asked = apr_time_now(), now;
     apr_status_t rv = fetch_sync(r, q, &resp, &rl, stale);
-    int ok;
+    int ok, renewed = 0;
 
+    if (rv == APR_SUCCESS && stale && resp->status == HTTP_NOT_MODIFIED
+        && !(renewed = renews(stale, resp))) {
+        /* Not about the stored answer (another strong validator, or no
+         * validator was sent): fetch it whole. */
+        asked = apr_time_now();
+        rv = fetch_sync(r, q, &resp, &rl, NULL);
+    }
     now = apr_time_now();
     if (q->relayed) {
         /* Waiters were released when the relay started. */
@@ -415,8 +631,13 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         /* Remembered for ISRErrorTTL: until then requests for the key get
          * this answer (or the stale entry) without asking the backend. */
         if (stale) {
-            isr_store_backoff(q->zone, slot, lease,
-                              now + isr_conf_error_ttl(q->conf));
+            if (isr_conf_error_ttl(q->conf) > 0) {
+                isr_store_remember_failure(q->zone, slot, lease,
+                                           now + isr_conf_error_ttl(q->conf));
+            }
+            else {
+                isr_store_release(q->zone, slot, lease);
+            }
             isr_store_count(q->zone, ISR_STAT_REFRESH_FAIL);
             return stale_or_error(q, stale, rv, now);
         }
@@ -425,14 +646,15 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         return rv;
     }
     rules_init(&sr, q->conf);
-    if (stale && resp->status == HTTP_NOT_MODIFIED) {
+    sr.authorized = q->authorized;
+    if (renewed) {
         /* RFC 9111 4.3.4: the stored answer, its head updated. */
         const char *h;
         apr_size_t hl;
 
         isr_policy_update(r->pool, stale->headers, stale->hdrlen,
                           resp->headers, resp->hdrlen, &h, &hl);
-        ok = value_make(&v, &sr, resp, stale->status, h, hl, stale->body,
+        ok = value_make(r->pool, &v, &sr, resp, stale->status, h, hl, stale->body,
                         stale->bodylen, asked, now);
         answer_value(q, &v, "REVALIDATED");
         if (!ok) {
@@ -442,7 +664,7 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         }
     }
     else {
-        ok = value_make(&v, &sr, resp, resp->status, resp->headers,
+        ok = value_make(r->pool, &v, &sr, resp, resp->status, resp->headers,
                         resp->hdrlen, resp->body, resp->bodylen, asked, now);
     }
     if (!ok) {
@@ -461,22 +683,16 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                                      resp->status));
         return APR_SUCCESS;
     }
-    rv = isr_store_publish(q->zone, slot, lease, q->key, q->klen, q->hash, &v);
-    isr_store_count(q->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
-                                               : ISR_STAT_PASS);
-    if (rv != APR_SUCCESS) {
-        /* Release the waiters at once (they fetch for themselves); a
-         * record too large for the zone stays uncached for a TTL. */
-        isr_store_mark_pass(q->zone, slot, q->hash, lease,
-                            now + (rv == APR_ENOSPC ? isr_conf_ttl(q->conf)
-                                                    : APR_USEC_PER_SEC));
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, ISR_LOGNO(0021)
-                      "%s: answer served but not stored in zone %s", q->url,
-                      q->zone->name);
-        return APR_SUCCESS;
+    if (q->strict) {
+        const char *names;
+
+        if (isr_vary_names(r->pool, v.headers, v.hdrlen, &names)
+            == ISR_VARY_SOME) {
+            store_varied(r, q, slot, lease, &v, names, now);
+            return APR_SUCCESS;
+        }
     }
-    q->stored = 1;
-    q->fresh_until = v.fresh_until;
+    store_value(r, q, slot, lease, q->key, q->klen, q->hash, &v, now);
     return APR_SUCCESS;
 }
 
@@ -496,6 +712,8 @@ typedef struct {
     apr_interval_time_t ttl, retry;
     apr_interval_time_t hold;    /* lease length once the fetch starts */
     const char *etag, *lastmod;  /* the validators sent, or NULL */
+    int url_key;                 /* Strict mode, the key of a URL (not of
+                                  * a variant) */
 } refresh_job_t;
 
 /* A refresh that fetched but could not store: the entry stays stale. A
@@ -523,7 +741,10 @@ static int same(const char *a, const char *b)
 }
 
 /* A 304 to a refresh: the entry as it is now (the job holds its lease, so
- * it is the version whose validators were sent), its head updated. */
+ * it is the version whose validators were sent), its head updated. 1 with
+ * *v to store, 0 when the renewed answer may not be stored (a Set-Cookie
+ * or no-store in the 304), -1 when it is not the entry's (gone, or the
+ * 304 names another strong validator). */
 static int refresh_not_modified(refresh_job_t *job,
                                 const isr_fetch_resp_t *resp,
                                 apr_time_t asked, apr_time_t now,
@@ -537,17 +758,18 @@ static int refresh_not_modified(refresh_job_t *job,
 
     st = isr_store_lookup(job->zone, job->key, job->klen, job->hash, now,
                           job->pool, &e);
-    if ((st != ISR_LOOK_FRESH && st != ISR_LOOK_STALE) || e.slot != job->slot) {
-        return 0;
+    if ((st != ISR_LOOK_FRESH && st != ISR_LOOK_STALE) || e.slot != job->slot
+        || !renews(&e, resp)) {
+        return -1;
     }
     isr_policy_read(e.headers, e.hdrlen, &pol);
     if (!same(pol.etag, job->etag) || !same(pol.last_modified_str,
                                              job->lastmod)) {
-        return 0;
+        return -1;
     }
     isr_policy_update(job->pool, e.headers, e.hdrlen, resp->headers,
                       resp->hdrlen, &h, &hl);
-    return value_make(v, &job->rules, resp, e.status, h, hl, e.body,
+    return value_make(job->pool, v, &job->rules, resp, e.status, h, hl, e.body,
                       e.bodylen, asked, now);
 }
 
@@ -577,14 +799,34 @@ static void refresh_run(void *baton)
     if (rv == APR_SUCCESS && resp->status == HTTP_NOT_MODIFIED
         && (job->etag || job->lastmod)) {
         ok = refresh_not_modified(job, resp, asked, now, &v);
-        if (!ok) {
-            isr_store_release(job->zone, job->slot, job->lease);
+        if (ok < 0) {
+            /* Not this entry's: back off like any answer not to store. */
+            ok = 0;
+            rv = APR_EGENERAL;
+            resp->error = "a 304 that does not renew the stored answer";
+        }
+        else if (!ok) {
+            isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
+                                now + job->ttl);
             goto leave;
         }
     }
     else if (rv == APR_SUCCESS && !ISR_FETCH_FAILED_STATUS(resp->status)) {
-        ok = value_make(&v, &job->rules, resp, resp->status, resp->headers,
-                        resp->hdrlen, resp->body, resp->bodylen, asked, now);
+        const char *names;
+
+        ok = value_make(job->pool, &v, &job->rules, resp, resp->status,
+                        resp->headers, resp->hdrlen, resp->body, resp->bodylen,
+                        asked, now);
+        if (ok && job->url_key
+            && isr_vary_names(job->pool, resp->headers, resp->hdrlen, &names)
+               == ISR_VARY_SOME) {
+            /* The URL varies now: the refresh sent none of the client's
+             * headers, so its answer is no variant's. The entry goes; the
+             * next request stores the marker and its own variant. */
+            isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
+                                now + APR_USEC_PER_SEC);
+            goto leave;
+        }
     }
     if (rv == APR_ECONNABORTED) {
         isr_store_release(job->zone, job->slot, job->lease);
@@ -670,6 +912,7 @@ static void refresh_start(request_rec *r, isr_req_t *q, const isr_entry_t *e,
         return;
     }
     fetch_req_init(&job->req, q, ctx, 0);
+    job->url_key = q->strict && !ctx->variant;
     isr_policy_read(e->headers, e->hdrlen, &pol);
     job->etag = pol.etag ? apr_pstrdup(p, pol.etag) : NULL;
     job->lastmod = pol.last_modified_str ? apr_pstrdup(p, pol.last_modified_str)
@@ -702,6 +945,35 @@ static isr_look_t lookup(request_rec *r, isr_req_t *q, apr_time_t now,
     return st;
 }
 
+
+/* Whether a stored answer suits the request's Cache-Control as it is
+ * (RFC 9111 5.2.1: no-cache, max-age, min-fresh). */
+static int request_accepts(const isr_req_t *q, const isr_entry_t *e,
+                           apr_time_t now)
+{
+    const isr_policy_req_t *c = &q->rcc;
+
+    return !c->no_cache
+           && (c->max_age < 0 || now - e->fetched
+                                 <= apr_time_from_sec(c->max_age))
+           && (c->min_fresh < 0 || e->fresh_until - now
+                                   >= apr_time_from_sec(c->min_fresh));
+}
+
+/* Whether the request's max-stale accepts a stale answer the origin lets
+ * be served stale at all (not no-cache or must-revalidate). */
+static int stale_accepted(const isr_req_t *q, const isr_entry_t *e,
+                          apr_time_t now)
+{
+    isr_policy_t pol;
+
+    if (q->rcc.max_stale < 0 || now - e->fresh_until
+                                > apr_time_from_sec(q->rcc.max_stale)) {
+        return 0;
+    }
+    isr_policy_read(e->headers, e->hdrlen, &pol);
+    return !pol.no_cache && !pol.must_revalidate;
+}
 
 /* FRESH is answered at once, and STALE inside its stale-while-revalidate
  * window, starting its refresh unless another is under way or backing off.
@@ -737,12 +1009,47 @@ apr_status_t isr_request_lookup(request_rec *r, isr_req_t *q)
 {
     apr_time_t now = apr_time_now();
     isr_entry_t e;
+    isr_look_t st;
 
-    return answer_cached(r, q, lookup(r, q, now, &e), &e, now, 0)
-           ? APR_SUCCESS : APR_NOTFOUND;
+    if (q->rcc.any) {
+        return APR_NOTFOUND;  /* the normal path reads it */
+    }
+    st = lookup(r, q, now, &e);
+
+    if (is_marker(st, &e)) {
+        if (!to_variant(r, q, &e)) {
+            return APR_NOTFOUND;
+        }
+        st = lookup(r, q, now, &e);
+    }
+    return answer_cached(r, q, st, &e, now, 0) ? APR_SUCCESS : APR_NOTFOUND;
 }
 
+static apr_status_t obtain(request_rec *r, isr_req_t *q);
+
 apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
+{
+    apr_status_t rv = obtain(r, q);
+    const isr_fetch_resp_t *f = q->failure;
+
+    /* Strict mode is a reverse proxy for origins the operator does not
+     * control: their 5xx answers go to the client as they are (never
+     * stored), where stale-if-error does not apply. */
+    if (rv == APR_EGENERAL && q->strict && f) {
+        q->label = "MISS";
+        q->kept = NULL;
+        q->status = f->status;
+        q->headers = f->headers;
+        q->hdrlen = f->hdrlen;
+        q->body = f->body;
+        q->bodylen = f->bodylen;
+        q->fetched = q->fresh_until = 0;
+        return APR_SUCCESS;
+    }
+    return rv;
+}
+
+static apr_status_t obtain(request_rec *r, isr_req_t *q)
 {
     apr_interval_time_t hold = LEASE_HOLD(q->conf);
     apr_time_t started = apr_time_now(), now = started;
@@ -753,17 +1060,63 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
     isr_fetch_resp_t *resp;
     isr_entry_t e;
     isr_look_t st;
-    int waited = 0;
+    int waited = 0, check;
 
     for (;; now = apr_time_now()) {
         st = lookup(r, q, now, &e);
-        if (answer_cached(r, q, st, &e, now, waited)) {
+        if (is_marker(st, &e)) {
+            /* The URL varies: its variant for this request. */
+            if (!to_variant(r, q, &e)) {
+                q->detail = "pass";
+                return fetch_sync(r, q, &resp, &rl, NULL);
+            }
+            continue;
+        }
+        if (waited && st == ISR_LOOK_STALE && e.slot == slot && e.seq != seq) {
+            /* The fetch this request waited for landed, already stale (an
+             * old Age, no-cache): it is the validation the request waited
+             * for (RFC 9111 4.3.4), not a reason to make another. */
+            isr_store_count(q->zone, ISR_STAT_WAIT);
+            answer_entry(q, &e, "MISS");
+            q->fwd = "uri-miss";
+            q->collapsed = 1;
             return APR_SUCCESS;
+        }
+        check = 0;
+        if ((st == ISR_LOOK_FRESH || st == ISR_LOOK_STALE) && q->rcc.any
+            && !waited) {
+            /* Strict mode: the client's own Cache-Control. */
+            if (!request_accepts(q, &e, now)) {
+                if (q->rcc.only_if_cached) {
+                    goto not_cached;
+                }
+                check = 1;
+            }
+            else if (st == ISR_LOOK_STALE && now > e.swr_until
+                     && stale_accepted(q, &e, now)) {
+                answer_entry(q, &e, "STALE");
+                q->detail = "max-stale";
+                return APR_SUCCESS;
+            }
+        }
+        if (!check && answer_cached(r, q, st, &e, now, waited)) {
+            return APR_SUCCESS;
+        }
+        if (q->rcc.only_if_cached) {
+            goto not_cached;
+        }
+        if (q->rcc.no_store && !waited) {
+            /* Nothing of this exchange is stored (RFC 9111 5.2.1.5). */
+            return fetch_sync(r, q, &resp, &rl, NULL);
+        }
+        if (check) {
+            st = ISR_LOOK_STALE;
         }
         switch (st) {
         case ISR_LOOK_STALE:
-            /* Past its stale-while-revalidate window: revalidated before
-             * it is used, by one request; the others wait for it. */
+            /* Past its stale-while-revalidate window (or not acceptable to
+             * the client as it is): revalidated before it is used, by one
+             * request; the others wait for it. */
             switch (isr_store_claim_stale(q->zone, &e, now, hold, &lease)) {
             case ISR_CLAIM_OWNED:
                 return fetch_and_store(r, q, e.slot, lease, &e);
@@ -825,4 +1178,9 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
                        give_up - now < WAIT_SLICE ? give_up - now : WAIT_SLICE);
         waited = 1;
     }
+not_cached:
+    /* RFC 9111 5.2.1.7 */
+    q->error = "only-if-cached, and no stored answer the request accepts";
+    q->error_status = HTTP_GATEWAY_TIME_OUT;
+    return APR_NOTFOUND;
 }

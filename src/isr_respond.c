@@ -24,10 +24,12 @@ static void set_cache_status(request_rec *r, const isr_req_t *q,
         v = apr_psprintf(r->pool, "%s; fwd-status=%d", v, q->fwd_status);
     }
     if (q->fresh_until) {
+        /* Whole seconds away from zero: a stale answer's is negative. */
+        apr_interval_time_t d = q->fresh_until - now;
+
         v = apr_psprintf(r->pool, "%s; ttl=%" APR_TIME_T_FMT, v,
-                         apr_time_sec(q->fresh_until - now
-                                      + (q->fresh_until > now
-                                         ? APR_USEC_PER_SEC - 1 : 0)));
+                         d > 0 ? apr_time_sec(d + APR_USEC_PER_SEC - 1)
+                               : -apr_time_sec(-d + APR_USEC_PER_SEC - 1));
     }
     if (q->stored) {
         v = apr_pstrcat(r->pool, v, "; stored", NULL);
@@ -116,6 +118,7 @@ void isr_respond_relay_head(request_rec *r, isr_req_t *q, int status,
 {
     r->status = status;
     r->status_line = ap_get_status_line_ex(r->pool, status);
+    r->proxyreq = PROXYREQ_REVERSE;
     set_headers(r, headers, hdrlen);
     set_status_vars(r, q, "MISS", r->headers_out);
     q->relay_bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
@@ -154,6 +157,25 @@ static int relay_end(request_rec *r, const isr_req_t *q)
     return OK;
 }
 
+/* ap_meets_conditions(), but with If-None-Match taking precedence over
+ * If-Modified-Since (RFC 9110 13.2.2: the latter is not evaluated when
+ * the former is present; httpd requires both to hold). */
+static int meets_conditions(request_rec *r)
+{
+    const char *ims = NULL;
+    int rc;
+
+    if (apr_table_get(r->headers_in, "If-None-Match")
+        && (ims = apr_table_get(r->headers_in, "If-Modified-Since"))) {
+        apr_table_unset(r->headers_in, "If-Modified-Since");
+    }
+    rc = ap_meets_conditions(r);
+    if (ims) {
+        apr_table_setn(r->headers_in, "If-Modified-Since", ims);
+    }
+    return rc;
+}
+
 int isr_respond_send(request_rec *r, const isr_req_t *q)
 {
     apr_bucket_brigade *bb;
@@ -174,7 +196,9 @@ int isr_respond_send(request_rec *r, const isr_req_t *q)
         apr_table_setn(r->headers_out, "Age", apr_psprintf(
                            r->pool, "%" APR_TIME_T_FMT, age > 0 ? age : 0));
     }
-    if (q->status == HTTP_OK && (rc = ap_meets_conditions(r)) != OK) {
+    /* The stored Date stays (RFC 9110 6.6.1; httpd keeps a proxy's). */
+    r->proxyreq = PROXYREQ_REVERSE;
+    if (q->status == HTTP_OK && (rc = meets_conditions(r)) != OK) {
         r->status = HTTP_OK;
         r->status_line = NULL;
         return rc;
@@ -200,6 +224,13 @@ int isr_respond_error(request_rec *r, const isr_req_t *q, apr_status_t rv)
     int action = isr_conf_on_error(q->conf);
 
     apr_table_setn(r->subprocess_env, "ISR_STATUS", "ERROR");
+    if (q->error_status) {
+        /* The client's own choice (only-if-cached): no backend failed. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISR_LOGNO(0048)
+                      "%s: %s: answering %d", q->url ? q->url : "(no URL)",
+                      q->error, q->error_status);
+        return q->error_status;
+    }
     if (q->zone) {
         isr_store_count(q->zone, ISR_STAT_ERROR);
     }

@@ -555,7 +555,9 @@ isr_claim_t isr_store_claim_stale(isr_zone_t *zone, const isr_entry_t *e,
     apr_uint64_t cur = LOAD_ACQ(&s->lease), mine;
 
     if (cur != 0 && ISR_LEASE_DEADLINE(cur) >= sec_ceil(now)) {
-        if (ISR_LEASE_PID(cur) == 0) {
+        /* A refresh's backoff (counter 0) is no reason not to revalidate
+         * now; a failed synchronous fetch (counter 1) is, for ISRErrorTTL. */
+        if (ISR_LEASE_PID(cur) == 0 && ISR_LEASE_CTR(cur) == 1) {
             return ISR_CLAIM_BACKOFF;
         }
         if (isr_store_lease_live(cur, now)) {
@@ -810,6 +812,13 @@ void isr_store_backoff(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease,
 {
     lease_drop(&zone->slots[slot % zone->nslots], lease,
                ISR_LEASE_MAKE(sec_ceil(until), 0, 0));
+}
+
+void isr_store_remember_failure(isr_zone_t *zone, apr_uint32_t slot,
+                                apr_uint64_t lease, apr_time_t until)
+{
+    lease_drop(&zone->slots[slot % zone->nslots], lease,
+               ISR_LEASE_MAKE(sec_ceil(until), 0, 1));
 }
 
 void isr_store_release(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t lease)

@@ -15,6 +15,7 @@
 #include "isr_ctx.h"
 #include "isr_parse.h"
 #include "isr_policy.h"
+#include "isr_vary.h"
 
 static int checks_failed;
 
@@ -290,7 +291,7 @@ static void case_ctx_roundtrip(apr_pool_t *p)
 {
     isr_ctx_t c = { "/a.sock", "http://localhost/x?y",
                     strings(p, "X-Forwarded-Host: a.test", "Accept-Language: de",
-                            NULL), "extra|part" }, back;
+                            NULL), "extra|part", NULL }, back;
     const char *k, *k2;
     apr_size_t kl, kl2;
 
@@ -323,7 +324,19 @@ static void case_ctx_roundtrip(apr_pool_t *p)
     CHECK(isr_ctx_parse(p, "ISR1\0\0http://h/\0\0x\0y", 21, &back)
           == APR_EINVAL);                  /* a NUL in the extra part */
     CHECK(isr_ctx_parse(p, "ISR1\0\0http://h/\0\0", 17, &back) == APR_SUCCESS
-          && !back.unix_path && !back.extra && back.headers->nelts == 0);
+          && !back.unix_path && !back.extra && back.headers->nelts == 0
+          && !back.variant);
+    /* A variant key is never its URL's key, and parses back. */
+    c.headers = strings(p, "X-Forwarded-Host: a.test", NULL);
+    c.extra = NULL;
+    k = isr_ctx_key(p, &c, &kl);
+    c.variant = "1f";
+    k2 = isr_ctx_key(p, &c, &kl2);
+    CHECK(kl2 == kl + 3 && !memcmp(k2, "ISR1V1f", 8));
+    CHECK(isr_ctx_parse(p, k2, kl2, &back) == APR_SUCCESS
+          && back.variant && !strcmp(back.variant, "1f"));
+    CHECK(isr_ctx_parse(p, "ISR1V\0\0http://h/\0\0", 18, &back) == APR_EINVAL);
+    CHECK(isr_ctx_parse(p, "ISR1X\0\0http://h/\0\0", 18, &back) == APR_EINVAL);
 }
 
 /* Finding 6: URLs sent to the backend, and the authority check. */
@@ -450,7 +463,8 @@ static void case_policy_times(apr_pool_t *p)
     isr_policy_times(&pol, &on, now - s, now, &t);
     /* one second of delay counts as age (RFC 9111 4.2.3) */
     CHECK(t.born == now - s && t.fresh_until == now + 4 * s);
-    CHECK(t.swr_until == t.fresh_until + 30 * s && t.keep_until == t.swr_until);
+    CHECK(t.swr_until == t.fresh_until + 30 * s
+          && t.keep_until == t.swr_until + ISR_POLICY_KEEP);
     isr_policy_times(&pol, &off, now - s, now, &t);
     CHECK(t.fresh_until == now + 60 * s && t.born == now);
     isr_policy_times(&pol, &strict, now, now, &t);
@@ -488,10 +502,51 @@ static void case_policy_update(apr_pool_t *p)
     CHECK(ol == wl && !memcmp(out, want, wl));
 }
 
+static void case_vary(apr_pool_t *p)
+{
+    const char *b, *names, *gen;
+    apr_size_t n;
+    apr_table_t *in = apr_table_make(p, 4);
+    isr_ctx_t base = { NULL, "http://h/x", NULL, NULL, NULL }, v;
+
+    n = blob(p, "Vary: Accept-Language, accept-encoding\nVary: X-A ,ACCEPT-LANGUAGE\n",
+             &b);
+    CHECK(isr_vary_names(p, b, n, &names) == ISR_VARY_SOME
+          && !strcmp(names, "accept-encoding,accept-language,x-a"));
+    n = blob(p, "Vary: a, *\n", &b);
+    CHECK(isr_vary_names(p, b, n, &names) == ISR_VARY_ANY);
+    n = blob(p, "Vary: a b\n", &b);
+    CHECK(isr_vary_names(p, b, n, &names) == ISR_VARY_BAD);
+    n = blob(p, "Content-Type: text/plain\n", &b);
+    CHECK(isr_vary_names(p, b, n, &names) == ISR_VARY_NONE && !names);
+    CHECK(!strcmp(isr_vary_value(p, "Accept-Encoding", "gzip, deflate, br"),
+                  "br,gzip"));
+    CHECK(!strcmp(isr_vary_value(p, "accept-encoding", "gzip;q=1.0, br;q=0"),
+                  "gzip"));
+    CHECK(!strcmp(isr_vary_value(p, "Accept-Encoding", "*"), "br,gzip"));
+    CHECK(!strcmp(isr_vary_value(p, "Accept-Encoding", "br, *;q=0"), "br"));
+    CHECK(!strcmp(isr_vary_value(p, "Accept-Encoding", "deflate"), "identity"));
+    CHECK(!strcmp(isr_vary_value(p, "Accept-Encoding", "x-gzip;q=0.5"), "gzip"));
+    CHECK(!strcmp(isr_vary_value(p, "Accept-Language", "  de ,  en-GB;q=0.8 "),
+                  "de,en-GB;q=0.8"));
+    CHECK(!strcmp(isr_vary_value(p, "X", "a   b"), "a b"));
+    isr_vary_marker(p, "accept-language", "5f", &b, &n);
+    CHECK(isr_vary_marker_read(b, n, &names, &gen)
+          && !strcmp(names, "accept-language") && !strcmp(gen, "5f"));
+    CHECK(!isr_vary_marker_read(b, n - 3, &names, &gen));
+    apr_table_add(in, "Accept-Language", "fr");
+    apr_table_add(in, "Accept-Language", "de");
+    isr_vary_ctx(p, &base, "accept-language,x-absent", "5f", in, &v);
+    CHECK(v.variant && !strcmp(v.variant, "5f") && v.headers->nelts == 1
+          && !strcmp(APR_ARRAY_IDX(v.headers, 0, const char *),
+                     "accept-language: fr,de"));
+}
+
 static const struct {
     const char *name;
     void (*fn)(apr_pool_t *p);
 } cases[] = {
+    { "vary", case_vary },
     { "policy_read", case_policy_read },
     { "policy_times", case_policy_times },
     { "policy_update", case_policy_update },
