@@ -1,0 +1,80 @@
+"""Review attacks on issue 8 part 2 (Strict mode, Vary, credentials, the request's
+Cache-Control) and the reverse proxy: each test fails on the code it was written against and
+passes once the finding is fixed.
+"""
+
+import time
+
+import pytest
+
+import isr_env
+from origin import echoed
+
+
+def wait_for(cond, deadline=10.0, interval=0.05):
+    end = time.time() + deadline
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(interval)
+    return cond()
+
+
+class TestStrictAttack:
+    CONF = """
+<Location /s/>
+    ISRBackend @ORIGIN@/
+    ISRCacheControl Strict
+    ISRTimeout 5s
+</Location>
+"""
+
+    def test_814_01_connection_named_varied_header_poisons_variant(self, env, origin):
+        """A client names the varied header in Connection: it is stripped from what the origin
+        gets (hop-by-hop), but the variant is keyed by the client's value, so the origin's
+        answer for *no* Accept-Language is stored as everybody's French variant."""
+        origin.set("/cp", cc="max-age=60", header="Vary:Accept-Language",
+                   echo="Accept-Language")
+        r = env.get("/s/cp", headers={"Accept-Language": "fr",
+                                      "Connection": "Accept-Language"})
+        assert r.status == 200, r
+        victim = env.get("/s/cp", headers={"Accept-Language": "fr"})
+        assert victim.status == 200, victim
+        assert echoed(victim.body)["accept-language"] == "fr", victim
+
+    def test_814_02_connection_named_revalidation_repoisons_at_will(self, env, origin):
+        """Same, on a fresh, correctly stored variant: a no-cache revalidation with the
+        varied header named in Connection replaces everybody's French variant."""
+        origin.set("/cp2", cc="max-age=60", header="Vary:Accept-Language",
+                   echo="Accept-Language")
+        good = env.get("/s/cp2", headers={"Accept-Language": "fr"})
+        assert echoed(good.body)["accept-language"] == "fr", good
+        env.get("/s/cp2", headers={"Accept-Language": "fr", "Connection": "Accept-Language",
+                                   "Cache-Control": "no-cache"})
+        victim = env.get("/s/cp2", headers={"Accept-Language": "fr"})
+        assert echoed(victim.body)["accept-language"] == "fr", victim
+
+    def test_814_03_cookie_no_cache_flushes_shared_entry(self, env, origin):
+        """A client with a Cookie (whose answer may not be stored) asks for a revalidation:
+        the shared entry everybody else is served is dropped, and the URL goes uncached."""
+        origin.set("/fl", cc="max-age=60")
+        assert env.get("/s/fl").body == b"/fl|v=1"
+        assert env.get("/s/fl").isr == "HIT"
+        env.get("/s/fl", headers={"Cookie": "a=1", "Cache-Control": "no-cache"})
+        n = origin.count("/fl")
+        rs = [env.get("/s/fl") for _ in range(5)]
+        assert {r.status for r in rs} == {200}, rs
+        assert origin.count("/fl") == n, rs           # the others were still served from cache
+        assert all(r.isr == "HIT" for r in rs), rs
+
+    def test_814_04_authorization_max_age_0_flushes_shared_entry(self, env, origin):
+        origin.set("/fa", cc="max-age=60", etag='"a1"')
+        env.get("/s/fa")
+        assert env.get("/s/fa").isr == "HIT"
+        # a 304 to the attacker's conditional revalidation
+        env.get("/s/fa", headers={"Authorization": "Basic YTpi",
+                                  "Cache-Control": "max-age=0"})
+        n = origin.count("/fa")
+        rs = [env.get("/s/fa") for _ in range(5)]
+        assert origin.count("/fa") == n, rs
+        assert all(r.isr == "HIT" for r in rs), rs
