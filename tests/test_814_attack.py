@@ -78,3 +78,30 @@ class TestStrictAttack:
         rs = [env.get("/s/fa") for _ in range(5)]
         assert origin.count("/fa") == n, rs
         assert all(r.isr == "HIT" for r in rs), rs
+
+
+class TestMixedModes:
+    CONF = """
+<Location /s/>
+    ISRBackend @ORIGIN@/
+    ISRCacheControl Strict
+    ISRTimeout 5s
+</Location>
+<Location /o/>
+    ISRBackend @ORIGIN@/
+    ISRTimeout 5s
+</Location>
+"""
+
+    def test_814_10_on_mode_entry_served_to_strict_ignoring_vary(self, env, origin):
+        """An On-mode location and a Strict one on the same zone and backend URL share the
+        URL's key. The On-mode fetch (no client headers) is stored as a plain entry although
+        the answer says Vary: Accept-Language; Strict clients are then served it whatever their
+        Accept-Language (the reverse direction, a Strict marker met from On mode, is handled)."""
+        origin.set("/mx", cc="max-age=60", header="Vary:Accept-Language",
+                   echo="Accept-Language")
+        r = env.get("/o/mx", headers={"Accept-Language": "en"})
+        assert r.status == 200, r
+        fr = env.get("/s/mx", headers={"Accept-Language": "fr"})
+        assert fr.status == 200, fr
+        assert echoed(fr.body)["accept-language"] == "fr", fr
