@@ -105,3 +105,30 @@ class TestMixedModes:
         fr = env.get("/s/mx", headers={"Accept-Language": "fr"})
         assert fr.status == 200, fr
         assert echoed(fr.body)["accept-language"] == "fr", fr
+
+
+class TestStrictFlushLarge:
+    CONF = """
+<Location /s/>
+    ISRBackend @ORIGIN@/
+    ISRCacheControl Strict
+    ISRMaxObjectSize 4K
+    ISRCacheTTL 30s
+    ISRTimeout 5s
+</Location>
+"""
+
+    def test_814_20_oversized_answer_to_a_revalidation_flushes_for_a_ttl(self, env, origin):
+        """An origin that reflects a request header in its body (error pages, debug output):
+        a client's no-cache revalidation with a large header gets an answer too large to store,
+        which is relayed, and the relay marks the *shared* key pass for ISRCacheTTL: every
+        other client then goes to the origin for 30 s."""
+        origin.set("/big", cc="max-age=60", echo="X-Pad")
+        assert env.get("/s/big").status == 200
+        assert env.get("/s/big").isr == "HIT"
+        r = env.get("/s/big", headers={"Cache-Control": "no-cache", "X-Pad": "p" * 6000})
+        assert r.status == 200 and len(r.body) > 6000, r
+        n = origin.count("/big")
+        rs = [env.get("/s/big") for _ in range(5)]
+        assert origin.count("/big") == n, rs
+        assert all(r.isr == "HIT" for r in rs), rs
