@@ -132,3 +132,24 @@ class TestStrictFlushLarge:
         rs = [env.get("/s/big") for _ in range(5)]
         assert origin.count("/big") == n, rs
         assert all(r.isr == "HIT" for r in rs), rs
+
+
+class TestStrictForwardHeader:
+    CONF = """
+<Location /s/>
+    ISRBackend @ORIGIN@/
+    ISRCacheControl Strict
+    ISRForwardHeader X-Tenant
+    ISRTimeout 5s
+</Location>
+"""
+
+    def test_814_30_connection_strips_a_keyed_forward_header(self, env, origin):
+        """ISRForwardHeader X-Tenant is keyed, but in Strict mode what is sent is the client's
+        header list, from which Connection-named headers are stripped: the default tenant's
+        answer is stored under tenant b's key."""
+        origin.set("/t", cc="max-age=60", echo="X-Tenant")
+        env.get("/s/t", headers={"X-Tenant": "b", "Connection": "X-Tenant"})
+        victim = env.get("/s/t", headers={"X-Tenant": "b"})
+        assert victim.status == 200, victim
+        assert echoed(victim.body)["x-tenant"] == "b", victim
