@@ -79,6 +79,21 @@ class TestStrictAttack:
         assert origin.count("/fa") == n, rs
         assert all(r.isr == "HIT" for r in rs), rs
 
+    def test_814_05_logged_in_user_revalidating_an_expired_entry_drops_it(self, env, origin):
+        """No attacker needed: the first request after expiry revalidates synchronously with
+        its own headers; when that client carries a Cookie (any analytics cookie), the 304
+        that renews the shared entry is discarded and the entry dropped instead."""
+        origin.set("/ex", cc="max-age=1", etag='"e1"')
+        env.get("/s/ex")
+        time.sleep(1.3)
+        r = env.get("/s/ex", headers={"Cookie": "_ga=GA1.2.3"})
+        assert r.status == 200 and r.body == b"/ex|v=1", r
+        assert origin.count304("/ex") == 1
+        n = origin.count("/ex")
+        r = env.get("/s/ex")
+        assert r.isr == "HIT", r                        # renewed by that 304, for everybody
+        assert origin.count("/ex") == n, r
+
 
 class TestMixedModes:
     CONF = """
