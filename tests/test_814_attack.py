@@ -168,3 +168,34 @@ class TestStrictForwardHeader:
         victim = env.get("/s/t", headers={"X-Tenant": "b"})
         assert victim.status == 200, victim
         assert echoed(victim.body)["x-tenant"] == "b", victim
+
+
+class TestStrictVaryForwarded:
+    CONF = """
+<Location /s/>
+    ISRBackend @ORIGIN@/
+    ISRCacheControl Strict
+    ISRTimeout 5s
+</Location>
+"""
+
+    def test_814_40_variant_refresh_replays_client_x_forwarded(self, env, origin):
+        """Vary naming X-Forwarded-For / X-Forwarded-Host: the miss drops the client's own
+        X-Forwarded-* (README: never sent), but the variant key holds them and a refresh of
+        the variant sends them: a forged X-Forwarded-For, and a second X-Forwarded-Host next to
+        the keyed one (the origin sees "real, evil")."""
+        origin.set("/vh", cc="max-age=1, stale-while-revalidate=30",
+                   header="Vary:X-Forwarded-Host,X-Forwarded-For",
+                   echo="X-Forwarded-Host,X-Forwarded-For")
+        h = {"X-Forwarded-Host": "evil.example", "X-Forwarded-For": "6.6.6.6"}
+        first = env.get("/s/vh", headers=h)
+        assert first.status == 200, first
+        time.sleep(1.3)
+        assert env.get("/s/vh", headers=h).isr == "STALE"
+        assert origin.wait_count("/vh", 2)
+        time.sleep(0.3)
+        names = [n.lower() for n, _ in origin.last("/vh")["header_list"]]
+        values = dict((n.lower(), v) for n, v in origin.last("/vh")["header_list"]
+                      if n.lower() == "x-forwarded-for")
+        assert names.count("x-forwarded-host") == 1, origin.last("/vh")["header_list"]
+        assert values.get("x-forwarded-for") != "6.6.6.6", origin.last("/vh")["header_list"]
