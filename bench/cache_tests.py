@@ -766,7 +766,7 @@ def main(argv=None):
                          "newlines or a literal \\n)")
     ap.add_argument("--isr-layout", choices=IsrTarget.LAYOUTS, default="alone",
                     help="how the suite's control requests reach the origin past mod_isr "
-                         "(see IsrTarget; default control)")
+                         "(see IsrTarget; default alone)")
     ap.add_argument("--label", help="result name of the isr target (default isr, or "
                                     "isr-LAYOUT for another layout)")
     ap.add_argument("--timeout", type=int, default=540,

@@ -23,13 +23,17 @@ typedef struct {
     const char *extra;                  /* ISRCacheKey value, or NULL */
     const char *variant;                /* a Vary variant: the generation
                                          * of its URL's marker, or NULL */
+    int strict;                         /* ISRCacheControl Strict: its own
+                                         * keys, never shared with On/Off */
 } isr_ctx_t;
 
 /* The key for ctx, allocated from p:
  *
  *   "ISR1" NUL unix NUL url NUL header NUL ... header NUL NUL extra
  *
- * A variant's key (isr_vary.h) starts "ISR1V" GENERATION instead, and its
+ * In Strict mode the first field is "ISR1S" (its answers depend on Vary and
+ * on client headers an On-mode fetch never sends: the modes share no
+ * entry); a variant's key (isr_vary.h) starts "ISR1V" GENERATION, and its
  * headers include the varied request headers, so that no variant key is
  * ever a URL's key and a refresh of a variant sends what it varies on.
  *
@@ -42,6 +46,9 @@ const char *isr_ctx_key(apr_pool_t *p, const isr_ctx_t *ctx, apr_size_t *klen);
  * APR_EINVAL when key[0..klen) is not a well-formed key. */
 apr_status_t isr_ctx_parse(apr_pool_t *p, const char *key, apr_size_t klen,
                            isr_ctx_t *ctx);
+
+/* Whether ctx has a header of this name (case-blind). */
+int isr_ctx_has_header(const isr_ctx_t *ctx, const char *name);
 
 /* Percent-encode every byte that may not appear literally in a URL sent to
  * the backend: controls, space, bytes >= 0x80, and " # < > \ ^ ` { | }.

@@ -36,6 +36,11 @@ typedef struct {
     volatile int *abort_flag;    /* set to non-zero to abort (shutdown) */
     isr_fetch_sink_fn *sink;     /* or NULL: buffer up to max_body */
     void *sink_baton;
+    /* Called with each 1xx head as it arrives (102, 103 Early Hints), in
+     * the fetching thread; or NULL. */
+    void (*interim)(void *baton, int status, const char *headers,
+                    apr_size_t hdrlen);
+    void *interim_baton;
     /* A proxied request (isr_proxy.c) sets these; a cache fetch leaves
      * them 0: GET, no body, only `headers` and a constant User-Agent. */
     const char *method;          /* a token other than GET/HEAD, or NULL */

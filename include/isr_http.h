@@ -31,6 +31,13 @@ apr_status_t isr_http_head_line(isr_http_head_t *h, const char *line,
 /* Why the head is invalid, or NULL. */
 const char *isr_http_head_error(const isr_http_head_t *h);
 
+/* Right after a 1xx head ended (its blank line was the last line given):
+ * its status, with its end-to-end fields in *headers ("name\0value\0"
+ * pairs, allocated from p); 0 otherwise, or when a value holds a control
+ * byte. Such a head is never stored: it may only be passed on. */
+int isr_http_head_interim(const isr_http_head_t *h, apr_pool_t *p,
+                          const char **headers, apr_size_t *hdrlen);
+
 /* Non-zero once the final (non-1xx) head has ended with its blank line. */
 int isr_http_head_done(const isr_http_head_t *h);
 

@@ -80,6 +80,12 @@ apr_status_t isr_request_lookup(request_rec *r, isr_req_t *q);
 /* Apply the answer for ISRApply env=/header= (fixups). */
 void isr_respond_apply(request_rec *r, const isr_req_t *q);
 
+/* The stored (or relayed) head as the response's: "name\0value\0" pairs,
+ * each checked against the end; Content-Type set as the type (what
+ * mod_mime guessed from the URL dropped first); ISR-/CDN-Cache-Control
+ * not sent on. */
+void isr_respond_set_headers(request_rec *r, const char *h, apr_size_t len);
+
 /* Send the answer as the response (handler). */
 int isr_respond_send(request_rec *r, const isr_req_t *q);
 

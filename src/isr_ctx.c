@@ -13,7 +13,8 @@ const char *isr_ctx_key(apr_pool_t *p, const isr_ctx_t *ctx, apr_size_t *klen)
     const char *extra = ctx->extra ? ctx->extra : "";
     apr_size_t len, ul = strlen(unix_path), rl = strlen(ctx->url);
     apr_size_t el = strlen(extra), hl;
-    apr_size_t vl = ctx->variant ? 1 + strlen(ctx->variant) : 0;
+    apr_size_t vl = ctx->variant ? 1 + strlen(ctx->variant)
+                    : ctx->strict ? 1 : 0;
     char *key, *w;
     int i, n = ctx->headers ? ctx->headers->nelts : 0;
 
@@ -24,10 +25,13 @@ const char *isr_ctx_key(apr_pool_t *p, const isr_ctx_t *ctx, apr_size_t *klen)
     w = key = apr_palloc(p, len + 1);
     memcpy(w, ISR_CTX_MAGIC, sizeof(ISR_CTX_MAGIC) - 1);
     w += sizeof(ISR_CTX_MAGIC) - 1;
-    if (vl) {
+    if (ctx->variant) {
         *w++ = 'V';
         memcpy(w, ctx->variant, vl - 1);
         w += vl - 1;
+    }
+    else if (ctx->strict) {
+        *w++ = 'S';
     }
     *w++ = '\0';
     memcpy(w, unix_path, ul + 1);
@@ -73,6 +77,10 @@ apr_status_t isr_ctx_parse(apr_pool_t *p, const char *key, apr_size_t klen,
     f += sizeof(ISR_CTX_MAGIC) - 1;
     if (*f == 'V' && f[1]) {
         ctx->variant = f + 1;
+        ctx->strict = 1;
+    }
+    else if (*f == 'S' && !f[1]) {
+        ctx->strict = 1;
     }
     else if (*f) {
         return APR_EINVAL;
@@ -174,4 +182,19 @@ const char *isr_ctx_authority(const char *url, const char *end,
     }
     *len = (apr_size_t)(e - a);
     return a;
+}
+
+int isr_ctx_has_header(const isr_ctx_t *ctx, const char *name)
+{
+    apr_size_t nl = strlen(name);
+    const char *h;
+    int i;
+
+    for (i = 0; ctx->headers && i < ctx->headers->nelts; i++) {
+        h = APR_ARRAY_IDX(ctx->headers, i, const char *);
+        if (!strncasecmp(h, name, nl) && h[nl] == ':') {
+            return 1;
+        }
+    }
+    return 0;
 }

@@ -191,11 +191,19 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *baton)
     fetch_ctx_t *ctx = baton;
     apr_size_t n = size * nitems;
 
+    const char *h;
+    apr_size_t hl;
+    int st;
+
     if (isr_http_head_line(ctx->head, line, n) != APR_SUCCESS) {
         ctx->bad_head = 1;
         ctx->resp->error = apr_psprintf(ctx->p, "invalid response head: %s",
                                         isr_http_head_error(ctx->head));
         return 0;
+    }
+    if (ctx->req->interim
+        && (st = isr_http_head_interim(ctx->head, ctx->p, &h, &hl))) {
+        ctx->req->interim(ctx->req->interim_baton, st, h, hl);
     }
     return n;
 }

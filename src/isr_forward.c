@@ -61,6 +61,7 @@ int isr_forward_value_ok(const char *v)
 typedef struct {
     apr_array_header_t *out;
     const char *connection;
+    const isr_ctx_t *ctx;
     isr_forward_t how;
     apr_size_t bytes;
     int rc;                     /* OK, or the status that refuses it */
@@ -94,7 +95,10 @@ static int fwd_client(void *baton, const char *name, const char *value)
 {
     fwd_t *f = baton;
 
-    if (!not_forwarded(name, f->connection, f->how)) {
+    /* A cacheable fetch sends the keyed context's own values (below),
+     * never the client's for the same name. */
+    if (!not_forwarded(name, f->connection, f->how)
+        && !(f->how == ISR_FORWARD_CACHE && isr_ctx_has_header(f->ctx, name))) {
         fwd_add(f, f->out->pool, name, value);
     }
     return f->rc == OK;
@@ -112,10 +116,13 @@ int isr_forward_headers(request_rec *r, const isr_ctx_t *ctx, isr_forward_t how,
     f.connection = apr_table_get(r->headers_in, "Connection");
     f.how = how;
     f.rc = OK;
+    f.ctx = ctx;
     for (i = 0; ctx->headers && i < ctx->headers->nelts; i++) {
         h = APR_ARRAY_IDX(ctx->headers, i, const char *);
-        /* ISRForwardHeader ones come with the client's below. */
-        if (!strncasecmp(h, "X-Forwarded-", 12)
+        /* For the proxy, ISRForwardHeader ones come with the client's
+         * below; a cacheable fetch sends every keyed one as keyed (a
+         * "Connection: X-Tenant" cannot strip what the key holds). */
+        if ((how == ISR_FORWARD_CACHE || !strncasecmp(h, "X-Forwarded-", 12))
             && (colon = strchr(h, ':')) != NULL) {
             fwd_add(&f, r->pool, apr_pstrmemdup(r->pool, h, colon - h),
                     colon[1] == ' ' ? colon + 2 : colon + 1);

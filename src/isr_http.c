@@ -372,14 +372,41 @@ static int fresh_ahead(const isr_http_head_t *h, apr_time_t now)
     return e > (d ? d : now);
 }
 
+/* The current head's end-to-end fields as "name\0value\0" pairs. */
+static void end_to_end(const isr_http_head_t *h, apr_pool_t *p,
+                       const char **out, apr_size_t *olen)
+{
+    const field_t *f = (const field_t *)h->fields->elts;
+    apr_size_t len = 0, nl, vl;
+    char *blob, *w;
+    int i, n = h->fields->nelts;
+
+    for (i = 0; i < n; i++) {
+        if (!is_hop_by_hop(f[i].name, h)) {
+            len += strlen(f[i].name) + strlen(f[i].value) + 2;
+        }
+    }
+    w = blob = apr_palloc(p, len + 1);
+    for (i = 0; i < n; i++) {
+        if (is_hop_by_hop(f[i].name, h)) {
+            continue;
+        }
+        nl = strlen(f[i].name) + 1;
+        vl = strlen(f[i].value) + 1;
+        memcpy(w, f[i].name, nl);
+        memcpy(w + nl, f[i].value, vl);
+        w += nl + vl;
+    }
+    *out = blob;
+    *olen = len;
+}
+
 apr_status_t isr_http_head_finish(isr_http_head_t *h, apr_pool_t *p,
                                   isr_http_result_t *out)
 {
     const field_t *f = (const field_t *)h->fields->elts;
     apr_int64_t cl = -1;
-    apr_size_t len = 0, nl, vl;
     const char *c;
-    char *blob, *w;
     int i, n = h->fields->nelts;
 
     memset(out, 0, sizeof(*out));
@@ -415,25 +442,29 @@ apr_status_t isr_http_head_finish(isr_http_head_t *h, apr_pool_t *p,
         return APR_EINVAL;
     }
     out->explicit_fresh = fresh_ahead(h, apr_time_now());
-    for (i = 0; i < n; i++) {
-        if (!is_hop_by_hop(f[i].name, h)) {
-            len += strlen(f[i].name) + strlen(f[i].value) + 2;
-        }
-    }
-    w = blob = apr_palloc(p, len + 1);
-    for (i = 0; i < n; i++) {
-        if (is_hop_by_hop(f[i].name, h)) {
-            continue;
-        }
-        nl = strlen(f[i].name) + 1;
-        vl = strlen(f[i].value) + 1;
-        memcpy(w, f[i].name, nl);
-        memcpy(w + nl, f[i].value, vl);
-        w += nl + vl;
-    }
-    out->headers = blob;
-    out->hdrlen = len;
+    end_to_end(h, p, &out->headers, &out->hdrlen);
     return APR_SUCCESS;
+}
+
+int isr_http_head_interim(const isr_http_head_t *h, apr_pool_t *p,
+                          const char **headers, apr_size_t *hdrlen)
+{
+    const field_t *f = (const field_t *)h->fields->elts;
+    const char *c;
+    int i;
+
+    if (h->error || !h->done || h->status >= 200) {
+        return 0;
+    }
+    for (i = 0; i < h->fields->nelts; i++) {
+        for (c = f[i].value; *c; c++) {
+            if ((apr_iscntrl(*c) && *c != '\t') || *c == 0x7f) {
+                return 0;
+            }
+        }
+    }
+    end_to_end(h, p, headers, hdrlen);
+    return h->status;
 }
 
 /* ---- what may be stored -------------------------------------------------- */

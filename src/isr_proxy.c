@@ -288,36 +288,13 @@ static void invalidate_all(proxy_t *px, int status, const char *h,
 static void send_head(proxy_t *px, int status, const char *h, apr_size_t len)
 {
     request_rec *r = px->r;
-    const char *end = h + len, *name, *value;
-    apr_size_t nl, vl;
 
     invalidate_all(px, status, h, len);
     px->sent = 1;
     r->status = status;
     r->proxyreq = PROXYREQ_REVERSE;
     r->status_line = ap_get_status_line_ex(r->pool, status);
-    r->content_type = NULL;
-    r->content_encoding = NULL;
-    r->content_languages = NULL;
-    while (h < end) {
-        name = h;
-        nl = strnlen(name, end - name);
-        if (name + nl >= end) {
-            break;
-        }
-        value = name + nl + 1;
-        vl = strnlen(value, end - value);
-        if (value + vl >= end) {
-            break;
-        }
-        if (!strcasecmp(name, "Content-Type")) {
-            ap_set_content_type(r, value);
-        }
-        else {
-            apr_table_addn(r->headers_out, name, value);
-        }
-        h = value + vl + 1;
-    }
+    isr_respond_set_headers(r, h, len);
     apr_table_setn(r->subprocess_env, "ISR_STATUS", "PROXY");
     apr_table_setn(r->headers_out, "X-ISR-Status", "PROXY");
     /* RFC 9211: forwarded because of the method. */

@@ -169,10 +169,11 @@ int isr_request_prepare(request_rec *r, const isr_dir_conf_t *c, isr_req_t *q)
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    q->ctx.strict = q->strict = isr_conf_cc_mode(c) == ISR_CC_STRICT;
     q->key = isr_ctx_key(r->pool, &q->ctx, &q->klen);
     q->hash = isr_store_hash(q->zone, q->key, q->klen);
     q->send = q->ctx.headers;
-    if ((q->strict = isr_conf_cc_mode(c) == ISR_CC_STRICT)) {
+    if (q->strict) {
         /* A shared cache in front of an origin the operator does not
          * control: the client's end-to-end headers go to it, as mod_proxy
          * sends them, and its Vary says which of them split entries. */
@@ -321,6 +322,8 @@ typedef struct {
     isr_req_t *q;
     apr_uint32_t slot;
     apr_uint64_t lease;         /* 0: no claim to release */
+    int keep;                   /* a stored entry is being revalidated: it
+                                 * stays (the lease is released) */
 } relay_t;
 
 static apr_status_t relay(void *baton, const isr_fetch_resp_t *head,
@@ -329,7 +332,13 @@ static apr_status_t relay(void *baton, const isr_fetch_resp_t *head,
     relay_t *rl = baton;
 
     if (!rl->q->relayed) {
-        if (rl->lease) {
+        if (rl->lease && rl->keep) {
+            /* One request's oversized answer does not flush what the
+             * others are served. */
+            isr_store_release(rl->q->zone, rl->slot, rl->lease);
+            rl->lease = 0;
+        }
+        else if (rl->lease) {
             isr_store_mark_pass(rl->q->zone, rl->slot, rl->q->hash, rl->lease,
                                 apr_time_now() + isr_conf_ttl(rl->q->conf));
             rl->lease = 0;
@@ -346,6 +355,29 @@ static apr_status_t relay(void *baton, const isr_fetch_resp_t *head,
     return isr_respond_relay_data(rl->r, rl->q, data, len);
 }
 
+/* A 102 or 103 from the backend goes on to the client at once (RFC 9110
+ * 15.2: a proxy forwards 1xx; it is never stored). Not 100 (httpd answers
+ * the client's Expect itself), not to HTTP/1.0, and not on HTTP/2, whose
+ * own interim responses mod_http2 makes. */
+static void send_interim(void *baton, int status, const char *headers,
+                         apr_size_t hdrlen)
+{
+    request_rec *r = baton;
+    apr_table_t *saved = r->headers_out;
+    int saved_status = r->status;
+
+    if ((status != 102 && status != 103) || r->proto_num < HTTP_VERSION(1, 1)
+        || r->connection->master || r->main) {
+        return;
+    }
+    r->headers_out = apr_table_make(r->pool, 4);
+    isr_respond_set_headers(r, headers, hdrlen);
+    r->status = status;
+    ap_send_interim_response(r, 1);
+    r->status = saved_status;
+    r->headers_out = saved;
+}
+
 /* A fetch that produced no usable answer: 5xx counts as a failure. `rl`
  * (or NULL) relays bodies too large to store; `stale` (or NULL) is the
  * entry being revalidated: its validators make the request conditional. */
@@ -358,6 +390,8 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
 
     fetch_req_init(&fr, q, &q->ctx, SYNC_MAX_BODY);
     fr.headers = conditional(r->pool, q->send, stale);
+    fr.interim = send_interim;
+    fr.interim_baton = r;
     if (q->can_relay) {
         rl->r = r;
         rl->q = q;
@@ -477,21 +511,19 @@ static apr_status_t store_value(request_rec *r, isr_req_t *q,
 /* A marker outlives its variants' windows by this much. */
 #define MARKER_SLACK apr_time_from_sec(86400)
 
-/* Where a variant's header values come from: the client's request in
- * Strict mode; otherwise what the backend is told (a marker that a Strict
- * location wrote, met from a location of another mode on the same URL). */
+/* Where a variant's header values come from: what the backend is sent
+ * (q->send), never the client's headers as they came: a header the
+ * forwarding drops (one that Connection names, a conditional, the client's
+ * X-Forwarded-*) must not key a variant its answer was not made for. */
 static apr_table_t *vary_source(request_rec *r, const isr_req_t *q)
 {
     apr_table_t *t;
     const char *h, *colon;
     int i;
 
-    if (q->strict) {
-        return r->headers_in;
-    }
-    t = apr_table_make(r->pool, 4);
-    for (i = 0; q->ctx.headers && i < q->ctx.headers->nelts; i++) {
-        h = APR_ARRAY_IDX(q->ctx.headers, i, const char *);
+    t = apr_table_make(r->pool, 8);
+    for (i = 0; q->send && i < q->send->nelts; i++) {
+        h = APR_ARRAY_IDX(q->send, i, const char *);
         if ((colon = strchr(h, ':'))) {
             apr_table_addn(t, apr_pstrmemdup(r->pool, h, colon - h),
                            colon[1] == ' ' ? colon + 2 : colon + 1);
@@ -606,7 +638,7 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                                     apr_uint32_t slot, apr_uint64_t lease,
                                     const isr_entry_t *stale)
 {
-    relay_t rl = { NULL, NULL, slot, lease };
+    relay_t rl = { NULL, NULL, slot, lease, stale != NULL };
     store_rules_t sr;
     isr_fetch_resp_t *resp;
     isr_value_t v;
@@ -654,12 +686,17 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
 
         isr_policy_update(r->pool, stale->headers, stale->hdrlen,
                           resp->headers, resp->hdrlen, &h, &hl);
-        ok = value_make(r->pool, &v, &sr, resp, stale->status, h, hl, stale->body,
-                        stale->bodylen, asked, now);
+        /* The body is the shared one the validator names: a 304 to a
+         * request with credentials renews it like any other (unless the
+         * 304 itself says private, no-store or sets a cookie). */
+        sr.authorized = 0;
+        ok = value_make(r->pool, &v, &sr, resp, stale->status, h, hl,
+                        stale->body, stale->bodylen, asked, now);
         answer_value(q, &v, "REVALIDATED");
         if (!ok) {
-            isr_store_mark_pass(q->zone, slot, q->hash, lease,
-                                now + APR_USEC_PER_SEC);
+            /* Renewed for this request only (a Set-Cookie in the 304, or
+             * credentials): the stored entry stays as it was. */
+            isr_store_release(q->zone, slot, lease);
             return APR_SUCCESS;
         }
     }
@@ -667,13 +704,24 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         ok = value_make(r->pool, &v, &sr, resp, resp->status, resp->headers,
                         resp->hdrlen, resp->body, resp->bodylen, asked, now);
     }
+    if (!ok && stale) {
+        /* A revalidation whose answer may not be stored (this client's
+         * credentials, a Set-Cookie for it): served to this request, and
+         * the stored entry stays for the others. */
+        isr_store_count(q->zone, ISR_STAT_PASS);
+        isr_store_release(q->zone, slot, lease);
+        return APR_SUCCESS;
+    }
     if (!ok) {
         /* Release every waiter at once: they fetch for themselves. An
          * answer the backend marked private stays uncached for a TTL; one
-         * of a status not to store (a 429, a 302) is looked at again soon. */
+         * of a status not to store (a 429, a 302) is looked at again soon;
+         * one refused for this request's credentials at once (no client
+         * can make the URL uncached for the others). */
         isr_store_count(q->zone, ISR_STAT_PASS);
         isr_store_mark_pass(q->zone, slot, q->hash, lease,
-                            now + (resp->uncacheable || resp->too_large
+                            now + (q->authorized ? apr_time_from_msec(100)
+                                   : resp->uncacheable || resp->too_large
                                    ? isr_conf_ttl(q->conf) : APR_USEC_PER_SEC));
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0020)
                       "%s: not stored (%s)", q->url,
@@ -1056,7 +1104,7 @@ static apr_status_t obtain(request_rec *r, isr_req_t *q)
     apr_time_t give_up = started + hold;
     apr_uint32_t slot = 0, seq = 0;
     apr_uint64_t lease;
-    relay_t rl = { NULL, NULL, 0, 0 };
+    relay_t rl = { NULL, NULL, 0, 0, 0 };
     isr_fetch_resp_t *resp;
     isr_entry_t e;
     isr_look_t st;

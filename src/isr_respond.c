@@ -15,32 +15,26 @@
 static void set_cache_status(request_rec *r, const isr_req_t *q,
                              apr_table_t *headers)
 {
-    const char *v = "mod_isr";
-    apr_time_t now = apr_time_now();
+    char ttl[32] = "", fwd_status[24] = "";
+    apr_interval_time_t d;
 
-    v = q->fwd ? apr_pstrcat(r->pool, v, "; fwd=", q->fwd, NULL)
-               : apr_pstrcat(r->pool, v, "; hit", NULL);
-    if (q->fwd_status) {
-        v = apr_psprintf(r->pool, "%s; fwd-status=%d", v, q->fwd_status);
-    }
+    /* On a hit this costs one small formatting into the request pool. */
     if (q->fresh_until) {
         /* Whole seconds away from zero: a stale answer's is negative. */
-        apr_interval_time_t d = q->fresh_until - now;
-
-        v = apr_psprintf(r->pool, "%s; ttl=%" APR_TIME_T_FMT, v,
-                         d > 0 ? apr_time_sec(d + APR_USEC_PER_SEC - 1)
-                               : -apr_time_sec(-d + APR_USEC_PER_SEC - 1));
+        d = q->fresh_until - apr_time_now();
+        apr_snprintf(ttl, sizeof(ttl), "; ttl=%" APR_TIME_T_FMT,
+                     d > 0 ? apr_time_sec(d + APR_USEC_PER_SEC - 1)
+                           : -apr_time_sec(-d + APR_USEC_PER_SEC - 1));
     }
-    if (q->stored) {
-        v = apr_pstrcat(r->pool, v, "; stored", NULL);
+    if (q->fwd_status) {
+        apr_snprintf(fwd_status, sizeof(fwd_status), "; fwd-status=%d",
+                     q->fwd_status);
     }
-    if (q->collapsed) {
-        v = apr_pstrcat(r->pool, v, "; collapsed", NULL);
-    }
-    if (q->detail) {
-        v = apr_pstrcat(r->pool, v, "; detail=", q->detail, NULL);
-    }
-    apr_table_mergen(headers, "Cache-Status", v);
+    apr_table_mergen(headers, "Cache-Status", apr_pstrcat(
+        r->pool, "mod_isr", q->fwd ? "; fwd=" : "; hit", q->fwd ? q->fwd : "",
+        fwd_status, ttl, q->stored ? "; stored" : "",
+        q->collapsed ? "; collapsed" : "", q->detail ? "; detail=" : "",
+        q->detail ? q->detail : "", NULL));
 }
 
 /* The ISR_STATUS variable, the X-ISR-Status header and the zone's
@@ -80,7 +74,7 @@ void isr_respond_apply(request_rec *r, const isr_req_t *q)
  * answer's type, encoding and languages are the backend's alone: what
  * mod_mime guessed from the internal name (isr:/api/data;.html) or a
  * fallback file name is dropped first. */
-static void set_headers(request_rec *r, const char *h, apr_size_t len)
+void isr_respond_set_headers(request_rec *r, const char *h, apr_size_t len)
 {
     const char *end = h + len, *name, *value;
     apr_size_t nl, vl;
@@ -119,7 +113,7 @@ void isr_respond_relay_head(request_rec *r, isr_req_t *q, int status,
     r->status = status;
     r->status_line = ap_get_status_line_ex(r->pool, status);
     r->proxyreq = PROXYREQ_REVERSE;
-    set_headers(r, headers, hdrlen);
+    isr_respond_set_headers(r, headers, hdrlen);
     set_status_vars(r, q, "MISS", r->headers_out);
     q->relay_bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
 }
@@ -189,7 +183,7 @@ int isr_respond_send(request_rec *r, const isr_req_t *q)
     /* A status httpd has no reason phrase for (a 299) would otherwise go
      * out as "500 Internal Server Error". */
     r->status_line = ap_get_status_line_ex(r->pool, q->status);
-    set_headers(r, q->headers, q->hdrlen);
+    isr_respond_set_headers(r, q->headers, q->hdrlen);
     set_status_vars(r, q, q->label, r->headers_out);
     if (q->fetched) {
         age = apr_time_sec(apr_time_now() - q->fetched);

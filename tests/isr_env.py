@@ -16,6 +16,7 @@ not the origin or other helpers.
 """
 
 import http.client
+import email.utils
 import os
 import re
 import shutil
@@ -114,6 +115,26 @@ def read_sanitizer_reports(report_dir):
         if text.strip():
             out.append((path, text))
     return out
+
+
+def httpdate(t):
+    """An IMF-fixdate for epoch seconds t."""
+    return email.utils.formatdate(t, usegmt=True)
+
+
+def cache_status(r):
+    """The Cache-Status header of a Response ('' when absent)."""
+    return r.headers.get("Cache-Status", "")
+
+
+def wait_for(cond, deadline=10.0, interval=0.05):
+    """Poll cond() until it is true or deadline seconds passed; its last value."""
+    end = time.time() + deadline
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(interval)
+    return cond()
 
 
 def expect_log(*patterns):

@@ -26,6 +26,7 @@ and closes; 204 and 304 are sent without a body.)
                  several rawhdr= values are inserted in order
     trailer=B64  base64 of raw trailer lines (with their CRLFs) sent after the last chunk;
                  implies chunked=1 (with empty=1: a zero-length chunked body with a trailer)
+    early=LINK   send ``103 Early Hints`` with ``Link: LINK`` before the answer
     etag=TAG     send ``ETag: TAG`` (give the quotes: etag="a" or etag=W/"a"), and answer 304
                  without a body when If-None-Match lists TAG (weak comparison) or is ``*``
     lastmod=DATE send ``Last-Modified: DATE`` (an HTTP-date), and answer 304 when there is no
@@ -77,7 +78,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KNOBS = ("status", "delay", "cookie", "cc", "size", "header", "suffix", "chunked", "trickle",
          "binary", "truncate", "echo", "ctype", "empty", "close", "rawhdr", "trailer", "parts",
-         "etag", "lastmod")
+         "etag", "lastmod", "early")
 HISTORY_MAX = 100
 BODY_KEEP = 64 * 1024     # request bodies up to this are kept in the history as text
 
@@ -329,6 +330,13 @@ class Handler(BaseHTTPRequestHandler):
             extra.append(("ETag", etag))
         if lastmod:
             extra.append(("Last-Modified", lastmod))
+        if knob("early"):
+            try:
+                self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: %s\r\n\r\n"
+                                 % knob("early").encode("latin-1"))
+                self.wfile.flush()
+            except OSError:
+                pass
         if status == 200 and self._not_modified(etag, lastmod):
             status = 304
             with STATE.lock:

@@ -8,23 +8,10 @@ import email.utils
 import time
 
 import isr_env
+from isr_env import cache_status, httpdate, wait_for  # noqa: F401
 
 
-def httpdate(t):
-    return email.utils.formatdate(t, usegmt=True)
 
-
-def cache_status(r):
-    return r.headers.get("Cache-Status", "")
-
-
-def wait_for(cond, deadline=10.0, interval=0.05):
-    end = time.time() + deadline
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(interval)
-    return cond()
 
 
 class TestCollapsedRevalidation:

@@ -10,16 +10,9 @@ import time
 import pytest
 
 import isr_env
+from isr_env import cache_status, httpdate, wait_for  # noqa: F401
 from origin import echoed
 
-
-def wait_for(cond, deadline=10.0, interval=0.05):
-    end = time.time() + deadline
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(interval)
-    return cond()
 
 
 class TestStrict:

@@ -7,11 +7,9 @@ import gzip
 import time
 
 import isr_env
+from isr_env import cache_status, httpdate, wait_for  # noqa: F401
 from isr_env import MODULES_DIR
 
-
-def cache_status(r):
-    return r.headers.get("Cache-Status", "")
 
 
 class TestAnswers:
@@ -109,3 +107,39 @@ LoadModule substitute_module %(m)s/mod_substitute.so
         env.get("/a/up")
         r = env.get("/a/up")
         assert cache_status(r).startswith("upstream; hit, mod_isr; hit"), r
+
+
+class TestInterim:
+    CONF = """
+<Location /i/>
+    ISRBackend @ORIGIN@/
+    ISRCacheTTL 60s
+</Location>
+"""
+
+    def raw_get(self, env, path):
+        import socket
+        s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+        try:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                       % path).encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+        finally:
+            s.close()
+
+    def test_813_10_early_hints_passed_on_not_stored(self, env, origin):
+        origin.set("/eh", early="</s.css>; rel=preload; as=style")
+        first = self.raw_get(env, "/i/eh")
+        assert first.startswith(b"HTTP/1.1 103 Early Hints\r\n"), first[:200]
+        assert first.split(b"\r\n\r\n")[0].endswith(b"\r\nLink: </s.css>; rel=preload; as=style")
+        assert b"\r\n\r\nHTTP/1.1 200 OK\r\n" in first, first[:400]
+        assert first.endswith(b"/eh|v=1"), first[-100:]
+        again = self.raw_get(env, "/i/eh")          # a hit: no interim response, no fetch
+        assert again.startswith(b"HTTP/1.1 200 OK\r\n"), again[:200]
+        assert again.endswith(b"/eh|v=1"), again[-100:]
+        assert origin.count("/eh") == 1

@@ -15,6 +15,7 @@
 #include "isr_ctx.h"
 #include "isr_parse.h"
 #include "isr_policy.h"
+#include "heads.h"
 #include "isr_vary.h"
 
 static int checks_failed;
@@ -291,7 +292,7 @@ static void case_ctx_roundtrip(apr_pool_t *p)
 {
     isr_ctx_t c = { "/a.sock", "http://localhost/x?y",
                     strings(p, "X-Forwarded-Host: a.test", "Accept-Language: de",
-                            NULL), "extra|part", NULL }, back;
+                            NULL), "extra|part", NULL, 0 }, back;
     const char *k, *k2;
     apr_size_t kl, kl2;
 
@@ -336,6 +337,15 @@ static void case_ctx_roundtrip(apr_pool_t *p)
     CHECK(isr_ctx_parse(p, k2, kl2, &back) == APR_SUCCESS
           && back.variant && !strcmp(back.variant, "1f"));
     CHECK(isr_ctx_parse(p, "ISR1V\0\0http://h/\0\0", 18, &back) == APR_EINVAL);
+    /* Strict mode's keys are its own. */
+    c.variant = NULL;
+    c.strict = 1;
+    k2 = isr_ctx_key(p, &c, &kl2);
+    CHECK(kl2 == kl + 1 && !memcmp(k2, "ISR1S", 6));
+    CHECK(isr_ctx_parse(p, k2, kl2, &back) == APR_SUCCESS && back.strict
+          && !back.variant);
+    CHECK(isr_ctx_parse(p, "ISR1SS\0\0http://h/\0\0", 19, &back)
+          == APR_EINVAL);
     CHECK(isr_ctx_parse(p, "ISR1X\0\0http://h/\0\0", 18, &back) == APR_EINVAL);
 }
 
@@ -381,34 +391,6 @@ static void case_parse(apr_pool_t *p)
     CHECK(isr_parse_size("65G", &n) == APR_ERANGE);
     CHECK(isr_parse_long("12", 1, 20, &l) && l == 12);
     CHECK(!isr_parse_long("12x", 1, 20, &l) && !isr_parse_long("21", 1, 20, &l));
-}
-
-/* A stored head ("name\0value\0" pairs) from "Name: value\n" lines. */
-static apr_size_t blob(apr_pool_t *p, const char *lines, const char **out)
-{
-    char *b = apr_palloc(p, strlen(lines) + 1), *w = b;
-    const char *s = lines, *nl, *c;
-
-    for (; *s; s = nl + 1) {
-        nl = strchr(s, '\n');
-        c = strstr(s, ": ");
-        memcpy(w, s, c - s);
-        w += c - s;
-        *w++ = '\0';
-        memcpy(w, c + 2, nl - (c + 2));
-        w += nl - (c + 2);
-        *w++ = '\0';
-    }
-    *out = b;
-    return w - b;
-}
-
-static void policy(apr_pool_t *p, const char *lines, isr_policy_t *pol)
-{
-    const char *b;
-    apr_size_t n = blob(p, lines, &b);
-
-    isr_policy_read(b, n, pol);
 }
 
 static void case_policy_read(apr_pool_t *p)
@@ -507,7 +489,7 @@ static void case_vary(apr_pool_t *p)
     const char *b, *names, *gen;
     apr_size_t n;
     apr_table_t *in = apr_table_make(p, 4);
-    isr_ctx_t base = { NULL, "http://h/x", NULL, NULL, NULL }, v;
+    isr_ctx_t base = { NULL, "http://h/x", NULL, NULL, NULL, 1 }, v;
 
     n = blob(p, "Vary: Accept-Language, accept-encoding\nVary: X-A ,ACCEPT-LANGUAGE\n",
              &b);
