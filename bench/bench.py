@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """mod_isr benchmark driver (started by bench/run.sh, which builds the helpers first).
 
-Starts a C origin and every target on its own 127.0.0.1 port, runs scenarios S1-S5 with wrk
+Starts a C origin and every target on its own 127.0.0.1 port, runs scenarios S1-S5 and S7 with wrk
 and bench/.build/hload, and writes bench/results/<timestamp>.md (+ latest.md), an SVG chart
 and bench/RESULTS.md. Every setting is an environment variable; see bench/README.md.
 Only the Python standard library is used.
@@ -43,7 +43,7 @@ def env_i(name, default):
 
 CFG = {
     "targets": env("BENCH_TARGETS", "isr isr_quick null static mod_cache nginx varnish").split(),
-    "scenarios": env("BENCH_SCENARIOS", "S1 S2 S3 S4 S5").split(),
+    "scenarios": env("BENCH_SCENARIOS", "S1 S2 S3 S4 S5 S7").split(),
     "wrk_threads": env_i("BENCH_WRK_THREADS", 1),
     "wrk_conns": env_i("BENCH_WRK_CONNS", 50),
     "duration": env_f("BENCH_DURATION", 5),
@@ -67,6 +67,11 @@ CFG = {
     "s5_duration": env_f("S5_DURATION", env("BENCH_DURATION", 5)),
     "s5_bytes_per_key": env_i("S5_BYTES_PER_KEY", 2048),
     "s5_refresh_keys": env_i("S5_REFRESH_KEYS", 10000),
+    "s7_targets": env("S7_TARGETS", "isr mod_cache nginx varnish").split(),
+    "s7_duration": env_f("S7_DURATION", 15),
+    "s7_keys": env_i("S7_KEYS", 8),
+    "s7_size": env_i("S7_SIZE", 65536),
+    "s7_rate": env_f("S7_RATE", 100),
     "fill_conns": env_i("BENCH_FILL_CONNS", 16),
     "isr_so": env("MOD_ISR", os.path.join(ROOT, ".libs", "mod_isr.so")),
     "isr_zone": env("ISR_ZONE_SIZE", "256M"),
@@ -350,6 +355,11 @@ class Origin:
     def count(self):
         return int(http_get(self.port, "/__count")[2])
 
+    def stats(self):
+        """the origin's /__stats counters (never reset) as a dict of ints"""
+        body = http_get(self.port, "/__stats")[2].decode()
+        return dict((k, int(v)) for k, v in (kv.split("=", 1) for kv in body.split()))
+
     def log_since(self, seq):
         body = http_get(self.port, "/__log?since=%d" % seq)[2].decode()
         out = []
@@ -577,6 +587,7 @@ http {{
             proxy_cache_lock on;
             proxy_cache_lock_timeout 10s;
             proxy_cache_lock_age 10s;
+            proxy_cache_revalidate on;
             add_header X-Cache-Status $upstream_cache_status;
         }}
     }}
@@ -719,7 +730,8 @@ class Bench:
         os.chmod(os.path.join(self.work, "cachelock"), 0o777)
         os.chmod(os.path.join(self.work, "run"), 0o777)
         self.runid = "%x" % int(time.time())
-        self.res = {"S1": {}, "S2": {}, "S3": {}, "S4": {}, "S5": {}, "S5r": {}, "mem": {}, "checks": {}}
+        self.res = {"S1": {}, "S2": {}, "S3": {}, "S4": {}, "S5": {}, "S5r": {}, "S7": {}, "mem": {},
+                    "checks": {}}
         self.notes = []
         self.targets = []
         self.skipped = {}
@@ -1002,6 +1014,91 @@ class Bench:
             progress("    %s rps while refreshing, %s refreshes/s, p99 %s ms" % (
                 fmt(r["rps"]), fmt(f / d), fmt(r.get("p99"), 2)))
 
+    # -- S7: bytes from the origin per refresh, with and without a validator
+    def s7(self):
+        K, D, size, rate = CFG["s7_keys"], CFG["s7_duration"], CFG["s7_size"], CFG["s7_rate"]
+        status_hdr = {"isr": "x-isr-status", "isr_quick": "x-isr-status", "nginx": "x-cache-status",
+                      "mod_cache": "x-cache"}
+        for t in self.caching():
+            if t.name not in CFG["s7_targets"] or not self.alive_check(t):
+                continue
+            for mode in ("etag", "none"):
+                keys = ["s7-%s-%s-%d" % (mode, self.runid, k) for k in range(K)]
+                paths = [t.url(k, size, ttl="short") + ("&etag=1" if mode == "etag" else "") for k in keys]
+                progress("S7 %s %s: %d keys of %d B, max-age %d s, %g req/s for %gs" % (
+                    t.name, "with an ETag" if mode == "etag" else "without a validator", K, size,
+                    CFG["s2_ttl"], rate, D))
+                fill_bad = 0
+                for pth in paths:  # the misses: stored with a full body, not counted as refreshes
+                    st, h, body = http_get(t.port, pth)
+                    if st != 200 or len(body) != size:
+                        fill_bad += 1
+                st0 = self.origin.stats()
+                r = self.s7_load(t, paths, size, rate, D, status_hdr.get(t.name))
+                time.sleep(0.5)  # let refreshes started at the end land
+                st1 = self.origin.stats()
+                d = dict((k, st1[k] - st0.get(k, 0)) for k in st1)
+                f = d.get("fetches", 0)
+                row = dict(r)
+                row.update({"keys": K, "size": size, "fill_errors": fill_bad, "origin": d, "refreshes": f,
+                            "s200": d.get("s200", 0), "s304": d.get("s304", 0), "other": d.get("other", 0),
+                            "body_bytes": d.get("body_bytes", 0), "head_bytes": d.get("head_bytes", 0),
+                            "inm": d.get("inm", 0), "ims": d.get("ims", 0),
+                            "body_per_refresh": (d.get("body_bytes", 0) / float(f)) if f else None,
+                            "bytes_per_refresh": ((d.get("body_bytes", 0) + d.get("head_bytes", 0)) / float(f))
+                            if f else None})
+                self.res["S7"].setdefault(t.name, {})[mode] = row
+                progress("    %d requests (%d errors), %d origin fetches: %d × 200, %d × 304 (%d with "
+                         "If-None-Match), %s body bytes = %s B per refresh; client got %s body bytes%s" % (
+                             r["requests"], r["errors"], f, row["s200"], row["s304"], row["inm"],
+                             fmt(row["body_bytes"]), fmt(row["body_per_refresh"], 0), fmt(r["client_bytes"]),
+                             (", cache status %s" % " ".join("%s=%d" % kv for kv in sorted(r["cache_status"].items())))
+                             if r["cache_status"] else ""))
+
+    def s7_load(self, t, paths, size, rate, duration, status_hdr):
+        """one keep-alive connection, round robin over paths at a steady rate; bounded in count and time"""
+        n_max = int(rate * duration)
+        t0 = time.time()
+        deadline = t0 + duration + 10
+        conn = None
+        res = {"requests": 0, "errors": 0, "client_bytes": 0, "wrong_body": 0, "cache_status": {}}
+        for i in range(n_max):
+            now = time.time()
+            if now > deadline:
+                break
+            due = t0 + i / rate
+            if due > now:
+                time.sleep(due - now)
+            pth = paths[i % len(paths)]
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", t.port, timeout=10)
+                conn.request("GET", pth)
+                rr = conn.getresponse()
+                body = rr.read()
+                if rr.getheader("connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException):
+                res["errors"] += 1
+                if conn is not None:
+                    conn.close()
+                conn = None
+                continue
+            res["requests"] += 1
+            res["client_bytes"] += len(body)
+            if rr.status != 200:
+                res["errors"] += 1
+            elif len(body) != size:
+                res["wrong_body"] += 1
+            if status_hdr:
+                v = (rr.getheader(status_hdr) or "-").split()[0].upper()
+                res["cache_status"][v] = res["cache_status"].get(v, 0) + 1
+        if conn is not None:
+            conn.close()
+        res["seconds"] = time.time() - t0
+        return res
+
     # -- memory soak: the same mixed workload twice on new keys; the second pass must not grow the heap
     def soak(self):
         K = CFG["s4_keys"]
@@ -1142,7 +1239,7 @@ class Bench:
             progress("skip %s: %s" % (n, why))
         sc = CFG["scenarios"]
         steps = [("S1", self.s1), ("S1", self.profile), ("S2", self.s2), ("S3", self.s3),
-                 ("S4", self.s4), ("S5", self.s5_refresh), ("S5", self.soak)]
+                 ("S4", self.s4), ("S5", self.s5_refresh), ("S5", self.soak), ("S7", self.s7)]
         for name, fn in steps:
             if name in sc:
                 try:
@@ -1193,6 +1290,34 @@ def versions():
     except Exception:  # noqa
         pass
     return v
+
+
+S7_MODES = (("etag", "ETag"), ("none", "none"))
+
+
+def s7_reading(b):
+    """one line per S7 result: isr's with/without figures, and any target that served wrong bodies"""
+    R = b.res["S7"]
+    out = []
+    for n in [t.name for t in b.targets if t.name in R]:
+        e, o = R[n].get("etag"), R[n].get("none")
+        if not (e and o):
+            continue
+        te = (e["body_bytes"] + e["head_bytes"]) / float(e["refreshes"]) if e["refreshes"] else None
+        to = (o["body_bytes"] + o["head_bytes"]) / float(o["refreshes"]) if o["refreshes"] else None
+        rr = ratio(to, te)
+        out.append("`%s`: with an ETag %d of %d refreshes were 304s, %s body bytes per refresh (%s B with the "
+                   "head), against %s (%s) without a validator: %s fewer bytes from the origin" % (
+                       n, e["s304"], e["refreshes"], fmt(e["body_per_refresh"], 0), fmt(te, 0),
+                       fmt(o["body_per_refresh"], 0), fmt(to, 0), "n/a" if rr is None else "%.0f×" % rr))
+    for n in [t.name for t in b.targets if t.name in R]:
+        for m, lab in S7_MODES:
+            r = R[n].get(m)
+            if r and (r["wrong_body"] or r["errors"] or r["fill_errors"]):
+                out.append("**`%s` (validator: %s): %d of %d answers had a body that is not %d bytes, %d "
+                           "errors, %d failed fills**" % (n, lab, r["wrong_body"], r["requests"], r["size"],
+                                                          r["errors"], r["fill_errors"]))
+    return out
 
 
 def report(b, elapsed):
@@ -1400,6 +1525,37 @@ def report(b, elapsed):
                                              " ".join("%+d" % x for x in r["per_child_growth2"]),
                                              "yes" if r["pids_same"] else "no"))
         A("")
+    # S7
+    if R.get("S7"):
+        A("## S7 — bytes from the origin per refresh, with and without a validator")
+        A("")
+        A("%d keys of %d B with `max-age=%d` and a stale window (isr: `ISRStaleTTL 1h`), filled first (the "
+          "misses are not counted), then requested round robin at %g requests/s on one keep-alive "
+          "connection for %g s; every origin fetch in that time is a refresh. *ETag*: the origin's answers "
+          "carry a strong ETag (`etag=1`) and a matching `If-None-Match` gets a 304 without a body; "
+          "*none*: no validator (no ETag, no Last-Modified). Origin figures from its `/__stats` counters; "
+          "*client body bytes* is what the target served; *wrong bodies* counts 200s whose body was not "
+          "%d bytes." % (CFG["s7_keys"], CFG["s7_size"], CFG["s2_ttl"], CFG["s7_rate"], CFG["s7_duration"],
+                         CFG["s7_size"]))
+        A("")
+        A("| target | validator | requests | refreshes | 200 | 304 | with If-None-Match | origin body bytes | "
+          "body B / refresh | head B / refresh | client body bytes | wrong bodies | errors | cache status |")
+        A("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for n in names:
+            for m, lab in S7_MODES:
+                r = R["S7"].get(n, {}).get(m)
+                if not r:
+                    continue
+                f = r["refreshes"]
+                A("| %s | %s | %d | %d | %d | %d | %d | %s | %s | %s | %s | %d | %d | %s |" % (
+                    n, lab, r["requests"], f, r["s200"], r["s304"], r["inm"], fmt(r["body_bytes"]),
+                    fmt(r["body_per_refresh"], 0), fmt(r["head_bytes"] / float(f) if f else None, 0),
+                    fmt(r["client_bytes"]), r["wrong_body"], r["errors"] + r["fill_errors"],
+                    " ".join("%s %d" % kv for kv in sorted(r["cache_status"].items())) or "-"))
+        A("")
+        for line in s7_reading(b):
+            A("- " + line)
+        A("")
     # memory
     if R["mem"]:
         A("## Memory per child over the run (RssAnon = private heap, kB)")
@@ -1599,6 +1755,15 @@ def targets_summary(b):
         out.append(("Refreshes per second sustained (reported)", None,
                     "%s refreshes/s while serving %s req/s, p99 %s ms" % (fmt(r["refresh_rate"]), fmt(r["rps"]),
                                                                         fmt(r["p99"], 2))))
+    e = R.get("S7", {}).get("isr", {}).get("etag")
+    if e:
+        out.append(("S7: with a validator every refresh is a 304 without a body, and every answer the "
+                    "full body", e["refreshes"] > 0 and e["s304"] == e["refreshes"] and e["body_bytes"] == 0
+                    and not e["wrong_body"] and not e["errors"],
+                    "%d refreshes: %d × 304, %d × 200, %s origin body bytes (without a validator: %s B per "
+                    "refresh); %d wrong bodies" % (
+                        e["refreshes"], e["s304"], e["s200"], fmt(e["body_bytes"]),
+                        fmt(R["S7"]["isr"].get("none", {}).get("body_per_refresh"), 0), e["wrong_body"])))
     # beat the peers on S2, S3, S4
     peers = [n for n in ("mod_cache", "nginx", "varnish") if n in [t.name for t in b.targets]]
     if "isr" in R["S2"] and peers:
@@ -1680,6 +1845,28 @@ def results_md(b, detail_name, svg_rel, elapsed):
             cells.append(fmt(s4["rps"]) if s4 else "n/a")
             cells.append(fmt(s4["hit"], 3) if s4 and s4["hit"] is not None else "n/a")
             A("| %s | %s |" % (n, " | ".join(cells)))
+        A("")
+    if R.get("S7"):
+        A("## S7 — bytes from the origin per refresh")
+        A("")
+        A("%d keys of %d KiB, `max-age=%d` plus a stale window, %g req/s for %g s; the origin's answers "
+          "with a strong ETag (304 on a matching `If-None-Match`) or with no validator. Full table in the "
+          "results file." % (CFG["s7_keys"], CFG["s7_size"] // 1024, CFG["s2_ttl"], CFG["s7_rate"],
+                             CFG["s7_duration"]))
+        A("")
+        A("| target | validator | refreshes | 200 / 304 | origin body bytes | body B / refresh | "
+          "client body bytes |")
+        A("|---|---|---:|---:|---:|---:|---:|")
+        for t in b.targets:
+            for m, lab in S7_MODES:
+                r = R["S7"].get(t.name, {}).get(m)
+                if r:
+                    A("| %s | %s | %d | %d / %d | %s | %s | %s |" % (
+                        t.name, lab, r["refreshes"], r["s200"], r["s304"], fmt(r["body_bytes"]),
+                        fmt(r["body_per_refresh"], 0), fmt(r["client_bytes"])))
+        A("")
+        for line in s7_reading(b):
+            A("- " + line)
         A("")
     A("## Reading this run")
     A("")

@@ -10,11 +10,19 @@
  *   delay=MS    sleep MS milliseconds before answering (default 0)
  *   status=N    HTTP status (default 200)
  *   cc=VALUE    Cache-Control header value, URL-encoded (default: none)
+ *   etag=1      the answer carries a strong ETag derived from the path and the size (stable across
+ *               requests: the content never changes); a request whose If-None-Match matches it
+ *               (weak comparison, RFC 9110 13.1.2, or "*") gets 304 Not Modified without a body
  *
  *   /__count    body: the number of fetches (requests other than /__*) since start or reset
  *   /__reset    sets the counter to 0 (body: 0)
  *   /__log?since=N   one line "SEQ MICROSECONDS" per fetch with SEQ > N (the last 65536 fetches;
  *               CLOCK_MONOTONIC arrival time), used to group fetches into expiries
+ *   /__stats    one line of KEY=VALUE counters since start (never reset; read them before and
+ *               after a step): fetches, s200 (2xx answers), s304, other (any other status),
+ *               body_bytes (body bytes sent on fetches), head_bytes (head bytes of fetches),
+ *               inm (fetches carrying If-None-Match), ims (carrying If-Modified-Since),
+ *               inm_match (If-None-Match that matched an etag=1 answer's ETag)
  *
  * Every fetch is counted when its request has been read (before the delay). Each answer
  * carries X-Origin-Seq (the counter value of this fetch) and Date.
@@ -41,6 +49,9 @@
 #define RBUF 16384
 
 static _Atomic unsigned long fetches;
+/* /__stats counters (fetches only, never reset) */
+static _Atomic unsigned long long st_fetches, st_200, st_304, st_other, st_body, st_head, st_inm, st_ims,
+    st_inm_match;
 #define LOGN 65536
 static _Atomic unsigned long long fetch_log[LOGN]; /* arrival time (us) of fetch seq, by seq % LOGN */
 
@@ -123,11 +134,48 @@ static const char *reason(int status)
 struct req {
     int head;        /* HEAD request */
     int close;       /* close after answering */
-    int control;     /* 0 fetch, 1 count, 2 reset, 3 log */
+    int control;     /* 0 fetch, 1 count, 2 reset, 3 log, 4 stats */
+    int etag;        /* etag=1 */
+    int has_ims;     /* If-Modified-Since present */
     long size, delay, status;
     unsigned long since;
+    const char *path; /* request path (without the query), not NUL-terminated */
+    size_t path_len;
+    const char *inm;  /* If-None-Match value, not NUL-terminated; NULL when absent */
+    size_t inm_len;
     char cc[512];
 };
+
+/* A strong ETag from the path and the size: "<fnv1a64 of path, hex>-<size>" */
+static int make_etag(const struct req *rq, char *out, size_t sz)
+{
+    unsigned long long h = 1469598103934665603ull;
+    for (size_t i = 0; i < rq->path_len; i++) {
+        h ^= (unsigned char)rq->path[i];
+        h *= 1099511628211ull;
+    }
+    return snprintf(out, sz, "\"%016llx-%ld\"", h, rq->size);
+}
+
+/* If-None-Match (a list of entity-tags, or "*") against etag: weak comparison (RFC 9110 13.1.2) */
+static int inm_matches(const char *v, size_t vl, const char *etag)
+{
+    const char *e = v + vl;
+    const char *tag = etag; /* "..." including the quotes */
+    size_t tl = strlen(etag);
+    while (v < e) {
+        while (v < e && (*v == ' ' || *v == '\t' || *v == ',')) v++;
+        if (v >= e) break;
+        if (*v == '*') return 1;
+        if (e - v >= 2 && v[0] == 'W' && v[1] == '/') v += 2;
+        if (v >= e || *v != '"') return 0; /* malformed: no match */
+        const char *q = memchr(v + 1, '"', (size_t)(e - v - 1));
+        if (!q) return 0;
+        if ((size_t)(q + 1 - v) == tl && memcmp(v, tag, tl) == 0) return 1;
+        v = q + 1;
+    }
+    return 0;
+}
 
 /* Parse the request head in buf[0..len) (which ends with CRLFCRLF). */
 static int parse_request(const char *buf, size_t len, struct req *rq)
@@ -155,7 +203,10 @@ static int parse_request(const char *buf, size_t len, struct req *rq)
         if (plen == 8 && memcmp(target, "/__count", 8) == 0) rq->control = 1;
         else if (plen == 8 && memcmp(target, "/__reset", 8) == 0) rq->control = 2;
         else if (plen == 6 && memcmp(target, "/__log", 6) == 0) rq->control = 3;
+        else if (plen == 8 && memcmp(target, "/__stats", 8) == 0) rq->control = 4;
     }
+    rq->path = target;
+    rq->path_len = plen;
     if (q) {
         const char *p = q + 1;
         while (p < sp2) {
@@ -171,6 +222,7 @@ static int parse_request(const char *buf, size_t len, struct req *rq)
                 else if (kl == 6 && memcmp(p, "status", 6) == 0) rq->status = strtol(v, NULL, 10);
                 else if (kl == 2 && memcmp(p, "cc", 2) == 0) urldecode(v, vl, rq->cc, sizeof(rq->cc));
                 else if (kl == 5 && memcmp(p, "since", 5) == 0) rq->since = strtoul(v, NULL, 10);
+                else if (kl == 4 && memcmp(p, "etag", 4) == 0) rq->etag = (vl == 1 && v[0] == '1');
             }
             p = pe + 1;
         }
@@ -190,6 +242,11 @@ static int parse_request(const char *buf, size_t len, struct req *rq)
             size_t vl = (size_t)(he - v);
             if (memmem(v, vl, "close", 5) || memmem(v, vl, "Close", 5)) rq->close = 1;
             else if (memmem(v, vl, "eep-alive", 9)) rq->close = 0;
+        } else if ((size_t)(he - h) >= 14 && strncasecmp(h, "if-none-match:", 14) == 0) {
+            rq->inm = h + 14;
+            rq->inm_len = (size_t)(he - rq->inm);
+        } else if ((size_t)(he - h) >= 18 && strncasecmp(h, "if-modified-since:", 18) == 0) {
+            rq->has_ims = 1;
         }
         h = he + 2;
     }
@@ -271,6 +328,23 @@ static void *conn_main(void *arg)
             blen = o;
             rq.status = 200;
             snprintf(rq.cc, sizeof(rq.cc), "no-store");
+        } else if (rq.control == 4) {
+            cbody[0] = 0;
+            blen = 0;
+            lbody = malloc(512);
+            if (lbody) {
+                blen = (size_t)snprintf(lbody, 512,
+                                        "fetches=%llu s200=%llu s304=%llu other=%llu body_bytes=%llu "
+                                        "head_bytes=%llu inm=%llu ims=%llu inm_match=%llu\n",
+                                        atomic_load(&st_fetches), atomic_load(&st_200), atomic_load(&st_304),
+                                        atomic_load(&st_other), atomic_load(&st_body), atomic_load(&st_head),
+                                        atomic_load(&st_inm), atomic_load(&st_ims), atomic_load(&st_inm_match));
+                b = lbody;
+            } else {
+                b = cbody;
+            }
+            rq.status = 200;
+            snprintf(rq.cc, sizeof(rq.cc), "no-store");
         } else {
             seq = atomic_fetch_add(&fetches, 1) + 1;
             atomic_store(&fetch_log[seq % LOGN], mono_us());
@@ -281,22 +355,52 @@ static void *conn_main(void *arg)
         }
         char date[64];
         http_date(date, sizeof(date));
+        char etag[64] = "";
+        int not_modified = 0;
+        if (rq.control == 0) {
+            if (rq.inm) atomic_fetch_add(&st_inm, 1);
+            if (rq.has_ims) atomic_fetch_add(&st_ims, 1);
+            if (rq.etag) {
+                make_etag(&rq, etag, sizeof(etag));
+                if (rq.inm && rq.status == 200 && inm_matches(rq.inm, rq.inm_len, etag)) {
+                    atomic_fetch_add(&st_inm_match, 1);
+                    not_modified = 1;
+                    rq.status = 304;
+                }
+            }
+        }
+        char clen[48];
+        if (not_modified) /* a 304 has no body and no Content-Length of its own */
+            clen[0] = 0;
+        else
+            snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", blen);
         char hdr[1024];
         int hl = snprintf(hdr, sizeof(hdr),
                           "HTTP/1.1 %ld %s\r\n"
                           "Date: %s\r\n"
-                          "Content-Type: text/plain\r\n"
-                          "Content-Length: %zu\r\n"
+                          "%s"
+                          "%s"
                           "X-Origin-Seq: %lu\r\n"
+                          "%s%s%s"
                           "%s%s%s"
                           "%s"
                           "\r\n",
-                          rq.status, reason((int)rq.status), date, blen, seq,
+                          rq.status, reason((int)rq.status), date,
+                          not_modified ? "" : "Content-Type: text/plain\r\n", clen, seq,
                           rq.cc[0] ? "Cache-Control: " : "", rq.cc, rq.cc[0] ? "\r\n" : "",
+                          etag[0] ? "ETag: " : "", etag, etag[0] ? "\r\n" : "",
                           rq.close ? "Connection: close\r\n" : "");
         if (hl < 0 || hl >= (int)sizeof(hdr)) break;
         struct iovec iov[2] = { { hdr, (size_t)hl }, { (void *)b, blen } };
         int cnt = (rq.head || blen == 0 || rq.status == 204 || rq.status == 304) ? 1 : 2;
+        if (rq.control == 0) {
+            atomic_fetch_add(&st_fetches, 1);
+            if (rq.status == 304) atomic_fetch_add(&st_304, 1);
+            else if (rq.status >= 200 && rq.status < 300) atomic_fetch_add(&st_200, 1);
+            else atomic_fetch_add(&st_other, 1);
+            atomic_fetch_add(&st_head, (unsigned long long)hl);
+            if (cnt == 2) atomic_fetch_add(&st_body, (unsigned long long)blen);
+        }
         int wr = write_all(fd, iov, cnt);
         free(lbody);
         if (wr < 0) break;

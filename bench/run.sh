@@ -1,7 +1,7 @@
 #!/bin/bash
 # mod_isr benchmark: `make bench` runs this. Builds the helpers (origin, hload, mod_null) into
 # bench/.build/, then bench/bench.py starts the origin and every target on 127.0.0.1 and runs
-# S1-S5. Settings are environment variables (bench/README.md lists them all), e.g.
+# S1-S5 and S7. Settings are environment variables (bench/README.md lists them all), e.g.
 #
 #   BENCH_DURATION=10 S2_ROUNDS=5 bench/run.sh
 #   BENCH_TARGETS="isr null mod_cache" BENCH_SCENARIOS="S1 S4" bench/run.sh
