@@ -81,10 +81,12 @@ static void fwd_add(fwd_t *f, apr_pool_t *p, const char *name,
         return;
     }
     f->bytes += strlen(name) + strlen(value) + 4;
-    if (f->out->nelts >= ISR_FORWARD_HEADERS_MAX || f->bytes > ISR_FORWARD_BYTES_MAX) {
+    if (f->out->nelts >= ISR_FORWARD_HEADERS_MAX
+        || f->bytes > ISR_FORWARD_BYTES_MAX) {
         f->rc = HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
         f->why = apr_psprintf(p, "more than %d request headers or %d bytes "
-                              "of them", ISR_FORWARD_HEADERS_MAX, ISR_FORWARD_BYTES_MAX);
+                              "of them", ISR_FORWARD_HEADERS_MAX,
+                              ISR_FORWARD_BYTES_MAX);
         return;
     }
     APR_ARRAY_PUSH(f->out, const char *) = apr_pstrcat(p, name, ": ", value,

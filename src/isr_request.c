@@ -604,7 +604,8 @@ static void store_varied(request_rec *r, isr_req_t *q, apr_uint32_t slot,
             return;
         }
         if (store_value(r, q, slot, lease, q->key, q->klen, q->hash, v, now)
-            == APR_SUCCESS && q->marker.until < v->stale_until + MARKER_SLACK / 2
+            == APR_SUCCESS
+            && q->marker.until < v->stale_until + MARKER_SLACK / 2
             && isr_store_claim_stale(q->zone, &q->marker, now, hold, &mlease)
                == ISR_CLAIM_OWNED) {
             marker_value(r->pool, &m, names, q->marker_gen, v, now);

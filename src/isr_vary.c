@@ -233,7 +233,8 @@ void isr_vary_ctx(apr_pool_t *p, const isr_ctx_t *base, const char *names,
         }
         name = apr_pstrmemdup(p, s, e - s);
         /* A header the URL's context has is keyed (and sent) already. */
-        if (*name && !isr_ctx_has_header(base, name) && (v = apr_table_getm(p, in, name))) {
+        if (*name && !isr_ctx_has_header(base, name)
+            && (v = apr_table_getm(p, in, name))) {
             APR_ARRAY_PUSH(h, const char *) = apr_pstrcat(
                 p, name, ": ", isr_vary_value(p, name, v), NULL);
         }
