@@ -6,10 +6,6 @@
 #include "isr_http.h"
 #include "isr_vary.h"
 
-/* Client headers that are not forwarded: hop-by-hop ones (RFC 9110 7.6.1),
- * those curl sets from the URL and the body, Expect (httpd answered it),
- * and what the proxy sets itself (X-Forwarded-*, and Forwarded, so that a
- * client cannot pose as its own proxy). */
 static int listed(const char *name, const char *const *list)
 {
     int i;
@@ -22,6 +18,10 @@ static int listed(const char *name, const char *const *list)
     return 0;
 }
 
+/* Client headers that are not forwarded: hop-by-hop ones (RFC 9110 7.6.1),
+ * those curl sets from the URL and the body, Expect (httpd answered it),
+ * and what the proxy sets itself (X-Forwarded-*, and Forwarded, so that a
+ * client cannot pose as its own proxy). */
 static int not_forwarded(const char *name, const char *connection,
                          isr_forward_t how)
 {
@@ -100,7 +100,8 @@ static int fwd_client(void *baton, const char *name, const char *value)
     /* A cacheable fetch sends the keyed context's own values (below),
      * never the client's for the same name. */
     if (!not_forwarded(name, f->connection, f->how)
-        && !(f->how == ISR_FORWARD_CACHE && isr_ctx_has_header(f->ctx, name))) {
+        && !(f->how == ISR_FORWARD_CACHE
+             && isr_ctx_has_header(f->ctx, name))) {
         fwd_add(f, f->out->pool, name, value);
     }
     return f->rc == OK;
@@ -135,7 +136,9 @@ int isr_forward_headers(request_rec *r, const isr_ctx_t *ctx, isr_forward_t how,
                                                 ? r->useragent_ip
                                                 : r->connection->client_ip);
     }
-    else if ((ae = apr_table_getm(r->pool, r->headers_in, "Accept-Encoding"))) {
+    else if (!isr_ctx_has_header(ctx, "Accept-Encoding")
+             && (ae = apr_table_getm(r->pool, r->headers_in,
+                                     "Accept-Encoding"))) {
         fwd_add(&f, r->pool, "Accept-Encoding",
                 isr_vary_value(r->pool, "Accept-Encoding", ae));
     }
