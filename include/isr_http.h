@@ -17,6 +17,8 @@ typedef struct isr_http_head_t isr_http_head_t;
  * LimitRequestFieldSize/LimitRequestFields for requests). */
 #define ISR_HTTP_HEAD_MAX  (64 * 1024)
 #define ISR_HTTP_LINES_MAX 256
+/* 1xx heads one response may have before its final head. */
+#define ISR_HTTP_INTERIM_MAX 16
 
 /* A parser for one response (its 1xx heads, the final head, trailers). */
 isr_http_head_t *isr_http_head_make(apr_pool_t *p);

@@ -25,6 +25,7 @@ struct isr_http_head_t {
     int lines;                  /* of the current head */
     int status;                 /* of the last status line, 0 before one */
     int done;                   /* the current head ended (blank line) */
+    int interims;               /* 1xx heads before this one */
     const char *error;          /* first reason the head is invalid */
 };
 
@@ -159,6 +160,11 @@ apr_status_t isr_http_head_line(isr_http_head_t *h, const char *line,
         if (!(st = status_of(line, end))) {
             return invalid(h, h->status ? "no status line after a 1xx head"
                                         : "no valid status line");
+        }
+        /* Each head has its own limits: the number of heads has one too,
+         * or a backend could send interim responses without end. */
+        if (h->status && ++h->interims > ISR_HTTP_INTERIM_MAX) {
+            return invalid(h, "more 1xx responses than a response may have");
         }
         apr_array_clear(h->fields);
         h->status = st;

@@ -116,6 +116,30 @@ static void case_head_trailers_and_1xx(apr_pool_t *p)
     CHECK(!blob_get(&r, "X-Early"));
     CHECK(!blob_get(&r, "Set-Cookie") && !blob_get(&r, "X-Late"));
     CHECK(!r.uncacheable);
+    /* Interim heads are bounded in number (each has its own size limit),
+     * and each is handed over with its end-to-end fields. */
+    {
+        isr_http_head_t *h = isr_http_head_make(p);
+        const char *b;
+        apr_size_t bl;
+        int i, st = 0;
+        apr_status_t rv = APR_SUCCESS;
+
+        for (i = 0; i <= ISR_HTTP_INTERIM_MAX && rv == APR_SUCCESS; i++) {
+            rv = isr_http_head_line(h, "HTTP/1.1 103 Early Hints\r\n", 26);
+            if (rv == APR_SUCCESS) {
+                rv = isr_http_head_line(h, "Link: </a>\r\n", 12);
+            }
+            if (rv == APR_SUCCESS) {
+                rv = isr_http_head_line(h, "\r\n", 2);
+                st = isr_http_head_interim(h, p, &b, &bl);
+            }
+        }
+        CHECK(i == ISR_HTTP_INTERIM_MAX + 1 && rv == APR_SUCCESS && st == 103
+              && bl == sizeof("Link\0</a>"));
+        CHECK(isr_http_head_line(h, "HTTP/1.1 103 Early Hints\r\n", 26)
+              == APR_EINVAL);
+    }
 }
 
 /* Finding 10: what httpd would refuse to send is refused at fetch time. */
