@@ -356,25 +356,47 @@ static apr_status_t relay(void *baton, const isr_fetch_resp_t *head,
 }
 
 /* A 102 or 103 from the backend goes on to the client at once (RFC 9110
- * 15.2: a proxy forwards 1xx; it is never stored). Not 100 (httpd answers
- * the client's Expect itself), not to HTTP/1.0, and not on HTTP/2, whose
- * own interim responses mod_http2 makes. */
+ * 15.2: a proxy forwards 1xx; it is never stored), at most INTERIM_MAX of
+ * them per fetch. Not 100 (httpd answers the client's Expect itself), not
+ * to HTTP/1.0, not on HTTP/2 (mod_http2 makes its own), and only when
+ * mod_isr's answer is the response (ISRApply response): with env=/header=
+ * another handler answers. The interim head is its own table: nothing of
+ * the request's (its type, its status line) changes. */
+#define INTERIM_MAX 8
+
+typedef struct {
+    request_rec *r;
+    int sent;
+} interim_t;
+
 static void send_interim(void *baton, int status, const char *headers,
                          apr_size_t hdrlen)
 {
-    request_rec *r = baton;
+    interim_t *in = baton;
+    request_rec *r = in->r;
     apr_table_t *saved = r->headers_out;
+    const char *saved_line = r->status_line, *end = headers + hdrlen;
+    const char *name, *value;
     int saved_status = r->status;
 
     if ((status != 102 && status != 103) || r->proto_num < HTTP_VERSION(1, 1)
-        || r->connection->master || r->main) {
+        || r->connection->master || r->main || in->sent >= INTERIM_MAX) {
         return;
     }
+    in->sent++;
     r->headers_out = apr_table_make(r->pool, 4);
-    isr_respond_set_headers(r, headers, hdrlen);
+    for (name = headers; name < end; name = value + strlen(value) + 1) {
+        value = name + strlen(name) + 1;
+        if (strncasecmp(name, "Content-", 8)
+            && !isr_policy_is_targeted(name)) {
+            apr_table_addn(r->headers_out, name, value);
+        }
+    }
     r->status = status;
+    r->status_line = NULL;
     ap_send_interim_response(r, 1);
     r->status = saved_status;
+    r->status_line = saved_line;
     r->headers_out = saved;
 }
 
@@ -386,12 +408,15 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
                                const isr_entry_t *stale)
 {
     isr_fetch_req_t fr;
+    interim_t in = { r, 0 };
     apr_status_t rv;
 
     fetch_req_init(&fr, q, &q->ctx, SYNC_MAX_BODY);
     fr.headers = conditional(r->pool, q->send, stale);
-    fr.interim = send_interim;
-    fr.interim_baton = r;
+    if (isr_conf_apply(q->conf) == ISR_APPLY_RESPONSE) {
+        fr.interim = send_interim;
+        fr.interim_baton = &in;
+    }
     if (q->can_relay) {
         rl->r = r;
         rl->q = q;
@@ -461,6 +486,35 @@ static apr_status_t stale_or_error(isr_req_t *q, const isr_entry_t *stale,
     q->fwd = "stale";
     q->detail = "stale-if-error";
     return APR_SUCCESS;
+}
+
+/* The fields of a 304 to a request with credentials that may update a
+ * shared entry: its freshness and validators. */
+static void renewal_fields(apr_pool_t *p, const char **h, apr_size_t *len)
+{
+    static const char *const keep[] = {
+        "Cache-Control", "Expires", "Date", "Age", "ETag", "Last-Modified",
+        ISR_POLICY_TARGETED, "CDN-Cache-Control", "Set-Cookie", NULL
+    };
+    const char *s, *end = *h + *len, *value;
+    apr_size_t n, nl, vl;
+    char *out = apr_palloc(p, *len + 1), *w = out;
+    int i;
+
+    for (s = *h; s < end; s = value + vl + 1) {
+        nl = strlen(s) + 1;
+        value = s + nl;
+        vl = strlen(value);
+        for (i = 0; keep[i] && strcasecmp(s, keep[i]); i++) {
+        }
+        if (keep[i]) {
+            n = nl + vl + 1;
+            memcpy(w, s, n);
+            w += n;
+        }
+    }
+    *h = out;
+    *len = w - out;
 }
 
 /* Whether a 304 renews the stored answer it answers (RFC 9111 4.3.4): a
@@ -685,11 +739,18 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         const char *h;
         apr_size_t hl;
 
-        isr_policy_update(r->pool, stale->headers, stale->hdrlen,
-                          resp->headers, resp->hdrlen, &h, &hl);
+        const char *fh = resp->headers;
+        apr_size_t fl = resp->hdrlen;
+
         /* The body is the shared one the validator names: a 304 to a
-         * request with credentials renews it like any other (unless the
-         * 304 itself says private, no-store or sets a cookie). */
+         * request with credentials renews it too (unless the 304 itself
+         * says private, no-store or sets a cookie), but only its freshness
+         * and validators: whatever else it carries may be that user's. */
+        if (q->authorized) {
+            renewal_fields(r->pool, &fh, &fl);
+        }
+        isr_policy_update(r->pool, stale->headers, stale->hdrlen, fh, fl, &h,
+                          &hl);
         sr.authorized = 0;
         ok = value_make(r->pool, &v, &sr, resp, stale->status, h, hl,
                         stale->body, stale->bodylen, asked, now);
