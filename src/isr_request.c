@@ -766,10 +766,12 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         ok = value_make(r->pool, &v, &sr, resp, resp->status, resp->headers,
                         resp->hdrlen, resp->body, resp->bodylen, asked, now);
     }
-    if (!ok && stale) {
-        /* A revalidation whose answer may not be stored (this client's
-         * credentials, a Set-Cookie for it): served to this request, and
-         * the stored entry stays for the others. */
+    if (!ok && stale && q->authorized) {
+        /* A revalidation whose answer may not be stored because of this
+         * client's credentials: served to this request, and the stored
+         * entry stays for the others (no client flushes it at will). An
+         * answer the origin itself made uncacheable passes the key below,
+         * which releases every waiter at once. */
         isr_store_count(q->zone, ISR_STAT_PASS);
         isr_store_release(q->zone, slot, lease);
         return APR_SUCCESS;
