@@ -87,6 +87,15 @@ int isr_http_storable(const isr_status_set_t *set, int status,
 /* Whether byte c is a tchar (RFC 9110 5.6.2). */
 int isr_http_is_tchar(int c);
 
+/* Walks a stored head ("name\0value\0" pairs): each call gives the next
+ * pair, every string checked against the end; 0 at the end, or where the
+ * blob breaks off. */
+typedef struct {
+    const char *h, *end;
+} isr_http_walk_t;
+
+int isr_http_walk(isr_http_walk_t *w, const char **name, const char **value);
+
 /* Whether s is a non-empty token (RFC 9110 5.6.2): a valid header name. */
 int isr_http_is_token(const char *s);
 

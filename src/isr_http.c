@@ -518,3 +518,24 @@ int isr_http_storable(const isr_status_set_t *set, int status,
     return explicit_fresh && status >= 200 && status < 500
            && status != 206 && status != 304;
 }
+
+int isr_http_walk(isr_http_walk_t *w, const char **name, const char **value)
+{
+    apr_size_t nl, vl;
+
+    if (w->h >= w->end) {
+        return 0;
+    }
+    nl = strnlen(w->h, w->end - w->h);
+    if (w->h + nl >= w->end) {
+        return 0;
+    }
+    *name = w->h;
+    *value = w->h + nl + 1;
+    vl = strnlen(*value, w->end - *value);
+    if (*value + vl >= w->end) {
+        return 0;
+    }
+    w->h = *value + vl + 1;
+    return 1;
+}

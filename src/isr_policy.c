@@ -28,32 +28,6 @@ static void lines_add(lines_t *l, const char *value)
     }
 }
 
-/* Walks "name\0value\0" pairs, each checked against the end. */
-typedef struct {
-    const char *h, *end;
-} walk_t;
-
-static int walk_next(walk_t *w, const char **name, const char **value)
-{
-    apr_size_t nl, vl;
-
-    if (w->h >= w->end) {
-        return 0;
-    }
-    nl = strnlen(w->h, w->end - w->h);
-    if (w->h + nl >= w->end) {
-        return 0;
-    }
-    *name = w->h;
-    *value = w->h + nl + 1;
-    vl = strnlen(*value, w->end - *value);
-    if (*value + vl >= w->end) {
-        return 0;
-    }
-    w->h = *value + vl + 1;
-    return 1;
-}
-
 static int ows(int c)
 {
     return c == ' ' || c == '\t';
@@ -289,12 +263,12 @@ void isr_policy_read(const char *headers, apr_size_t hdrlen,
     lines_t cc = { { 0 }, 0, 0 }, isr = { { 0 }, 0, 0 }, cdn = { { 0 }, 0, 0 };
     const char *name, *value, *expires = NULL;
     int expires_seen = 0, age_seen = 0;
-    walk_t w = { headers, headers + hdrlen };
+    isr_http_walk_t w = { headers, headers + hdrlen };
     isr_policy_t t;
 
     memset(pol, 0, sizeof(*pol));
     pol->lifetime = pol->swr = pol->sie = -1;
-    while (walk_next(&w, &name, &value)) {
+    while (isr_http_walk(&w, &name, &value)) {
         if (!strcasecmp(name, "Cache-Control")) {
             lines_add(&cc, value);
         }
@@ -460,7 +434,7 @@ void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
                        const char *fresh, apr_size_t flen,
                        const char **out, apr_size_t *olen)
 {
-    walk_t w = { stored, stored + slen }, f;
+    isr_http_walk_t w = { stored, stored + slen }, f;
     const char *name, *value, *fn, *fv;
     apr_size_t len = 0, nl, vl;
     char *blob, *o;
@@ -473,11 +447,11 @@ void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
     for (pass = 0; pass < 2; pass++) {
         o = blob = pass ? apr_palloc(p, len + 1) : NULL;
         w.h = stored;
-        while (walk_next(&w, &name, &value)) {
+        while (isr_http_walk(&w, &name, &value)) {
             replaced = !strcasecmp(name, "Age");
             f.h = fresh;
             f.end = fresh + flen;
-            while (!replaced && walk_next(&f, &fn, &fv)) {
+            while (!replaced && isr_http_walk(&f, &fn, &fv)) {
                 replaced = !strcasecmp(fn, name)
                            && strcasecmp(fn, "Content-Length");
             }
@@ -497,7 +471,7 @@ void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
         }
         f.h = fresh;
         f.end = fresh + flen;
-        while (walk_next(&f, &fn, &fv)) {
+        while (isr_http_walk(&f, &fn, &fv)) {
             if (!strcasecmp(fn, "Content-Length")) {
                 continue;
             }

@@ -250,27 +250,17 @@ static void invalidate_all(proxy_t *px, int status, const char *h,
                            apr_size_t len)
 {
     request_rec *r = px->r;
-    const char *end = h + len, *name, *value, *target;
-    apr_size_t nl, vl;
+    isr_http_walk_t w = { h, h + len };
+    const char *name, *value, *target;
     int n = 0;
 
     if (!method_unsafe(r) || status < 200 || status >= 400) {
         return;
     }
     invalidate(r, px->q);
-    while (h < end && n < TARGETS_MAX) {
-        name = h;
-        nl = strnlen(name, end - name);
-        if (name + nl >= end) {
-            return;
-        }
-        value = name + nl + 1;
-        vl = strnlen(value, end - value);
-        if (value + vl >= end) {
-            return;
-        }
-        h = value + vl + 1;
-        if (strcasecmp(name, "Location") && strcasecmp(name, "Content-Location")) {
+    while (n < TARGETS_MAX && isr_http_walk(&w, &name, &value)) {
+        if (strcasecmp(name, "Location")
+            && strcasecmp(name, "Content-Location")) {
             continue;
         }
         n++;

@@ -375,8 +375,8 @@ static void send_interim(void *baton, int status, const char *headers,
     interim_t *in = baton;
     request_rec *r = in->r;
     apr_table_t *saved = r->headers_out;
-    const char *saved_line = r->status_line, *end = headers + hdrlen;
-    const char *name, *value;
+    isr_http_walk_t w = { headers, headers + hdrlen };
+    const char *saved_line = r->status_line, *name, *value;
     int saved_status = r->status;
 
     if ((status != 102 && status != 103) || r->proto_num < HTTP_VERSION(1, 1)
@@ -385,8 +385,7 @@ static void send_interim(void *baton, int status, const char *headers,
     }
     in->sent++;
     r->headers_out = apr_table_make(r->pool, 4);
-    for (name = headers; name < end; name = value + strlen(value) + 1) {
-        value = name + strlen(name) + 1;
+    while (isr_http_walk(&w, &name, &value)) {
         if (strncasecmp(name, "Content-", 8)
             && !isr_policy_is_targeted(name)) {
             apr_table_addn(r->headers_out, name, value);
@@ -496,20 +495,18 @@ static void renewal_fields(apr_pool_t *p, const char **h, apr_size_t *len)
         "Cache-Control", "Expires", "Date", "Age", "ETag", "Last-Modified",
         ISR_POLICY_TARGETED, "CDN-Cache-Control", "Set-Cookie", NULL
     };
-    const char *s, *end = *h + *len, *value;
-    apr_size_t n, nl, vl;
+    isr_http_walk_t in = { *h, *h + *len };
+    const char *name, *value;
     char *out = apr_palloc(p, *len + 1), *w = out;
+    apr_size_t n;
     int i;
 
-    for (s = *h; s < end; s = value + vl + 1) {
-        nl = strlen(s) + 1;
-        value = s + nl;
-        vl = strlen(value);
-        for (i = 0; keep[i] && strcasecmp(s, keep[i]); i++) {
+    while (isr_http_walk(&in, &name, &value)) {
+        for (i = 0; keep[i] && strcasecmp(name, keep[i]); i++) {
         }
         if (keep[i]) {
-            n = nl + vl + 1;
-            memcpy(w, s, n);
+            n = in.h - name;          /* the pair, both NULs included */
+            memcpy(w, name, n);
             w += n;
         }
     }

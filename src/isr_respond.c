@@ -76,24 +76,14 @@ void isr_respond_apply(request_rec *r, const isr_req_t *q)
  * fallback file name is dropped first. */
 void isr_respond_set_headers(request_rec *r, const char *h, apr_size_t len)
 {
-    const char *end = h + len, *name, *value;
-    apr_size_t nl, vl;
+    isr_http_walk_t w = { h, h + len };
+    const char *name, *value;
 
     r->content_type = NULL;
     r->content_encoding = NULL;
     r->content_languages = NULL;
 
-    while (h < end) {
-        name = h;
-        nl = strnlen(name, end - name);
-        if (name + nl >= end) {
-            return;
-        }
-        value = name + nl + 1;
-        vl = strnlen(value, end - value);
-        if (value + vl >= end) {
-            return;
-        }
+    while (isr_http_walk(&w, &name, &value)) {
         if (!strcasecmp(name, "Content-Type")) {
             ap_set_content_type(r, value);
         }
@@ -103,7 +93,6 @@ void isr_respond_set_headers(request_rec *r, const char *h, apr_size_t len)
         else {
             apr_table_addn(r->headers_out, name, value);
         }
-        h = value + vl + 1;
     }
 }
 

@@ -21,34 +21,17 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Walks "name\0value\0" pairs, each checked against the end. */
-static int pair_next(const char **h, const char *end, const char **name,
-                     const char **value)
-{
-    apr_size_t nl, vl;
-
-    if (*h >= end || (nl = strnlen(*h, end - *h)) >= (apr_size_t)(end - *h)) {
-        return 0;
-    }
-    *name = *h;
-    *value = *h + nl + 1;
-    if ((vl = strnlen(*value, end - *value)) >= (apr_size_t)(end - *value)) {
-        return 0;
-    }
-    *h = *value + vl + 1;
-    return 1;
-}
-
 isr_vary_t isr_vary_names(apr_pool_t *p, const char *headers,
                           apr_size_t hdrlen, const char **names)
 {
-    const char *h = headers, *end = headers + hdrlen, *name, *value, *s, *e;
+    isr_http_walk_t w = { headers, headers + hdrlen };
+    const char *name, *value, *s, *e;
     const char *list[ISR_VARY_NAMES_MAX];
     char *item, *c;
     int n = 0, i, j;
 
     *names = NULL;
-    while (pair_next(&h, end, &name, &value)) {
+    while (isr_http_walk(&w, &name, &value)) {
         if (strcasecmp(name, "Vary")) {
             continue;
         }
@@ -205,10 +188,11 @@ void isr_vary_marker(apr_pool_t *p, const char *names, const char *gen,
 int isr_vary_marker_read(const char *headers, apr_size_t hdrlen,
                          const char **names, const char **gen)
 {
-    const char *h = headers, *end = headers + hdrlen, *name, *value;
+    isr_http_walk_t w = { headers, headers + hdrlen };
+    const char *name, *value;
 
     *names = *gen = NULL;
-    while (pair_next(&h, end, &name, &value)) {
+    while (isr_http_walk(&w, &name, &value)) {
         if (!strcmp(name, "Vary")) {
             *names = value;
         }

@@ -8,16 +8,8 @@ import time
 import pytest
 
 import isr_env
+from isr_env import wait_for  # noqa: F401
 from origin import echoed
-
-
-def wait_for(cond, deadline=10.0, interval=0.05):
-    end = time.time() + deadline
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(interval)
-    return cond()
 
 
 class TestStrictAttack:
