@@ -33,10 +33,11 @@ SRCS    := mod_isr.c $(sort $(wildcard src/*.c))
 HDRS    := $(sort $(wildcard include/*.h src/*.h))
 CWARN   := -Wc,-Wall -Wc,-Wextra -Wc,-Werror -Wc,-std=gnu11
 APXS_FLAGS ?= -I include $(CWARN)
-LIBS    ?= -lcurl
+LIBS    ?= -lcurl -lz -lbrotlienc -lbrotlidec
 
 # --- packages ----------------------------------------------------------------
-DEB_PACKAGES := apache2 apache2-dev apache2-utils libcurl4-openssl-dev python3-pytest curl openssl
+DEB_PACKAGES := apache2 apache2-dev apache2-utils libcurl4-openssl-dev python3-pytest curl openssl \
+                zlib1g-dev libbrotli-dev brotli
 # make fuzz: Debian's clang (14 on bookworm) with libFuzzer and its sanitizer runtimes.
 FUZZ_PACKAGES := clang libfuzzer-14-dev libclang-rt-14-dev
 
@@ -68,7 +69,8 @@ FUZZ_ARGS    ?=
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer -Wall -Wextra -Werror -std=gnu11 -Iinclude \
                 $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
-FUZZ_LIBS    := $(shell apu-1-config --link-ld --libs 2>/dev/null) \
+FUZZ_LIBS    := -lz -lbrotlienc -lbrotlidec \
+                $(shell apu-1-config --link-ld --libs 2>/dev/null) \
                 $(shell apr-1-config --link-ld --libs 2>/dev/null)
 
 # --- make soak / make check ----------------------------------------------------

@@ -9,6 +9,7 @@
 #include "isr_parse.h"
 #include "isr_http.h"
 #include "isr_policy.h"
+#include "isr_compress.h"
 
 #define ISR_APPLY_RESPONSE 0
 #define ISR_APPLY_ENV      1
@@ -37,6 +38,10 @@ typedef struct {
     int apply;                      /* ISR_APPLY_* */
     const char *apply_name;
     int on_error;                   /* status, or ISR_ONERROR_PASS */
+    int zlevel[ISR_CODINGS];        /* ISRCompress: level per coding, -1
+                                     * not listed; [0] UNSET: unset */
+    apr_array_header_t *ztypes;     /* ISRCompressTypes, or NULL: default */
+    apr_off_t zmin;                 /* ISRCompressMinSize, UNSET: default */
     unsigned int backend_set:1, ttl_set:1, stale_set:1, timeout_set:1,
                  connect_set:1, retry_set:1, max_set:1, apply_set:1,
                  on_error_set:1, key_set:1;
@@ -92,6 +97,8 @@ isr_cc_mode_t isr_conf_cc_mode(const isr_dir_conf_t *c);
 void isr_conf_policy(const isr_dir_conf_t *c, isr_policy_conf_t *pc);
 apr_interval_time_t isr_conf_relay_timeout(const isr_dir_conf_t *c);
 int isr_conf_on_error(const isr_dir_conf_t *c);
+/* ISRCompress, ISRCompressTypes, ISRCompressMinSize. */
+void isr_conf_compress(const isr_dir_conf_t *c, isr_compress_conf_t *out);
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc);
 apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc);
 

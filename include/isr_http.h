@@ -103,4 +103,20 @@ int isr_http_is_token(const char *s);
  * as a whole word; a "token=value" form counts). */
 int isr_http_has_token(const char *list, const char *token);
 
+/* ---- content codings ---------------------------------------------------- */
+
+/* The codings a cache tells apart (RFC 9110 8.4.1). */
+#define ISR_CODING_IDENTITY 0
+#define ISR_CODING_GZIP     1   /* gzip, x-gzip */
+#define ISR_CODING_BR       2
+#define ISR_CODINGS         3
+
+/* An Accept-Encoding value (all its lines joined) as the weight of each
+ * coding, in thousandths (RFC 9110 12.5.3): a coding listed gets its
+ * qvalue (malformed: 0), one not listed gets that of "*", or 0 without
+ * one. identity is acceptable unless "identity;q=0", or "*;q=0" without
+ * identity listed; when it is not listed it weighs 1 (the least), so any
+ * acceptable coding is preferred to it. */
+void isr_http_accept_codings(const char *value, int q[ISR_CODINGS]);
+
 #endif /* ISR_HTTP_H */

@@ -41,6 +41,8 @@ typedef struct {
     apr_size_t hdrlen;
     const char *body;
     apr_size_t bodylen;
+    const char *alts;           /* the body in other codings (ISRCompress) */
+    apr_size_t altlen;
     const void *kept;           /* the record, when it is a shared copy */
     apr_time_t fetched;         /* the answer's birth (Age); 0 on MISS */
     apr_time_t fresh_until;     /* of the entry answered; 0 on MISS */

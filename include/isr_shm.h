@@ -21,7 +21,8 @@
  *                       |   hashing: a new key goes to the emptier)  |
  *   ring_off (64-alig)  +--------------------------------------------+
  *                       | ring of records, ring_size bytes:          |
- *                       |   isr_record_t | key | headers | body      |
+ *                       |   isr_record_t | key | headers | body |    |
+ *                       |   alternates (ISRCompress, isr_compress.h) |
  *                       |   (each padded to ISR_REC_ALIGN; a record  |
  *                       |   never wraps: a SKIP filler covers the    |
  *                       |   end of the ring instead)                 |
@@ -86,7 +87,7 @@
 #include <apr.h>
 
 #define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
-#define ISR_SHM_LAYOUT  5u          /* bump on any change to this file */
+#define ISR_SHM_LAYOUT  6u          /* bump on any change to this file */
 #define ISR_BUCKET_WAYS 8
 #define ISR_REC_ALIGN   64
 #define ISR_REC_MAGIC   0x43455249u /* "IREC" */
@@ -149,7 +150,7 @@ typedef struct {
     apr_uint32_t keylen;
     apr_uint32_t hdrlen;      /* "name\0value\0" pairs */
     apr_uint32_t bodylen;
-    apr_uint32_t reserved;
+    apr_uint32_t altlen;      /* the body in other codings (after it) */
     apr_int64_t swr_until;    /* served stale with a background refresh
                                * until then (the slot's fresh_until and
                                * until bound the whole life) */
@@ -163,6 +164,10 @@ typedef enum {
     ISR_STAT_ERROR, ISR_STAT_STORE, ISR_STAT_PASS, ISR_STAT_REFRESH,
     ISR_STAT_REFRESH_FAIL, ISR_STAT_EVICT,
     ISR_STAT_SECOND_CHANCE,   /* records moved to the ring's head, not evicted */
+    /* Bytes stored (ISRCompress): identity bodies, the identity bytes of
+     * those that got a gzip (br) copy, and the copies. */
+    ISR_STAT_BODY_BYTES, ISR_STAT_GZIP_SRC, ISR_STAT_GZIP_BYTES,
+    ISR_STAT_BR_SRC, ISR_STAT_BR_BYTES,
     ISR_STAT_COUNT
 } isr_stat_t;
 

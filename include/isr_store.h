@@ -63,6 +63,8 @@ typedef struct {
     apr_size_t hdrlen;
     const char *body;
     apr_size_t bodylen;
+    const char *alts;          /* alternates block (isr_compress.h), or NULL */
+    apr_size_t altlen;
     const void *record;        /* the whole copied record */
 } isr_entry_t;
 
@@ -73,6 +75,8 @@ typedef struct {
     apr_size_t hdrlen;
     const char *body;
     apr_size_t bodylen;
+    const char *alts;          /* alternates block (isr_compress.h), or NULL */
+    apr_size_t altlen;
     apr_time_t fetched;        /* birth (response time minus its age) */
     apr_time_t fresh_until;
     apr_time_t stale_until;    /* kept until */
@@ -122,7 +126,8 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
 /* Decode a stored record (isr_record_t | key | headers | body) of exactly
  * len bytes, e.g. a copy out of the ring: 1 when it is well formed, has
  * this hash and this key; then e->status, headers, hdrlen, body and bodylen
- * point into buf. 0 and e untouched otherwise. Every length is checked
+ * (and alts, altlen: NULL and 0 without alternates) point into buf. 0 and
+ * e untouched otherwise. Every length is checked
  * against len; buf need not be aligned. */
 int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
                            apr_uint64_t hash, const char *key, apr_size_t klen,
@@ -221,6 +226,9 @@ isr_inval_t isr_store_invalidate(isr_zone_t *zone, const char *key,
 
 /* Count one event in this thread's stripe. */
 void isr_store_count(isr_zone_t *zone, isr_stat_t what);
+
+/* Add n to a counter in this thread's stripe. */
+void isr_store_add(isr_zone_t *zone, isr_stat_t what, apr_uint64_t n);
 
 /* A snapshot of the zone for status pages (lock-free, slightly stale). */
 typedef struct {

@@ -71,6 +71,8 @@ void *isr_conf_create_dir(apr_pool_t *p, char *dir)
     c->max_object = UNSET;
     c->apply = UNSET;
     c->on_error = UNSET;
+    c->zlevel[ISR_CODING_IDENTITY] = UNSET;
+    c->zmin = UNSET;
     return c;
 }
 
@@ -105,6 +107,10 @@ void *isr_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->apply = MERGE(apply);
     c->apply_name = add->apply != UNSET ? add->apply_name : base->apply_name;
     c->on_error = MERGE(on_error);
+    memcpy(c->zlevel, add->zlevel[0] != UNSET ? add->zlevel : base->zlevel,
+           sizeof(c->zlevel));
+    c->ztypes = MERGE_PTR(ztypes);
+    c->zmin = MERGE(zmin);
     return c;
 }
 
@@ -205,6 +211,18 @@ apr_interval_time_t isr_conf_relay_timeout(const isr_dir_conf_t *c)
 int isr_conf_on_error(const isr_dir_conf_t *c)
 {
     return c->on_error != UNSET ? c->on_error : DEF_ON_ERROR;
+}
+
+void isr_conf_compress(const isr_dir_conf_t *c, isr_compress_conf_t *out)
+{
+    out->level[ISR_CODING_IDENTITY] = -1;
+    out->level[ISR_CODING_GZIP] = c->zlevel[0] != UNSET
+                                  ? c->zlevel[ISR_CODING_GZIP] : -1;
+    out->level[ISR_CODING_BR] = c->zlevel[0] != UNSET
+                                ? c->zlevel[ISR_CODING_BR] : -1;
+    out->types = c->ztypes;
+    out->min_size = c->zmin != UNSET ? (apr_size_t)c->zmin
+                                     : ISR_COMPRESS_MIN_SIZE;
 }
 
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc)
@@ -626,6 +644,88 @@ static const char *set_local_copies(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* ISRCompress Off | CODING[=LEVEL] ... */
+static const char *set_compress(cmd_parms *cmd, void *dc, const char *args)
+{
+    static const int max[ISR_CODINGS] = { 0, 9, 11 };
+    static const int def[ISR_CODINGS] = { 0, ISR_COMPRESS_GZIP_LEVEL,
+                                          ISR_COMPRESS_BR_LEVEL };
+    isr_dir_conf_t *c = dc;
+    int level[ISR_CODINGS] = { 0, -1, -1 }, off = 0, n = 0, k;
+    const char *word, *eq, *name;
+    long l;
+
+    while (*(word = ap_getword_conf(cmd->temp_pool, &args))) {
+        n++;
+        if (!strcasecmp(word, "Off")) {
+            off = 1;
+            continue;
+        }
+        eq = strchr(word, '=');
+        name = eq ? apr_pstrmemdup(cmd->temp_pool, word, eq - word) : word;
+        k = !strcasecmp(name, "gzip") ? ISR_CODING_GZIP
+            : !strcasecmp(name, "br") ? ISR_CODING_BR : -1;
+        if (k < 0) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a coding mod_isr "
+                                "makes (gzip or br, each with an optional "
+                                "=LEVEL), nor Off", cmd->cmd->name, word);
+        }
+        if (eq && !isr_parse_long(eq + 1, k == ISR_CODING_GZIP ? 1 : 0,
+                                  max[k], &l)) {
+            return apr_psprintf(cmd->pool, "%s: '%s': the %s level must be "
+                                "a number from %d to %d", cmd->cmd->name,
+                                word, isr_compress_name(k),
+                                k == ISR_CODING_GZIP ? 1 : 0, max[k]);
+        }
+        level[k] = eq ? (int)l : def[k];
+    }
+    if (!n || (off && n > 1)) {
+        return apr_psprintf(cmd->pool, "%s: give Off alone, or one or more "
+                            "of gzip[=1-9] and br[=0-11]", cmd->cmd->name);
+    }
+    memcpy(c->zlevel, level, sizeof(level));
+    return NULL;
+}
+
+/* A media type ("text/html") or a wildcard for a top-level type
+ * ("text/" "*"), each part a token. */
+static const char *set_compress_types(cmd_parms *cmd, void *dc,
+                                      const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    const char *slash = strchr(arg, '/');
+    char *t;
+
+    if (!slash || slash == arg
+        || !isr_http_is_token(apr_pstrmemdup(cmd->temp_pool, arg,
+                                             slash - arg))
+        || !(strcmp(slash + 1, "*") == 0 || isr_http_is_token(slash + 1))) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a media type (e.g. "
+                            "text/html, application/json, text/*)",
+                            cmd->cmd->name, arg);
+    }
+    t = apr_pstrdup(cmd->pool, arg);
+    ap_str_tolower(t);
+    if (!c->ztypes) {
+        c->ztypes = apr_array_make(cmd->pool, 8, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(c->ztypes, const char *) = t;
+    return NULL;
+}
+
+static const char *set_compress_min(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    apr_off_t n;
+
+    if (isr_parse_size(arg, &n) != APR_SUCCESS || n < 0 || n > MAX_STORE) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size from 0 to 256M "
+                            "(e.g. 256, 1K)", cmd->cmd->name, arg);
+    }
+    c->zmin = n;
+    return NULL;
+}
+
 #define DUR(field, zero_ok) \
     (void *)(APR_OFFSETOF(isr_dir_conf_t, field) + (zero_ok))
 #define DIRCONF (ACCESS_CONF | RSRC_CONF)
@@ -681,6 +781,15 @@ const command_rec isr_cmds[] = {
                   "response | env=NAME | header=NAME (default response)"),
     AP_INIT_TAKE1("ISROnError", set_on_error, NULL, DIRCONF,
                   "status (400-599) or 'pass' after a failed fetch (default 502)"),
+    AP_INIT_RAW_ARGS("ISRCompress", set_compress, NULL, DIRCONF,
+                     "Off | gzip[=1-9] br[=0-11]: compress stored answers "
+                     "once, when stored (default levels gzip 9, br 10)"),
+    AP_INIT_ITERATE("ISRCompressTypes", set_compress_types, NULL, DIRCONF,
+                    "media types ISRCompress compresses (default text/* "
+                    "application/json application/javascript "
+                    "application/xml image/svg+xml)"),
+    AP_INIT_TAKE1("ISRCompressMinSize", set_compress_min, NULL, DIRCONF,
+                  "smaller bodies are stored identity only (default 256)"),
     AP_INIT_TAKE1("ISRRefreshThreads", set_threads, NULL, RSRC_CONF,
                   "background refresh threads per child (default 4)"),
     AP_INIT_TAKE1("ISRLocalCopySize", set_local_copies, NULL, RSRC_CONF,

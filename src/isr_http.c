@@ -539,3 +539,75 @@ int isr_http_walk(isr_http_walk_t *w, const char **name, const char **value)
     w->h = *value + vl + 1;
     return 1;
 }
+
+/* ---- content codings ---------------------------------------------------- */
+
+/* A qvalue (RFC 9110 12.4.2) in thousandths; malformed counts as 0. */
+static int qvalue(const char *s, const char *end)
+{
+    int q, d;
+
+    if (s >= end || (*s != '0' && *s != '1')) {
+        return 0;
+    }
+    q = (*s++ - '0') * 1000;
+    if (s < end && *s == '.') {
+        for (s++, d = 100; s < end && apr_isdigit(*s) && d; s++, d /= 10) {
+            q += (*s - '0') * d;
+        }
+    }
+    return q > 1000 ? 1000 : q;
+}
+
+void isr_http_accept_codings(const char *v, int q[ISR_CODINGS])
+{
+    int listed[ISR_CODINGS] = { 0, 0, 0 }, q_star = -1, w, i;
+    const char *s, *e, *t, *c, *semi;
+
+    q[ISR_CODING_IDENTITY] = q[ISR_CODING_GZIP] = q[ISR_CODING_BR] = 0;
+    for (s = v; *s; s = *e ? e + 1 : e) {
+        while (is_ows(*s)) {
+            s++;
+        }
+        for (e = s; *e && *e != ','; e++) {
+        }
+        for (t = s; t < e && is_tchar((unsigned char)*t); t++) {
+        }
+        w = 1000;
+        for (semi = t; semi < e && *semi != ';'; semi++) {
+        }
+        if (semi < e) {
+            for (c = semi + 1; c < e && is_ows(*c); c++) {
+            }
+            if (e - c > 2 && (c[0] == 'q' || c[0] == 'Q') && c[1] == '=') {
+                w = qvalue(c + 2, e);
+            }
+        }
+        i = -1;
+        if (t - s == 2 && !strncasecmp(s, "br", 2)) {
+            i = ISR_CODING_BR;
+        }
+        else if ((t - s == 4 && !strncasecmp(s, "gzip", 4))
+                 || (t - s == 6 && !strncasecmp(s, "x-gzip", 6))) {
+            i = ISR_CODING_GZIP;
+        }
+        else if (t - s == 8 && !strncasecmp(s, "identity", 8)) {
+            i = ISR_CODING_IDENTITY;
+        }
+        else if (t - s == 1 && *s == '*') {
+            q_star = w > q_star ? w : q_star;
+        }
+        if (i >= 0) {
+            q[i] = listed[i] && q[i] > w ? q[i] : w;
+            listed[i] = 1;
+        }
+    }
+    for (i = ISR_CODING_GZIP; i < ISR_CODINGS; i++) {
+        if (!listed[i]) {
+            q[i] = q_star > 0 ? q_star : 0;
+        }
+    }
+    if (!listed[ISR_CODING_IDENTITY]) {
+        q[ISR_CODING_IDENTITY] = q_star == 0 ? 0 : 1;
+    }
+}

@@ -315,6 +315,49 @@ static int value_make(apr_pool_t *p, isr_value_t *v, const store_rules_t *sr,
     return ok;
 }
 
+/* ---- compress once ------------------------------------------------------ */
+
+/* ISRCompress on a value about to be stored (the miss or the refresh). */
+static void compress_with(apr_pool_t *p, const isr_compress_conf_t *cc,
+                          apr_size_t max_body, isr_value_t *v, server_rec *s,
+                          const char *url)
+{
+    if (isr_compress_value(p, cc, max_body, v) == ISR_COMPRESS_UNDECODED) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ISR_LOGNO(0049)
+                     "%s: the backend's Content-Encoding could not be "
+                     "decoded (another coding, bad data, or over the size "
+                     "limit): stored and sent as it came", url);
+    }
+}
+
+static void compress(apr_pool_t *p, const isr_dir_conf_t *c,
+                     apr_size_t max_body, isr_value_t *v, server_rec *s,
+                     const char *url)
+{
+    isr_compress_conf_t cc;
+
+    isr_conf_compress(c, &cc);
+    compress_with(p, &cc, max_body, v, s, url);
+}
+
+/* The location's ISRCompress for a refresh job, in the job's pool. */
+static void compress_conf_copy(apr_pool_t *p, const isr_dir_conf_t *c,
+                               isr_compress_conf_t *out)
+{
+    apr_array_header_t *t;
+    int i;
+
+    isr_conf_compress(c, out);
+    if (out->types) {
+        t = apr_array_make(p, out->types->nelts, sizeof(const char *));
+        for (i = 0; i < out->types->nelts; i++) {
+            APR_ARRAY_PUSH(t, const char *) = apr_pstrdup(
+                p, APR_ARRAY_IDX(out->types, i, const char *));
+        }
+        out->types = t;
+    }
+}
+
 /* A body too large to store goes to the client as it arrives. The owner of
  * the miss first releases its waiters (they fetch for themselves). */
 typedef struct {
@@ -442,6 +485,8 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
     q->hdrlen = (*presp)->hdrlen;
     q->body = (*presp)->body;
     q->bodylen = (*presp)->bodylen;
+    q->alts = NULL;
+    q->altlen = 0;
     q->fetched = 0;
     q->fresh_until = 0;
     return APR_SUCCESS;
@@ -456,6 +501,8 @@ static void answer_value(isr_req_t *q, const isr_value_t *v, const char *label)
     q->hdrlen = v->hdrlen;
     q->body = v->body;
     q->bodylen = v->bodylen;
+    q->alts = v->alts;
+    q->altlen = v->altlen;
     q->fetched = v->fetched;
     q->fresh_until = v->fresh_until;
 }
@@ -468,6 +515,8 @@ static void answer_entry(isr_req_t *q, const isr_entry_t *e, const char *label)
     q->hdrlen = e->hdrlen;
     q->body = e->body;
     q->bodylen = e->bodylen;
+    q->alts = e->alts;
+    q->altlen = e->altlen;
     q->fetched = e->fetched;
     q->fresh_until = e->fresh_until;
 }
@@ -529,6 +578,45 @@ static int renews(const isr_entry_t *stale, const isr_fetch_resp_t *resp)
            || (sp.etag && !strcmp(np.etag, sp.etag));
 }
 
+/* isr_store_publish(), counting the bytes stored per coding; a record
+ * whose compressed copies make it too large for the zone is stored
+ * without them. */
+static apr_status_t publish(isr_zone_t *zone, apr_uint32_t slot,
+                            apr_uint64_t lease, const char *key,
+                            apr_size_t klen, apr_uint64_t hash,
+                            const isr_value_t *v)
+{
+    static const isr_stat_t src[ISR_CODINGS] = {
+        0, ISR_STAT_GZIP_SRC, ISR_STAT_BR_SRC
+    };
+    static const isr_stat_t out[ISR_CODINGS] = {
+        0, ISR_STAT_GZIP_BYTES, ISR_STAT_BR_BYTES
+    };
+    apr_status_t rv = isr_store_publish(zone, slot, lease, key, klen, hash, v);
+    isr_value_t plain;
+    const char *b;
+    apr_size_t l;
+    int c;
+
+    if (rv == APR_ENOSPC && v->altlen) {
+        plain = *v;
+        plain.alts = NULL;
+        plain.altlen = 0;
+        v = &plain;
+        rv = isr_store_publish(zone, slot, lease, key, klen, hash, v);
+    }
+    if (rv == APR_SUCCESS) {
+        isr_store_add(zone, ISR_STAT_BODY_BYTES, v->bodylen);
+        for (c = ISR_CODING_GZIP; c < ISR_CODINGS; c++) {
+            if (isr_compress_alt(v->alts, v->altlen, c, &b, &l)) {
+                isr_store_add(zone, src[c], v->bodylen);
+                isr_store_add(zone, out[c], l);
+            }
+        }
+    }
+    return rv;
+}
+
 /* Publish v for key under the caller's lease. A failure releases the
  * waiters at once (they fetch for themselves); a record too large for the
  * zone stays uncached for a TTL. */
@@ -538,8 +626,7 @@ static apr_status_t store_value(request_rec *r, isr_req_t *q,
                                 apr_uint64_t hash, const isr_value_t *v,
                                 apr_time_t now)
 {
-    apr_status_t rv = isr_store_publish(q->zone, slot, lease, key, klen,
-                                        hash, v);
+    apr_status_t rv = publish(q->zone, slot, lease, key, klen, hash, v);
 
     isr_store_count(q->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
                                                : ISR_STAT_PASS);
@@ -751,6 +838,8 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         sr.authorized = 0;
         ok = value_make(r->pool, &v, &sr, resp, stale->status, h, hl,
                         stale->body, stale->bodylen, asked, now);
+        v.alts = stale->alts;
+        v.altlen = stale->altlen;
         answer_value(q, &v, "REVALIDATED");
         if (!ok) {
             /* Renewed for this request only (a Set-Cookie in the 304, or
@@ -762,6 +851,16 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
     else {
         ok = value_make(r->pool, &v, &sr, resp, resp->status, resp->headers,
                         resp->hdrlen, resp->body, resp->bodylen, asked, now);
+        if (ok) {
+            /* Compressed once, here; the miss is answered from it too. */
+            compress(r->pool, q->conf, max_store(q), &v, r->server, q->url);
+            q->headers = v.headers;
+            q->hdrlen = v.hdrlen;
+            q->body = v.body;
+            q->bodylen = v.bodylen;
+            q->alts = v.alts;
+            q->altlen = v.altlen;
+        }
     }
     if (!ok && stale && q->authorized) {
         /* A revalidation whose answer may not be stored because of this
@@ -823,6 +922,7 @@ typedef struct {
     const char *etag, *lastmod;  /* the validators sent, or NULL */
     int url_key;                 /* Strict mode, the key of a URL (not of
                                   * a variant) */
+    isr_compress_conf_t compress;
 } refresh_job_t;
 
 /* A refresh that fetched but could not store: the entry stays stale. A
@@ -864,6 +964,7 @@ static int refresh_not_modified(refresh_job_t *job,
     isr_look_t st;
     const char *h;
     apr_size_t hl;
+    int ok;
 
     st = isr_store_lookup(job->zone, job->key, job->klen, job->hash, now,
                           job->pool, &e);
@@ -878,8 +979,11 @@ static int refresh_not_modified(refresh_job_t *job,
     }
     isr_policy_update(job->pool, e.headers, e.hdrlen, resp->headers,
                       resp->hdrlen, &h, &hl);
-    return value_make(job->pool, v, &job->rules, resp, e.status, h, hl, e.body,
-                      e.bodylen, asked, now);
+    ok = value_make(job->pool, v, &job->rules, resp, e.status, h, hl, e.body,
+                    e.bodylen, asked, now);
+    v->alts = e.alts;
+    v->altlen = e.altlen;
+    return ok;
 }
 
 static void refresh_run(void *baton)
@@ -926,6 +1030,10 @@ static void refresh_run(void *baton)
         ok = value_make(job->pool, &v, &job->rules, resp, resp->status,
                         resp->headers, resp->hdrlen, resp->body, resp->bodylen,
                         asked, now);
+        if (ok) {
+            compress_with(job->pool, &job->compress, job->req.max_store, &v,
+                          job->s, job->req.url);
+        }
         if (ok && job->url_key
             && isr_vary_names(job->pool, resp->headers, resp->hdrlen, &names)
                == ISR_VARY_SOME) {
@@ -959,8 +1067,8 @@ static void refresh_run(void *baton)
                      apr_time_sec(job->retry));
     }
     else {
-        rv = isr_store_publish(job->zone, job->slot, job->lease, job->key,
-                               job->klen, job->hash, &v);
+        rv = publish(job->zone, job->slot, job->lease, job->key, job->klen,
+                     job->hash, &v);
         if (rv != APR_SUCCESS) {
             refresh_not_stored(job, rv, now);
         }
@@ -1007,6 +1115,7 @@ static void refresh_start(request_rec *r, isr_req_t *q, const isr_entry_t *e,
     job->retry = isr_conf_retry(c);
     job->hold = LEASE_HOLD(c);
     rules_init(&job->rules, c);
+    compress_conf_copy(p, c, &job->compress);
     if (job->rules.cache_status) {
         job->rules.cache_status = apr_pmemdup(p, c->cache_status,
                                               sizeof(*c->cache_status));
@@ -1152,6 +1261,8 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
         q->hdrlen = f->hdrlen;
         q->body = f->body;
         q->bodylen = f->bodylen;
+        q->alts = NULL;
+        q->altlen = 0;
         q->fetched = q->fresh_until = 0;
         return APR_SUCCESS;
     }

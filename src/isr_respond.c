@@ -6,6 +6,8 @@
 #include <http_protocol.h>
 #include <http_request.h>
 
+#include "isr_compress.h"
+#include "isr_http.h"
 #include "isr_local.h"
 #include "isr_policy.h"
 #include "isr_request.h"
@@ -159,9 +161,52 @@ static int meets_conditions(request_rec *r)
     return rc;
 }
 
+/* ISRCompress: the stored copy for the client's Accept-Encoding, with its
+ * Content-Encoding, ETag and Vary; *body and *len point at it. An entry
+ * whose coding mod_isr decided keeps mod_deflate and mod_brotli away (no
+ * answer is compressed twice, or per hit). A location without ISRCompress
+ * sends the identity body of an entry another location compressed. */
+static void choose_coding(request_rec *r, const isr_req_t *q,
+                          const char **body, apr_size_t *len)
+{
+    isr_compress_conf_t cc;
+    const char *vary, *etag;
+    int coding;
+
+    isr_conf_compress(q->conf, &cc);
+    if (!isr_compress_on(&cc)) {
+        return;   /* a location without ISRCompress: identity, as before */
+    }
+    apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    apr_table_setn(r->subprocess_env, "no-brotli", "1");
+    if (!isr_compress_varies(&cc, q->alts, q->altlen)) {
+        return;
+    }
+    vary = apr_table_get(r->headers_out, "Vary");
+    if (!vary || (!isr_http_has_token(vary, "Accept-Encoding")
+                  && !isr_http_has_token(vary, "*"))) {
+        apr_table_mergen(r->headers_out, "Vary", "Accept-Encoding");
+    }
+    coding = isr_compress_choose(&cc, q->alts, q->altlen, apr_table_getm(
+                                     r->pool, r->headers_in,
+                                     "Accept-Encoding"));
+    if (coding == ISR_CODING_IDENTITY
+        || !isr_compress_alt(q->alts, q->altlen, coding, body, len)) {
+        return;
+    }
+    apr_table_setn(r->headers_out, "Content-Encoding",
+                   isr_compress_name(coding));
+    if ((etag = apr_table_get(r->headers_out, "ETag")) != NULL) {
+        apr_table_setn(r->headers_out, "ETag",
+                       isr_compress_etag(r->pool, etag, coding));
+    }
+}
+
 int isr_respond_send(request_rec *r, const isr_req_t *q)
 {
     apr_bucket_brigade *bb;
+    const char *body = q->body;
+    apr_size_t bodylen = q->bodylen;
     apr_time_t age;
     int rc;
 
@@ -181,19 +226,22 @@ int isr_respond_send(request_rec *r, const isr_req_t *q)
     }
     /* The stored Date stays (RFC 9110 6.6.1; httpd keeps a proxy's). */
     r->proxyreq = PROXYREQ_REVERSE;
+    if (q->altlen) {
+        choose_coding(r, q, &body, &bodylen);
+    }
     if (q->status == HTTP_OK && (rc = meets_conditions(r)) != OK) {
         r->status = HTTP_OK;
         r->status_line = NULL;
         return rc;
     }
-    ap_set_content_length(r, q->bodylen);
+    ap_set_content_length(r, bodylen);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    if (q->bodylen && !r->header_only) {
+    if (bodylen && !r->header_only) {
         /* A shared copy is sent as is; anything else lives in r->pool. */
         APR_BRIGADE_INSERT_TAIL(bb, q->kept
-            ? isr_local_bucket(q->kept, q->body, q->bodylen,
+            ? isr_local_bucket(q->kept, body, bodylen,
                                r->connection->bucket_alloc)
-            : apr_bucket_pool_create(q->body, q->bodylen, r->pool,
+            : apr_bucket_pool_create(body, bodylen, r->pool,
                                      r->connection->bucket_alloc));
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(

@@ -4,6 +4,7 @@
  * old. */
 #include "isr.h"
 #include <apr_optional_hooks.h>
+#include <apr_strings.h>
 #include <http_protocol.h>
 #include <mod_status.h>
 
@@ -12,8 +13,16 @@
 
 static const char *const names[ISR_STAT_COUNT] = {
     "Hits", "Stale", "Misses", "Waited", "Errors", "Stores", "NotStored",
-    "Refreshes", "RefreshFailures", "Evictions", "SecondChances"
+    "Refreshes", "RefreshFailures", "Evictions", "SecondChances",
+    "BodyBytes", "GzipSourceBytes", "GzipBytes", "BrSourceBytes", "BrBytes"
 };
+
+/* Compressed bytes per identity byte of the bodies compressed ("-" when
+ * none was), e.g. "0.215". */
+static const char *ratio(request_rec *r, apr_uint64_t out, apr_uint64_t in)
+{
+    return in ? apr_psprintf(r->pool, "%.3f", (double)out / (double)in) : "-";
+}
 
 static void zone_short(request_rec *r, const isr_zone_t *z,
                        const isr_store_info_t *in)
@@ -26,9 +35,14 @@ static void zone_short(request_rec *r, const isr_zone_t *z,
     }
     ap_rprintf(r, "ISRZone %s Entries: %u\nISRZone %s Slots: %u\n"
                "ISRZone %s RingUsed: %" APR_UINT64_T_FMT "\n"
-               "ISRZone %s RingSize: %" APR_UINT64_T_FMT "\n",
+               "ISRZone %s RingSize: %" APR_UINT64_T_FMT "\n"
+               "ISRZone %s GzipRatio: %s\nISRZone %s BrRatio: %s\n",
                z->name, in->slots_used, z->name, in->slots, z->name,
-               in->ring_used, z->name, in->ring_size);
+               in->ring_used, z->name, in->ring_size,
+               z->name, ratio(r, in->counts[ISR_STAT_GZIP_BYTES],
+                              in->counts[ISR_STAT_GZIP_SRC]),
+               z->name, ratio(r, in->counts[ISR_STAT_BR_BYTES],
+                              in->counts[ISR_STAT_BR_SRC]));
 }
 
 static void zone_row(request_rec *r, const isr_zone_t *z,
@@ -41,8 +55,13 @@ static void zone_row(request_rec *r, const isr_zone_t *z,
         ap_rprintf(r, "<td>%" APR_UINT64_T_FMT "</td>", in->counts[k]);
     }
     ap_rprintf(r, "<td>%u / %u</td><td>%" APR_UINT64_T_FMT "K / %"
-               APR_UINT64_T_FMT "K</td></tr>\n", in->slots_used, in->slots,
-               in->ring_used / 1024, in->ring_size / 1024);
+               APR_UINT64_T_FMT "K</td><td>%s</td><td>%s</td></tr>\n",
+               in->slots_used, in->slots, in->ring_used / 1024,
+               in->ring_size / 1024,
+               ratio(r, in->counts[ISR_STAT_GZIP_BYTES],
+                     in->counts[ISR_STAT_GZIP_SRC]),
+               ratio(r, in->counts[ISR_STAT_BR_BYTES],
+                     in->counts[ISR_STAT_BR_SRC]));
 }
 
 static int isr_status_hook(request_rec *r, int flags)
@@ -59,8 +78,8 @@ static int isr_status_hook(request_rec *r, int flags)
         for (k = 0; k < ISR_STAT_COUNT; k++) {
             ap_rprintf(r, "<th>%s</th>", names[k]);
         }
-        ap_rputs("<th>entries / slots</th><th>ring used / size</th></tr>\n",
-                 r);
+        ap_rputs("<th>entries / slots</th><th>ring used / size</th>"
+                 "<th>gzip ratio</th><th>br ratio</th></tr>\n", r);
     }
     for (i = 0; i < n; i++) {
         const isr_zone_t *z = isr_zone_at(i);

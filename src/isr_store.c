@@ -107,6 +107,11 @@ void isr_store_buckets(const isr_zone_t *zone, apr_uint64_t hash,
 
 void isr_store_count(isr_zone_t *zone, isr_stat_t what)
 {
+    isr_store_add(zone, what, 1);
+}
+
+void isr_store_add(isr_zone_t *zone, isr_stat_t what, apr_uint64_t n)
+{
     static __thread unsigned int stripe = ~0u;
 
     if (stripe == ~0u) {
@@ -114,7 +119,7 @@ void isr_store_count(isr_zone_t *zone, isr_stat_t what)
         stripe = (unsigned int)(((uintptr_t)&stripe >> 12) ^ getpid())
                  % ISR_STAT_STRIPES;
     }
-    __atomic_fetch_add(&zone->stats[stripe].n[what], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&zone->stats[stripe].n[what], n, __ATOMIC_RELAXED);
 }
 
 void isr_store_info(const isr_zone_t *zone, isr_store_info_t *info)
@@ -355,7 +360,8 @@ int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
     if (rec.magic != ISR_REC_MAGIC || rec.total != len || rec.hash != hash) {
         return 0;
     }
-    used = (apr_uint64_t)sizeof(rec) + rec.keylen + rec.hdrlen + rec.bodylen;
+    used = (apr_uint64_t)sizeof(rec) + rec.keylen + rec.hdrlen + rec.bodylen
+           + rec.altlen;
     if (used > len || rec.keylen != klen
         || memcmp(buf + sizeof(rec), key, klen) != 0) {
         return 0;
@@ -365,6 +371,8 @@ int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
     e->hdrlen = rec.hdrlen;
     e->body = e->headers + rec.hdrlen;
     e->bodylen = rec.bodylen;
+    e->alts = rec.altlen ? e->body + rec.bodylen : NULL;
+    e->altlen = rec.altlen;
     e->swr_until = rec.swr_until;
     e->sie_until = rec.sie_until;
     return 1;
@@ -671,7 +679,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
 {
     sigset_t sigs;
     apr_uint64_t need = sizeof(isr_record_t) + (apr_uint64_t)klen + v->hdrlen
-                        + v->bodylen, phys;
+                        + v->bodylen + v->altlen, phys;
     isr_slot_t *orig = &zone->slots[slot % zone->nslots], *s = orig;
     isr_record_t *rec;
     unsigned char *w;
@@ -684,7 +692,8 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
      * the record's sizes are 32-bit fields: a ring over 4 GiB must still
      * refuse a record of 4 GiB or more rather than truncate its length. */
     if (klen > zone->hdr->ring_size || v->hdrlen > zone->hdr->ring_size
-        || v->bodylen > zone->hdr->ring_size) {
+        || v->bodylen > zone->hdr->ring_size
+        || v->altlen > zone->hdr->ring_size) {
         return APR_ENOSPC;
     }
     need = ALIGN_UP(need, ISR_REC_ALIGN);
@@ -720,6 +729,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     rec->keylen = (apr_uint32_t)klen;
     rec->hdrlen = (apr_uint32_t)v->hdrlen;
     rec->bodylen = (apr_uint32_t)v->bodylen;
+    rec->altlen = (apr_uint32_t)v->altlen;
     rec->swr_until = v->swr_until;
     rec->sie_until = v->sie_until;
     w = (unsigned char *)(rec + 1);
@@ -729,6 +739,9 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     }
     if (v->bodylen) {
         memcpy(w + klen + v->hdrlen, v->body, v->bodylen);
+    }
+    if (v->altlen) {
+        memcpy(w + klen + v->hdrlen + v->bodylen, v->alts, v->altlen);
     }
     /* Only now does the record become part of the ring. */
     isr_ring_commit(zone, need);

@@ -78,62 +78,16 @@ isr_vary_t isr_vary_names(apr_pool_t *p, const char *headers,
     return ISR_VARY_SOME;
 }
 
-/* A qvalue (RFC 9110 12.4.2) in thousandths; malformed counts as 0. */
-static int qvalue(const char *s, const char *end)
-{
-    int q, d;
-
-    if (s >= end || (*s != '0' && *s != '1')) {
-        return 0;
-    }
-    q = (*s++ - '0') * 1000;
-    if (s < end && *s == '.') {
-        for (s++, d = 100; s < end && apr_isdigit(*s) && d; s++, d /= 10) {
-            q += (*s - '0') * d;
-        }
-    }
-    return q > 1000 ? 1000 : q;
-}
-
 /* Accept-Encoding as a cache needs it: which of br and gzip are
- * acceptable (a coding listed with q=0 is not; "*" stands for the
- * others). */
+ * acceptable (isr_http_accept_codings). */
 static const char *accept_encoding(const char *v)
 {
-    int q_br = -1, q_gzip = -1, q_star = -1, q, br, gzip;
-    const char *s, *e, *t, *c, *semi;
+    int q[ISR_CODINGS];
+    int br, gzip;
 
-    for (s = v; *s; s = *e ? e + 1 : e) {
-        while (ows(*s)) {
-            s++;
-        }
-        for (e = s; *e && *e != ','; e++) {
-        }
-        for (t = s; t < e && isr_http_is_tchar((unsigned char)*t); t++) {
-        }
-        q = 1000;
-        for (semi = t; semi < e && *semi != ';'; semi++) {
-        }
-        if (semi < e) {
-            for (c = semi + 1; c < e && ows(*c); c++) {
-            }
-            if (e - c > 2 && (c[0] == 'q' || c[0] == 'Q') && c[1] == '=') {
-                q = qvalue(c + 2, e);
-            }
-        }
-        if (t - s == 2 && !strncasecmp(s, "br", 2)) {
-            q_br = q;
-        }
-        else if ((t - s == 4 && !strncasecmp(s, "gzip", 4))
-                 || (t - s == 6 && !strncasecmp(s, "x-gzip", 6))) {
-            q_gzip = q > q_gzip ? q : q_gzip;
-        }
-        else if (t - s == 1 && *s == '*') {
-            q_star = q;
-        }
-    }
-    br = q_br >= 0 ? q_br > 0 : q_star > 0;
-    gzip = q_gzip >= 0 ? q_gzip > 0 : q_star > 0;
+    isr_http_accept_codings(v, q);
+    br = q[ISR_CODING_BR] > 0;
+    gzip = q[ISR_CODING_GZIP] > 0;
     return br && gzip ? "br,gzip" : br ? "br" : gzip ? "gzip" : "identity";
 }
 

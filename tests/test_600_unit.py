@@ -58,6 +58,11 @@ def test_http_cases(unit_bin):
     assert ", 0 failed" in out
 
 
+def test_compress_cases(unit_bin):
+    out = _check([os.path.join(unit_bin, "test_compress")], 60)
+    assert ", 0 failed" in out
+
+
 def test_policy_review_cases(unit_bin):
     out = _check([os.path.join(unit_bin, "review_policy")], 30)
     assert ", 0 failed" in out

@@ -104,7 +104,7 @@ static int publish_body(isr_zone_t *z, apr_uint32_t id, apr_uint32_t ver,
     apr_uint64_t h, lease = 0;
     apr_uint32_t slot = 0, seq;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     isr_look_t l;
 
     key_of(id, key, sizeof(key));

@@ -85,7 +85,7 @@ static int scan_with_hotset(hotset_t *h, apr_size_t each, int rings,
     unsigned char *body = apr_palloc(pool, each);
     apr_uint64_t done = 0, bytes = (apr_uint64_t)rings * h->t->z.hdr->ring_size;
     char key[96];
-    isr_value_t v;
+    isr_value_t v = { 0 };
     int i, k;
 
     for (k = 0; k < h->n; k++) {
@@ -215,7 +215,7 @@ static int case_lease_counter_wraps(apr_pool_t *p)
     apr_uint64_t l1, l2, lm, lx, hy;
     apr_uint32_t slot, seq, b[2], mb[2];
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     int i, k, others;
 
     CHECK_RV(tzone_make(p, 4 * MiB, 207, &t));
@@ -420,7 +420,7 @@ static int case_big_record_truncated(apr_pool_t *p)
     apr_uint32_t slot, seq;
     apr_time_t now = apr_time_now();
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     apr_status_t rv;
     void *body;
     isr_look_t l;

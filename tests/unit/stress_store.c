@@ -304,7 +304,7 @@ static isr_claim_t put_key(apr_uint32_t k, apr_uint64_t ver)
     apr_uint32_t slot, seq, len = val_len(k, ver);
     apr_time_t now = apr_time_now();
     isr_claim_t c;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     c = isr_store_claim_miss(&tz.z, hash, now, 5 * SEC, &slot, &seq, &lease);
     if (c != ISR_CLAIM_OWNED) {
@@ -502,7 +502,7 @@ static void writer(int id, apr_time_t deadline, apr_uint64_t seed,
         r = rng_next(&rs) % 100;
         now = apr_time_now();
         if (r < 92) {
-            isr_value_t v;
+            isr_value_t v = { 0 };
             apr_status_t rv;
             ver = ((apr_uint64_t)(id + 1) << 40) | ++counter;
             len = val_len(k, ver);

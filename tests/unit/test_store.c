@@ -234,7 +234,7 @@ static int case_fresh_roundtrip(apr_pool_t *p)
     apr_uint32_t slot, seq, seq2, slot2;
     apr_time_t now = apr_time_now();
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     CHECK_RV(tzone_make(p, 2 * MiB, 7, &t));
     hash = H(&t.z, key);
@@ -338,7 +338,7 @@ static int case_stale_expired(apr_pool_t *p)
     apr_uint64_t hash, lease, lease2;
     apr_uint32_t slot, seq;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     CHECK_RV(tzone_make(p, 1 * MiB, 3, &t));
     hash = H(&t.z, key);
@@ -385,7 +385,7 @@ static int case_claim_refresh(apr_pool_t *p)
     apr_time_t now = apr_time_now();
     apr_uint64_t l1 = 0, l2 = 0, hash;
     isr_entry_t e, e2, eold;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     int round;
 
     CHECK_RV(tzone_make(p, 1 * MiB, 5, &t));
@@ -490,7 +490,7 @@ static int case_backoff(apr_pool_t *p)
     apr_uint64_t l, l2;
     apr_uint32_t slot, seq;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     CHECK_RV(tzone_make(p, 1 * MiB, 9, &t));
     v = VAL(200, NULL, 0, "old", 3, now - 2 * SEC, now - SEC, now + 600 * SEC);
@@ -536,7 +536,7 @@ static int case_dead_owner(apr_pool_t *p)
     apr_uint32_t slot, seq;
     int up[2], down[2], status;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     pid_t pid;
     char c;
 
@@ -612,7 +612,7 @@ static int case_mark_pass_failed(apr_pool_t *p)
     apr_uint64_t hash, hb, l, l2;
     apr_uint32_t slot, seq, sb;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     CHECK_RV(tzone_make(p, 1 * MiB, 13, &t));
     hash = H(&t.z, key);
@@ -675,7 +675,7 @@ static int case_bucket_full(apr_pool_t *p)
     apr_uint64_t l[CAND + 2];
     apr_uint32_t slot, seq;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     int i;
 
     CHECK_RV(tzone_make(p, 1 * MiB, 17, &t));
@@ -751,7 +751,7 @@ static int case_expired_claim_not_evicted(apr_pool_t *p)
     apr_uint64_t lo, l8, l2, h0;
     apr_uint32_t so, seqo, s8, seq8, s2, seq2;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     int i;
 
     CHECK_RV(tzone_make(p, 1 * MiB, 37, &t));
@@ -806,7 +806,7 @@ static int case_ring_wrap(apr_pool_t *p)
     unsigned char *want, *hdr;
     char key[64];
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     unsigned long hits = 0, absent = 0, looks = 0;
     apr_uint64_t budget, sum;
 
@@ -930,7 +930,7 @@ static int case_oversize(apr_pool_t *p)
     apr_uint32_t slot, seq;
     unsigned char *body;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     CHECK_RV(tzone_make(p, 1 * MiB, 23, &t));
     hash = H(&t.z, key);
@@ -984,7 +984,7 @@ static int case_odd_seq_repair(apr_pool_t *p)
     apr_uint64_t h0, l;
     apr_uint32_t slot, seq, s0;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     int i;
 
     CHECK_RV(tzone_make(p, 1 * MiB, 29, &t));
@@ -1114,7 +1114,7 @@ static int case_half_full_keeps_all(apr_pool_t *p)
     apr_time_t now = apr_time_now();
     apr_uint32_t i, n, lost = 0;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     char key[64];
 
     CHECK_RV(tzone_make(p, 16 * MiB, 5, &t));
@@ -1209,7 +1209,7 @@ static int flood(tzone_t *t, apr_pool_t *p, const char *prefix,
     unsigned char *body = apr_palloc(p, each);
     apr_uint64_t done = 0;
     char key[96];
-    isr_value_t v;
+    isr_value_t v = { 0 };
     int i;
 
     rng_fill(77, body, each);
@@ -1239,7 +1239,7 @@ static int case_ring_evict_keeps_live_lease(apr_pool_t *p)
     apr_uint64_t hash, lo, l2;
     apr_uint32_t so, seqo, s2, seq2;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     CHECK_RV(tzone_make(p, 1 * MiB, 41, &t));
     hash = H(&t.z, key);
@@ -1310,7 +1310,7 @@ static void rekey_hook(void *baton)
     rekey_t *r = baton;
     apr_uint64_t hash = H(r->z, r->key);
     apr_uint32_t seq;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     if (isr_store_claim_miss(r->z, hash, r->when, 10 * SEC, &r->slot, &seq,
                              &r->lease) != ISR_CLAIM_OWNED) {
@@ -1329,7 +1329,7 @@ static int case_claim_refresh_rekeyed(apr_pool_t *p)
     apr_time_t now = apr_time_now();
     apr_uint64_t lease = 0, h0;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     rekey_t rk;
     int i, won;
 
@@ -1378,7 +1378,7 @@ static int case_publish_elsewhere_drops_lease(apr_pool_t *p)
     apr_uint64_t h0, l0;
     apr_uint32_t s0, seq, b[2], other, i, odd = 0;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     CHECK_RV(tzone_make(p, 1 * MiB, 47, &t));
     CHECK_EQ(same_bucket_keys(&t.z, p, CAND, keys), CAND);
@@ -1501,7 +1501,7 @@ static int case_queued_lease(apr_pool_t *p)
     apr_uint64_t hash, l1, l2, lm, lx;
     apr_uint32_t slot, seq;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
 
     CHECK_RV(tzone_make(p, 1 * MiB, 59, &t));
     hash = H(&t.z, key);
@@ -1654,7 +1654,7 @@ static int case_ring_reuse_readers(apr_pool_t *p)
     end = apr_time_now() + SEC / 2;
     while (apr_time_now() < end && !r.bad) {
         apr_time_t now = apr_time_now();
-        isr_value_t v;
+        isr_value_t v = { 0 };
         k = (apr_uint32_t)(rng_next(&rs) % REUSE_KEYS);
         ver[k]++;
         reuse_body(body, k, ver[k], reuse_len(k, ver[k]));
@@ -1721,7 +1721,7 @@ static int case_scan_resistance(apr_pool_t *p)
     apr_time_t now = apr_time_now();
     apr_uint64_t rs;
     isr_entry_t e;
-    isr_value_t v;
+    isr_value_t v = { 0 };
     hot_t h;
     int r;
 
