@@ -2331,7 +2331,7 @@ def results_md(b, detail_name, svg_rel, elapsed):
         A("")
     summ = targets_summary(b)
     if summ:
-        A("## Targets for mod_isr (issue 4), measured in this run")
+        A("## Targets for mod_isr (issue 4; S6: issue 9), measured in this run")
         A("")
         A("| target | result | figures |")
         A("|---|---|---|")
