@@ -1718,6 +1718,19 @@ def s6_rps(R, size, name, lab):
     return r["wrk"]["rps"] if r and not r["check"] and r.get("wrk") else None
 
 
+def s6_round_ratios(R, size, a, b):
+    """per-round ratios of two S6 rows' req/s (a, b: (target, request)); the steps of one round run
+    within seconds of each other, so these cancel much of a noisy machine's drift"""
+    ra, rb = s6_row(R, size, *a), s6_row(R, size, *b)
+    xa = ((ra or {}).get("wrk") or {}).get("all_rps", [])
+    xb = ((rb or {}).get("wrk") or {}).get("all_rps", [])
+    return [x / y for x, y in zip(xa, xb) if y]
+
+
+def s6_per_round(rs):
+    return " (per round %s)" % " ".join("%.2f" % x for x in rs) if len(rs) > 1 else ""
+
+
 def s6_targets_met(R):
     """S6's targets for isr: [(what, met|None, figures)]"""
     out = []
@@ -1740,14 +1753,16 @@ def s6_targets_met(R):
             rs = [(ae, v / idn) for ae, v in comp]
             out.append(("S6 %s: isr compressed hit ≥ 0.9× its identity hit req/s" % lab,
                         all(x >= 0.9 for _, x in rs),
-                        "; ".join("`%s` %s = %.2f×" % (ae, fmt(v), x) for (ae, v), (_, x) in zip(comp, rs)) +
+                        "; ".join("`%s` %s = %.2f×%s" % (ae, fmt(v), x, s6_per_round(s6_round_ratios(
+                            R, size, ("isr", ae), ("isr", "identity")))) for (ae, v), (_, x) in zip(comp, rs)) +
                         " of identity %s req/s" % fmt(idn)))
         for peer, need, what in (("nginx", 3.0, "nginx (gzip per hit)"), ("varnish", 1.0, "varnish (do_gzip)")):
             pr = [(ae, v, s6_rps(R, size, peer, ae)) for ae, v in comp]
             if all(v and p for _, v, p in pr):
                 out.append(("S6 %s: isr ≥ %.1f× %s req/s" % (lab, need, what),
                             all(v / p >= need for _, v, p in pr),
-                            "; ".join("`%s` %s vs %s = %.2f×" % (ae, fmt(v), fmt(p), v / p) for ae, v, p in pr)))
+                            "; ".join("`%s` %s vs %s = %.2f×%s" % (ae, fmt(v), fmt(p), v / p, s6_per_round(
+                                s6_round_ratios(R, size, ("isr", ae), (peer, ae)))) for ae, v, p in pr)))
         g = s6_row(R, size, "isr", "gzip")
         br = s6_row(R, size, "isr", "gzip, br")
         dg = s6_row(R, size, "isr_deflate", "gzip")
@@ -1773,7 +1788,8 @@ def s6_tables(b, full=True):
       "(`html=1&off=N&size=N`) with `max-age=86400`. Each target is its own instance, warmed, then "
       "checked with one request per `Accept-Encoding` (status 200, the coding asked for, the body "
       "decodes to the page: gzip with Python's gzip, br with `brotli -d`); a target that fails is FAIL "
-      "and not measured. Then wrk -t%d -c%d -d%gs with the header, %d round(s) interleaved, median. "
+      "and not measured. Then wrk -t%d -c%d -d%gs with the header, %d round(s) interleaved, median "
+      "(the targets below also give the ratio in each round: the steps of a round are seconds apart). "
       "*body B*: the body as received (content-coded, transfer coding removed); *wire B*: the whole "
       "response on a keep-alive connection (head, chunk framing). *× page* = body / page size." % (
           S.get("source", "?"), ", ".join("%s B at offset %s" % (fmt(int(k)), fmt(v["offset"]))
