@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
 """mod_isr benchmark driver (started by bench/run.sh, which builds the helpers first).
 
-Starts a C origin and every target on its own 127.0.0.1 port, runs scenarios S1-S5 and S7 with wrk
+Starts a C origin and every target on its own 127.0.0.1 port, runs scenarios S1-S7 with wrk
 and bench/.build/hload, and writes bench/results/<timestamp>.md (+ latest.md), an SVG chart
 and bench/RESULTS.md. Every setting is an environment variable; see bench/README.md.
 Only the Python standard library is used.
 """
 import atexit
 import datetime
+import glob
+import gzip
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -43,7 +46,7 @@ def env_i(name, default):
 
 CFG = {
     "targets": env("BENCH_TARGETS", "isr isr_quick null static mod_cache nginx varnish").split(),
-    "scenarios": env("BENCH_SCENARIOS", "S1 S2 S3 S4 S5 S7").split(),
+    "scenarios": env("BENCH_SCENARIOS", "S1 S2 S3 S4 S5 S6 S7").split(),
     "wrk_threads": env_i("BENCH_WRK_THREADS", 1),
     "wrk_conns": env_i("BENCH_WRK_CONNS", 50),
     "duration": env_f("BENCH_DURATION", 5),
@@ -72,6 +75,12 @@ CFG = {
     "s7_keys": env_i("S7_KEYS", 8),
     "s7_size": env_i("S7_SIZE", 65536),
     "s7_rate": env_f("S7_RATE", 100),
+    "s6_targets": env("S6_TARGETS", "isr isr_deflate mod_cache_deflate nginx varnish").split(),
+    "s6_sizes": [int(x) for x in env("S6_SIZES", "1024 65536").split()],
+    "s6_rounds": env_i("S6_ROUNDS", 3),
+    "s6_duration": env_f("S6_DURATION", 3),
+    "s6_docs": env("S6_DOCS", "/usr/share/doc/libaprutil1-dev/html /usr/share/doc/libapr1-dev/html").split(),
+    "brotli": env("BROTLI", shutil.which("brotli") or "/usr/bin/brotli"),
     "fill_conns": env_i("BENCH_FILL_CONNS", 16),
     "isr_so": env("MOD_ISR", os.path.join(ROOT, ".libs", "mod_isr.so")),
     "isr_zone": env("ISR_ZONE_SIZE", "256M"),
@@ -306,11 +315,13 @@ def parse_ms(s):
     return {"us": v / 1000, "ms": v, "s": v * 1000, "m": v * 60000}[m.group(2)]
 
 
-def wrk(port, path, duration, script=None, env_extra=None, conns=None, threads=None):
+def wrk(port, path, duration, script=None, env_extra=None, conns=None, threads=None, headers=()):
     conns = conns or CFG["wrk_conns"]
     threads = threads or CFG["wrk_threads"]
     argv = ["wrk", "-t", str(threads), "-c", str(conns), "-d", "%ds" % max(1, round(duration)),
             "--latency", "--timeout", "10s"]
+    for h in headers:
+        argv += ["-H", h]
     if script:
         argv += ["-s", script]
     argv.append("http://127.0.0.1:%d%s" % (port, path))
@@ -345,10 +356,12 @@ def wrk(port, path, duration, script=None, env_extra=None, conns=None, threads=N
 
 # ---------------------------------------------------------------- origin
 class Origin:
-    def __init__(self, work):
+    def __init__(self, work, page_file=None):
         self.port = alloc_port()
-        self.proc = Proc("origin", [os.path.join(BUILD, "origin"), "-p", str(self.port)],
-                         os.path.join(work, "logs", "origin.log"))
+        argv = [os.path.join(BUILD, "origin"), "-p", str(self.port)]
+        if page_file:
+            argv += ["-f", page_file]  # html=1&off=N: S6's pages, Content-Type text/html
+        self.proc = Proc("origin", argv, os.path.join(work, "logs", "origin.log"))
         if not wait_port(self.port, self.proc):
             raise RuntimeError("origin did not start")
 
@@ -473,16 +486,19 @@ class Httpd(Target):
 class IsrTarget(Httpd):
     caching = True
 
-    def __init__(self, name, work, origin, zone=None, quick=False):
+    def __init__(self, name, work, origin, zone=None, quick=False, loc_extra="", head=""):
         super().__init__(name, work, origin)
         self.zone = zone or CFG["isr_zone"]
         self.quick = quick
+        self.loc_extra = loc_extra  # S6: more directives in both Locations
+        self.head = head            # S6: more LoadModule lines
 
     def conf_body(self):
         o = self.origin.port
         extra = CFG["isr_extra"].replace("\\n", "\n")
         q = "    ISRQuickHandler On\n" if self.quick else ""
-        return """LoadModule isr_module {so}
+        q += "".join("    %s\n" % x for x in self.loc_extra.splitlines() if x.strip())
+        return self.head + """LoadModule isr_module {so}
 ISRCacheZone bench {zone}
 <Location /b/>
     ISRBackend http://127.0.0.1:{o}/b/
@@ -521,6 +537,7 @@ class StaticTarget(Httpd):
 
 class ModCacheTarget(Httpd):
     caching = True
+    extra = ""  # S6: appended to the configuration
 
     def conf_body(self):
         o = self.origin.port
@@ -543,12 +560,13 @@ CacheHeader on
 ProxyPass /b/ http://127.0.0.1:{o}/b/
 ProxyPass /s/ http://127.0.0.1:{o}/s/
 """.format(mods=CFG["modules"], lock=lock, run=self.rundir(),
-           shm=CFG["cache_shm"], o=o)
+           shm=CFG["cache_shm"], o=o) + self.extra
 
 
 class NginxTarget(Target):
     kind = "nginx"
     caching = True
+    http_extra = ""  # S6: directives added to the http block
 
     def start(self):
         w = os.path.join(self.work, self.name)
@@ -568,7 +586,7 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 65;
     keepalive_requests 1000000;
-    client_body_temp_path {w}/tmp/body;
+{extra}    client_body_temp_path {w}/tmp/body;
     proxy_temp_path {w}/tmp/proxy;
     fastcgi_temp_path {w}/tmp/fastcgi;
     uwsgi_temp_path {w}/tmp/uwsgi;
@@ -592,7 +610,8 @@ http {{
         }}
     }}
 }}
-""".format(w=w, zone=CFG["nginx_zone"], o=self.origin.port, port=self.port)
+""".format(w=w, zone=CFG["nginx_zone"], o=self.origin.port, port=self.port,
+           extra="".join("    %s\n" % x for x in self.http_extra.splitlines() if x.strip()))
         path = os.path.join(self.work, "conf", self.name + ".conf")
         with open(path, "w") as f:
             f.write(conf)
@@ -611,6 +630,7 @@ http {{
 class VarnishTarget(Target):
     kind = "varnish"
     caching = True
+    vbr_extra = ""  # S6: more statements in vcl_backend_response
 
     def start(self):
         vcl = os.path.join(self.work, "conf", self.name + ".vcl")
@@ -625,8 +645,8 @@ backend origin {
 }
 sub vcl_backend_response {
     set beresp.grace = 1h;
-}
-""" % self.origin.port)
+%s}
+""" % (self.origin.port, "".join("    %s\n" % x for x in self.vbr_extra.splitlines() if x.strip())))
         os.chmod(vcl, 0o644)
         ndir = os.path.join(self.work, self.name)
         self.proc = Proc(self.name, [CFG["varnishd"], "-F", "-n", ndir, "-a", "127.0.0.1:%d" % self.port,
@@ -720,6 +740,190 @@ def check_object(t, path, size):
     return "; ".join(problems)
 
 
+# ---------------------------------------------------------------- S6 helpers
+def s6_generated(n, seed=6):
+    """n bytes of HTML-like text from a seeded PRNG: varied made-up words, headings, paragraphs,
+    links, lists, code and tables (used when the Debian HTML docs are not installed)"""
+    rng = random.Random(seed)
+    syl = ["ba", "ce", "di", "fo", "gu", "ha", "je", "ki", "lo", "mu", "na", "pe", "qui", "ro", "sa",
+           "te", "vu", "wa", "xe", "yo", "zi", "str", "ent", "ion", "al", "er", "ing", "or", "ph", "th"]
+    vocab = ["".join(rng.choice(syl) for _ in range(rng.randint(1, 4))) for _ in range(3000)]
+    vocab += ["the", "of", "and", "to", "a", "in", "is", "that", "for", "it", "with", "as", "on", "be"] * 40
+
+    def words(k):
+        return " ".join(rng.choice(vocab) for _ in range(k))
+    out = ['<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>%s</title>\n'
+           '<link rel="stylesheet" href="/css/site.css">\n</head>\n<body>\n<div id="page">\n' % words(4)]
+    size = len(out[0])
+    while size < n:
+        r = rng.random()
+        if r < 0.08:
+            x = '<h2 id="%s">%s</h2>\n' % (rng.choice(vocab), words(rng.randint(2, 6)).capitalize())
+        elif r < 0.55:
+            parts = []
+            for _ in range(rng.randint(2, 6)):
+                w = words(rng.randint(4, 18))
+                if rng.random() < 0.3:
+                    w += ' <a href="/%s/%s.html">%s</a>' % (rng.choice(vocab), rng.choice(vocab), words(2))
+                if rng.random() < 0.2:
+                    w += " <code>%s_%s()</code>" % (rng.choice(vocab), rng.choice(vocab))
+                parts.append(w.capitalize() + ".")
+            x = "<p>%s</p>\n" % " ".join(parts)
+        elif r < 0.75:
+            x = '<ul class="%s">\n%s</ul>\n' % (rng.choice(vocab), "".join(
+                '  <li><a href="#%s">%s</a></li>\n' % (rng.choice(vocab), words(rng.randint(1, 5)))
+                for _ in range(rng.randint(2, 8))))
+        elif r < 0.9:
+            x = '<table class="memberdecls">\n%s</table>\n' % "".join(
+                '<tr><td class="memItemLeft">%s</td><td class="memItemRight"><a href="#%x">%s</a> (%s)</td></tr>\n'
+                % (rng.choice(vocab), rng.getrandbits(32), rng.choice(vocab), words(rng.randint(1, 4)))
+                for _ in range(rng.randint(2, 6)))
+        else:
+            x = "<pre>%s</pre>\n" % "\n".join("    %s(%s);" % (rng.choice(vocab), ", ".join(
+                rng.choice(vocab) for _ in range(rng.randint(1, 3)))) for _ in range(rng.randint(2, 6)))
+        out.append(x)
+        size += len(x)
+    return "".join(out).encode()[:n]
+
+
+def s6_pages(sizes, docs):
+    """S6's pages: {size: (offset in the page file, bytes)} and where the text came from. The HTML
+    documentation pages of the installed Debian packages (S6_DOCS, sorted *.html of each directory,
+    the *_source.html code listings left out) are concatenated and cut into consecutive pages,
+    the largest first (so it starts at the first page's <!DOCTYPE>); a seeded PRNG generates the
+    text instead when they are missing or too short. Nothing is copied into the repository."""
+    need = sum(sizes)
+    data = bytearray()
+    used = []
+    for d in docs:
+        for f in sorted(glob.glob(os.path.join(d, "*.html"))):
+            if f.endswith("_source.html") or len(data) >= need:
+                continue
+            try:
+                with open(f, "rb") as fh:
+                    data += fh.read()
+                used.append(f)
+            except OSError:
+                pass
+    if len(data) >= need:
+        src = "the HTML docs in %s (%d pages concatenated, code listings left out)" % (
+            " and ".join(sorted(set(os.path.dirname(f) for f in used))), len(used))
+    else:
+        data = s6_generated(need)
+        src = "generated HTML-like text (seeded PRNG; %s not installed)" % " / ".join(docs)
+    pages, off = {}, 0
+    for size in sorted(set(sizes), reverse=True):
+        pages[size] = (off, bytes(data[off:off + size]))
+        off += size
+    return pages, src
+
+
+def raw_get(port, path, headers=(), timeout=10):
+    """One GET on its own keep-alive connection, framing parsed here so that the bytes on the wire
+    are known: (status, {header: value} lower-case, body as received (transfer coding removed,
+    content coding kept), bytes of the head, bytes of the body on the wire incl. chunk framing)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout)
+    try:
+        req = "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: bench-s6\r\n%s\r\n" % (
+            path, port, "".join("%s\r\n" % h for h in headers))
+        s.sendall(req.encode())
+        buf = b""
+        deadline = time.time() + timeout
+
+        def more():
+            if time.time() > deadline:
+                raise OSError("timeout reading the response")
+            c = s.recv(65536)
+            if not c:
+                raise OSError("connection closed early")
+            return c
+        while b"\r\n\r\n" not in buf:
+            buf += more()
+        i = buf.index(b"\r\n\r\n") + 4
+        head, rest = buf[:i], buf[i:]
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {}
+        for ln in lines[1:]:
+            if ":" in ln:
+                k, v = ln.split(":", 1)
+                k = k.strip().lower()
+                hdrs[k] = (hdrs[k] + ", " + v.strip()) if k in hdrs else v.strip()
+        if "chunked" in hdrs.get("transfer-encoding", "").lower():
+            body, wire, pos = b"", 0, 0
+            while True:
+                while b"\r\n" not in rest[pos:]:
+                    rest += more()
+                j = rest.index(b"\r\n", pos)
+                n = int(rest[pos:j].split(b";")[0], 16)
+                while len(rest) < j + 2 + n + 2:
+                    rest += more()
+                body += rest[j + 2:j + 2 + n]
+                pos = j + 2 + n + 2
+                if n == 0:  # no trailers expected; the final CRLF was read above
+                    break
+            wire = pos
+        elif "content-length" in hdrs:
+            n = int(hdrs["content-length"])
+            while len(rest) < n:
+                rest += more()
+            body, wire = rest[:n], n
+        else:
+            body, wire = rest, len(rest)
+        return status, hdrs, body, len(head), wire
+    finally:
+        s.close()
+
+
+def s6_decode(coding, body):
+    """the identity bytes of body in coding (gzip: Python's gzip; br: the brotli CLI)"""
+    if coding in ("", "identity"):
+        return body
+    if coding in ("gzip", "x-gzip"):
+        return gzip.decompress(body)
+    if coding == "br":
+        r = subprocess.run([CFG["brotli"], "-d", "-c"], input=body, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        if r.returncode != 0:
+            raise ValueError("brotli -d failed: %s" % r.stderr.decode(errors="replace").strip()[:200])
+        return r.stdout
+    raise ValueError("unknown Content-Encoding %r" % coding)
+
+
+# S6: the requests (label, Accept-Encoding header or None) and the codings expected in return
+S6_AE = (("gzip, br", "gzip, br"), ("gzip", "gzip"), ("identity", None))
+S6_LEVELS = {
+    "isr": "ISRCompress gzip br: gzip level 9, br level 10 (its defaults), made once at store time",
+    "isr_deflate": "mod_deflate per hit, default DeflateCompressionLevel (zlib's default, 6)",
+    "mod_cache_deflate": "mod_deflate, default DeflateCompressionLevel (zlib's default, 6)",
+    "nginx": "gzip per hit, default gzip_comp_level 1",
+    "varnish": "beresp.do_gzip: gzip once at store time, default gzip_level 6",
+}
+
+
+def s6_expected(name, ae):
+    """codings a target must answer with: isr with ISRCompress prefers br (br wins ties with gzip);
+    the others have gzip only; no Accept-Encoding means identity"""
+    if ae is None:
+        return ("identity",)
+    if name == "isr" and "br" in ae:
+        return ("br",)
+    return ("gzip",)
+
+
+def s6_hit(name, h):
+    """the answer's cache status (HIT or what the target says)"""
+    if name.startswith("isr"):
+        return (h.get("x-isr-status") or "-").split()[0].upper()
+    if name == "nginx":
+        return (h.get("x-cache-status") or "-").upper()
+    if name.startswith("mod_cache"):
+        return (h.get("x-cache") or "-").split()[0].upper()
+    if name == "varnish":
+        return "HIT" if len((h.get("x-varnish") or "").split()) == 2 else "MISS"
+    return "-"
+
+
 # ---------------------------------------------------------------- scenarios
 class Bench:
     def __init__(self):
@@ -730,12 +934,22 @@ class Bench:
         os.chmod(os.path.join(self.work, "cachelock"), 0o777)
         os.chmod(os.path.join(self.work, "run"), 0o777)
         self.runid = "%x" % int(time.time())
-        self.res = {"S1": {}, "S2": {}, "S3": {}, "S4": {}, "S5": {}, "S5r": {}, "S7": {}, "mem": {},
-                    "checks": {}}
+        self.res = {"S1": {}, "S2": {}, "S3": {}, "S4": {}, "S5": {}, "S5r": {}, "S6": {}, "S7": {},
+                    "mem": {}, "checks": {}}
         self.notes = []
         self.targets = []
         self.skipped = {}
         self.lua = lua_script(self.work)
+        self.s6_file = None
+        if "S6" in CFG["scenarios"]:
+            # S6's pages, read (or generated) at run time into the work directory; the origin
+            # serves them with html=1&off=N&size=N
+            self.s6_pages, self.s6_source = s6_pages(CFG["s6_sizes"], CFG["s6_docs"])
+            self.s6_file = os.path.join(self.work, "s6-pages.html")
+            with open(self.s6_file, "wb") as f:
+                for size in sorted(self.s6_pages, key=lambda x: self.s6_pages[x][0]):
+                    f.write(self.s6_pages[size][1])
+            os.chmod(self.s6_file, 0o644)
 
     # -- setup
     def make_files(self):
@@ -750,7 +964,7 @@ class Bench:
                     f.write(data)
 
     def start_targets(self):
-        self.origin = Origin(self.work)
+        self.origin = Origin(self.work, self.s6_file)
         progress("origin on 127.0.0.1:%d" % self.origin.port)
         want = CFG["targets"]
         isr_ok = os.path.exists(CFG["isr_so"])
@@ -1014,6 +1228,177 @@ class Bench:
             progress("    %s rps while refreshing, %s refreshes/s, p99 %s ms" % (
                 fmt(r["rps"]), fmt(f / d), fmt(r.get("p99"), 2)))
 
+    # -- S6: compressed hits (its own instances, started here and stopped at the end)
+    def s6_targets(self):
+        """the S6 instances wanted (S6_TARGETS whose base target is in BENCH_TARGETS and installed)"""
+        mods = CFG["modules"]
+        deflate = ("LoadModule filter_module %s/mod_filter.so\nLoadModule deflate_module %s/mod_deflate.so\n"
+                   % (mods, mods))
+        has_compress = False
+        if os.path.exists(CFG["isr_so"]):
+            with open(CFG["isr_so"], "rb") as f:
+                has_compress = b"ISRCompress" in f.read()
+        if not has_compress:
+            self.notes.append("S6: mod_isr has no ISRCompress directive (%s): `isr` runs without it" %
+                              CFG["isr_so"])
+        base = {"isr": "isr", "isr_deflate": "isr", "mod_cache_deflate": "mod_cache", "nginx": "nginx",
+                "varnish": "varnish"}
+        out = []
+        for name in CFG["s6_targets"]:
+            b = base.get(name)
+            if b is None:
+                self.skipped["S6 " + name] = "unknown S6 target"
+                continue
+            if b not in CFG["targets"]:
+                continue
+            why = None
+            if b == "isr" and not os.path.exists(CFG["isr_so"]):
+                why = "mod_isr.so not built (%s)" % CFG["isr_so"]
+            elif b == "nginx" and not os.path.exists(CFG["nginx"]):
+                why = "nginx not installed (make bench-peers)"
+            elif b == "varnish" and not os.path.exists(CFG["varnishd"]):
+                why = "varnish not installed (make bench-peers)"
+            if why:
+                self.skipped["S6 " + name] = why
+                continue
+            label = "s6-" + name
+            if name == "isr":
+                t = IsrTarget(label, self.work, self.origin, zone="64M",
+                              loc_extra="ISRCompress gzip br" if has_compress else "")
+            elif name == "isr_deflate":
+                t = IsrTarget(label, self.work, self.origin, zone="64M", head=deflate,
+                              loc_extra=("ISRCompress Off\n" if has_compress else "") +
+                              "AddOutputFilterByType DEFLATE text/html")
+            elif name == "mod_cache_deflate":
+                t = ModCacheTarget(label, self.work, self.origin)
+                t.extra = deflate + "AddOutputFilterByType DEFLATE text/html\n"
+            elif name == "nginx":
+                t = NginxTarget(label, self.work, self.origin)
+                # text/html is always in gzip_types (naming it again only warns); gzip_proxied
+                # (default off) is about requests with a Via header, the bench's come direct
+                t.http_extra = "gzip on;"
+            else:
+                t = VarnishTarget(label, self.work, self.origin)
+                t.vbr_extra = "set beresp.do_gzip = true;"
+            t.s6_name = name
+            out.append(t)
+        return out
+
+    def s6(self):
+        rounds, d = CFG["s6_rounds"], CFG["s6_duration"]
+        sizes = CFG["s6_sizes"]
+        res = self.res["S6"]
+        res["source"] = self.s6_source
+        res["pages"] = {}
+        for size in sizes:
+            off, page = self.s6_pages[size]
+            res["pages"][size] = {"offset": off, "bytes": len(page),
+                                  "gzip6": len(gzip.compress(page, 6)), "gzip9": len(gzip.compress(page, 9))}
+        progress("S6 pages: %s; %s" % (self.s6_source, ", ".join(
+            "%d B (offset %d)" % (sz, self.s6_pages[sz][0]) for sz in sizes)))
+        ts = []
+        for t in self.s6_targets():
+            try:
+                t.start()
+            except Exception as ex:  # noqa
+                self.skipped["S6 " + t.s6_name] = "failed to start: %s" % str(ex)[:300]
+                progress("S6 %s: FAILED to start: %s" % (t.s6_name, str(ex)[:300]))
+                t.stop()
+                continue
+            progress("S6 %s on 127.0.0.1:%d (pid %d): %s" % (t.s6_name, t.port, t.pid(), S6_LEVELS[t.s6_name]))
+            ts.append(t)
+        try:
+            self.s6_run(ts, sizes, rounds, d, res)
+        finally:
+            for t in ts:
+                p = t.error_log()
+                if p and os.path.exists(p):
+                    with open(p, errors="replace") as f:
+                        lines = [l for l in f.read().splitlines() if "AH00558" not in l and "AH00489" not in l
+                                 and "AH00094" not in l and "AH00491" not in l and "caught SIG" not in l
+                                 and "resuming normal" not in l and "SIGTERM" not in l
+                                 and not l.startswith("Debug: ") and "Child launched OK" not in l
+                                 and "said Child starts" not in l]
+                    if lines:
+                        res.setdefault("logs", {})[t.s6_name] = lines[-6:]
+                t.stop()
+
+    def s6_requests(self, t):
+        return [(lab, ae) for lab, ae in S6_AE if ae is not None or t.s6_name == "isr"]
+
+    def s6_run(self, ts, sizes, rounds, d, res):
+        rows = res.setdefault("rows", {})
+        # warm and check: every (target, size, request) answers 200 with the expected coding and a
+        # body that decodes to the page; one that does not is FAIL and not measured
+        for size in sizes:
+            off, page = self.s6_pages[size]
+            for t in ts:
+                path = t.url("s6-%s-%d" % (self.runid, size), size) + "&html=1&off=%d" % off
+                t.s6_path = getattr(t, "s6_path", {})
+                t.s6_path[size] = path
+                for lab, ae in self.s6_requests(t):
+                    hh = ["Accept-Encoding: " + ae] if ae else []
+                    r = {"ae": lab}
+                    try:
+                        for _ in range(2):  # the miss (and its variant), then a hit
+                            raw_get(t.port, path, hh)
+                        st, h, body, hl, wire = raw_get(t.port, path, hh)
+                        ce = h.get("content-encoding", "identity").strip().lower() or "identity"
+                        r.update({"status": st, "ce": ce, "body_bytes": len(body), "head_bytes": hl,
+                                  "wire_bytes": hl + wire, "cache": s6_hit(t.s6_name, h),
+                                  "vary": h.get("vary", ""), "etag": h.get("etag", ""),
+                                  "chunked": "chunked" in h.get("transfer-encoding", "").lower()})
+                        problems = []
+                        if st != 200:
+                            problems.append("status %d" % st)
+                        exp = s6_expected(t.s6_name, ae)
+                        if ce not in exp:
+                            problems.append("Content-Encoding %s, expected %s" % (ce, " or ".join(exp)))
+                        try:
+                            dec = s6_decode(ce, body)
+                            if dec != page:
+                                problems.append("decodes to %d bytes that are not the %d-byte page" % (
+                                    len(dec), len(page)))
+                        except Exception as ex:  # noqa
+                            problems.append("does not decode as %s: %s" % (ce, str(ex)[:120]))
+                    except Exception as ex:  # noqa
+                        problems = ["request failed: %s" % str(ex)[:200]]
+                    r["check"] = "; ".join(problems)
+                    rows.setdefault(size, {}).setdefault(t.s6_name, {})[lab] = r
+                    self.res["checks"]["S6 %d %s %s" % (size, t.s6_name, lab)] = r["check"]
+                    progress("S6 %d B %s, Accept-Encoding %s: %s%s" % (
+                        size, t.s6_name, ae or "(none)",
+                        "FAIL: " + r["check"] if r["check"] else "ok",
+                        "" if "ce" not in r else " (%s, %d body bytes, %d on the wire, cache %s)" % (
+                            r["ce"], r["body_bytes"], r["wire_bytes"], r["cache"])))
+        # measure: rounds interleaved over targets and requests, median reported
+        for size in sizes:
+            runs = {}
+            for rnd in range(rounds):
+                for t in ts:
+                    if not self.alive_check(t):
+                        continue
+                    for lab, ae in self.s6_requests(t):
+                        row = rows[size][t.s6_name][lab]
+                        if row["check"]:
+                            continue
+                        progress("S6 %d B %s, Accept-Encoding %s: wrk -t%d -c%d -d%ds (round %d/%d)" % (
+                            size, t.s6_name, ae or "(none)", CFG["wrk_threads"], CFG["wrk_conns"], d,
+                            rnd + 1, rounds))
+                        c0 = self.origin.count()
+                        w = wrk(t.port, t.s6_path[size], d, headers=["Accept-Encoding: " + ae] if ae else [])
+                        w["origin_fetches"] = self.origin.count() - c0
+                        w.pop("raw", None)
+                        runs.setdefault((t.s6_name, lab), []).append(w)
+                        progress("    %s rps, p50 %s ms, p99 %s ms, errors %d, non-2xx %d" % (
+                            fmt(w["rps"]), fmt(w.get("p50"), 3), fmt(w.get("p99"), 3), w["errors"], w["non2xx"]))
+            for (name, lab), rs in runs.items():
+                med = dict(sorted(rs, key=lambda x: x["rps"])[len(rs) // 2])
+                med["all_rps"] = [x["rps"] for x in rs]
+                med["origin_fetches"] = sum(x["origin_fetches"] for x in rs)
+                med["errors_all"] = sum(x["errors"] + x["non2xx"] for x in rs)
+                rows[size][name][lab].update({"wrk": med})
+
     # -- S7: bytes from the origin per refresh, with and without a validator
     def s7(self):
         K, D, size, rate = CFG["s7_keys"], CFG["s7_duration"], CFG["s7_size"], CFG["s7_rate"]
@@ -1239,7 +1624,8 @@ class Bench:
             progress("skip %s: %s" % (n, why))
         sc = CFG["scenarios"]
         steps = [("S1", self.s1), ("S1", self.profile), ("S2", self.s2), ("S3", self.s3),
-                 ("S4", self.s4), ("S5", self.s5_refresh), ("S5", self.soak), ("S7", self.s7)]
+                 ("S4", self.s4), ("S5", self.s5_refresh), ("S5", self.soak), ("S6", self.s6),
+                 ("S7", self.s7)]
         for name, fn in steps:
             if name in sc:
                 try:
@@ -1318,6 +1704,151 @@ def s7_reading(b):
                            "errors, %d failed fills**" % (n, lab, r["wrong_body"], r["requests"], r["size"],
                                                           r["errors"], r["fill_errors"]))
     return out
+
+
+S6_ORDER = ("isr", "isr_deflate", "mod_cache_deflate", "nginx", "varnish")
+
+
+def s6_row(R, size, name, lab):
+    return R["S6"].get("rows", {}).get(size, {}).get(name, {}).get(lab)
+
+
+def s6_rps(R, size, name, lab):
+    r = s6_row(R, size, name, lab)
+    return r["wrk"]["rps"] if r and not r["check"] and r.get("wrk") else None
+
+
+def s6_round_ratios(R, size, a, b):
+    """per-round ratios of two S6 rows' req/s (a, b: (target, request)); the steps of one round run
+    within seconds of each other, so these cancel much of a noisy machine's drift"""
+    ra, rb = s6_row(R, size, *a), s6_row(R, size, *b)
+    xa = ((ra or {}).get("wrk") or {}).get("all_rps", [])
+    xb = ((rb or {}).get("wrk") or {}).get("all_rps", [])
+    return [x / y for x, y in zip(xa, xb) if y]
+
+
+def s6_per_round(rs):
+    return " (per round %s)" % " ".join("%.2f" % x for x in rs) if len(rs) > 1 else ""
+
+
+def s6_targets_met(R):
+    """S6's targets for isr: [(what, met|None, figures)]"""
+    out = []
+    for size in CFG["s6_sizes"]:
+        if size not in R["S6"].get("rows", {}):
+            continue
+        lab = "%d KiB" % (size // 1024) if size % 1024 == 0 else "%d B" % size
+        idn = s6_rps(R, size, "isr", "identity")
+        comp = [(ae, s6_rps(R, size, "isr", ae)) for ae, _ in S6_AE[:2]]
+        fails = [(n, x, s6_row(R, size, n, x)["check"]) for n in S6_ORDER for x, _ in S6_AE
+                 if s6_row(R, size, n, x) and s6_row(R, size, n, x)["check"]]
+        isr_fails = [f for f in fails if f[0] == "isr"]
+        if isr_fails or s6_row(R, size, "isr", "gzip") is not None:
+            out.append(("S6 %s: isr answers each Accept-Encoding with its coding (br for `gzip, br`), "
+                        "bodies decode to the page" % lab, not isr_fails,
+                        "; ".join("%s: FAIL: %s" % (x, c) for _, x, c in isr_fails) or "ok (%s)" % ", ".join(
+                            "%s → %s" % (x, s6_row(R, size, "isr", x)["ce"]) for x, _ in S6_AE
+                            if s6_row(R, size, "isr", x))))
+        if idn and all(v for _, v in comp):
+            rs = [(ae, v / idn) for ae, v in comp]
+            out.append(("S6 %s: isr compressed hit ≥ 0.9× its identity hit req/s" % lab,
+                        all(x >= 0.9 for _, x in rs),
+                        "; ".join("`%s` %s = %.2f×%s" % (ae, fmt(v), x, s6_per_round(s6_round_ratios(
+                            R, size, ("isr", ae), ("isr", "identity")))) for (ae, v), (_, x) in zip(comp, rs)) +
+                        " of identity %s req/s" % fmt(idn)))
+        for peer, need, what in (("nginx", 3.0, "nginx (gzip per hit)"), ("varnish", 1.0, "varnish (do_gzip)")):
+            pr = [(ae, v, s6_rps(R, size, peer, ae)) for ae, v in comp]
+            if all(v and p for _, v, p in pr):
+                out.append(("S6 %s: isr ≥ %.1f× %s req/s" % (lab, need, what),
+                            all(v / p >= need for _, v, p in pr),
+                            "; ".join("`%s` %s vs %s = %.2f×%s" % (ae, fmt(v), fmt(p), v / p, s6_per_round(
+                                s6_round_ratios(R, size, ("isr", ae), (peer, ae)))) for ae, v, p in pr)))
+        g = s6_row(R, size, "isr", "gzip")
+        br = s6_row(R, size, "isr", "gzip, br")
+        dg = s6_row(R, size, "isr_deflate", "gzip")
+        if g and br and dg and not (g["check"] or br["check"] or dg["check"]):
+            out.append(("S6 %s: isr gzip bytes ≤ mod_deflate's (default level), br smaller still" % lab,
+                        g["body_bytes"] <= dg["body_bytes"] and br["ce"] == "br" and br["body_bytes"] < g["body_bytes"],
+                        "page %s B: isr gzip %s B, br %s B; mod_deflate gzip %s B; nginx %s B; varnish %s B" % (
+                            fmt(size), fmt(g["body_bytes"]), fmt(br["body_bytes"]), fmt(dg["body_bytes"]),
+                            fmt((s6_row(R, size, "nginx", "gzip") or {}).get("body_bytes")),
+                            fmt((s6_row(R, size, "varnish", "gzip") or {}).get("body_bytes")))))
+    return out
+
+
+def s6_tables(b, full=True):
+    """markdown lines for S6: per page size one table (full: every column)"""
+    R = b.res
+    S = R["S6"]
+    L = []
+    A = L.append
+    A("## S6 — compressed hits: HTML pages with `Accept-Encoding`")
+    A("")
+    A("Pages: %s (%s; nothing of it is in the repository), served by the origin as `text/html` "
+      "(`html=1&off=N&size=N`) with `max-age=86400`. Each target is its own instance, warmed, then "
+      "checked with one request per `Accept-Encoding` (status 200, the coding asked for, the body "
+      "decodes to the page: gzip with Python's gzip, br with `brotli -d`); a target that fails is FAIL "
+      "and not measured. Then wrk -t%d -c%d -d%gs with the header, %d round(s) interleaved, median "
+      "(the targets below also give the ratio in each round: the steps of a round are seconds apart). "
+      "*body B*: the body as received (content-coded, transfer coding removed); *wire B*: the whole "
+      "response on a keep-alive connection (head, chunk framing). *× page* = body / page size." % (
+          S.get("source", "?"), ", ".join("%s B at offset %s" % (fmt(int(k)), fmt(v["offset"]))
+                                          for k, v in sorted(S.get("pages", {}).items(), key=lambda x: int(x[0]))),
+          CFG["wrk_threads"], CFG["wrk_conns"], CFG["s6_duration"], CFG["s6_rounds"]))
+    A("")
+    A("Compression: " + "; ".join("`%s` %s" % (n, S6_LEVELS[n]) for n in S6_ORDER) + ".")
+    A("")
+    names = [n for n in S6_ORDER if any(n in S.get("rows", {}).get(sz, {}) for sz in S.get("rows", {}))]
+    for size in CFG["s6_sizes"]:
+        rows = S.get("rows", {}).get(size)
+        if not rows:
+            continue
+        A("### %s page" % ("%d KiB" % (size // 1024) if size % 1024 == 0 else "%d B" % size))
+        A("")
+        if full:
+            A("| target | Accept-Encoding | check | Content-Encoding | body B | × page | wire B | requests/s "
+              "(median) | each round | p50 ms | p99 ms | errors | cache | origin fetches | isr × this |")
+            A("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+        else:
+            A("| target | Accept-Encoding | Content-Encoding | body B | wire B | requests/s | p99 ms | isr × this |")
+            A("|---|---|---|---:|---:|---:|---:|---:|")
+        for n in names:
+            for lab, ae in S6_AE:
+                r = rows.get(n, {}).get(lab)
+                if not r:
+                    continue
+                w = r.get("wrk") or {}
+                mine = s6_rps(R, size, "isr", lab)
+                rel = fr(ratio(mine, w.get("rps"))) if n != "isr" and w else ""
+                ce = r.get("ce", "n/a")
+                if full:
+                    A("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                        n, "`%s`" % ae if ae else "(none)", "**FAIL**: " + r["check"] if r["check"] else "ok",
+                        ce, fmt(r.get("body_bytes")), fmt(ratio(r.get("body_bytes"), size), 3),
+                        fmt(r.get("wire_bytes")), fmt(w.get("rps")) if w else "n/a",
+                        " ".join(fmt(x) for x in w.get("all_rps", [])), fmt(w.get("p50"), 3),
+                        fmt(w.get("p99"), 3), w.get("errors_all", 0) if w else "n/a", r.get("cache", "-"),
+                        w.get("origin_fetches", 0) if w else "n/a", rel))
+                else:
+                    A("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                        n, "`%s`" % ae if ae else "(none)", ("**FAIL** (%s)" % ce) if r["check"] else ce,
+                        fmt(r.get("body_bytes")), fmt(r.get("wire_bytes")), fmt(w.get("rps")) if w else "n/a",
+                        fmt(w.get("p99"), 3) if w else "n/a", rel))
+        A("")
+    met = s6_targets_met(R)
+    if met and full:
+        for what, ok, fig in met:
+            A("- %s: %s — %s" % (what, "—" if ok is None else ("**met**" if ok else "**not met**"), fig))
+        A("")
+    if S.get("logs") and full:
+        for n, lines in S["logs"].items():
+            A("`%s` error log (last lines):" % n)
+            A("")
+            A("```")
+            L.extend(l[:300] for l in lines)
+            A("```")
+            A("")
+    return L
 
 
 def report(b, elapsed):
@@ -1525,6 +2056,9 @@ def report(b, elapsed):
                                              " ".join("%+d" % x for x in r["per_child_growth2"]),
                                              "yes" if r["pids_same"] else "no"))
         A("")
+    # S6
+    if R.get("S6", {}).get("rows"):
+        L.extend(s6_tables(b, full=True))
     # S7
     if R.get("S7"):
         A("## S7 — bytes from the origin per refresh, with and without a validator")
@@ -1764,6 +2298,7 @@ def targets_summary(b):
                     "refresh); %d wrong bodies" % (
                         e["refreshes"], e["s304"], e["s200"], fmt(e["body_bytes"]),
                         fmt(R["S7"]["isr"].get("none", {}).get("body_per_refresh"), 0), e["wrong_body"])))
+    out.extend(s6_targets_met(R))
     # beat the peers on S2, S3, S4
     peers = [n for n in ("mod_cache", "nginx", "varnish") if n in [t.name for t in b.targets]]
     if "isr" in R["S2"] and peers:
@@ -1812,7 +2347,7 @@ def results_md(b, detail_name, svg_rel, elapsed):
         A("")
     summ = targets_summary(b)
     if summ:
-        A("## Targets for mod_isr (issue 4), measured in this run")
+        A("## Targets for mod_isr (issue 4; S6: issue 9), measured in this run")
         A("")
         A("| target | result | figures |")
         A("|---|---|---|")
@@ -1846,6 +2381,8 @@ def results_md(b, detail_name, svg_rel, elapsed):
             cells.append(fmt(s4["hit"], 3) if s4 and s4["hit"] is not None else "n/a")
             A("| %s | %s |" % (n, " | ".join(cells)))
         A("")
+    if R.get("S6", {}).get("rows"):
+        L.extend(s6_tables(b, full=False))
     if R.get("S7"):
         A("## S7 — bytes from the origin per refresh")
         A("")

@@ -1,7 +1,7 @@
 /*
  * origin.c - a fast, controllable HTTP/1.1 origin for the mod_isr benchmark.
  *
- *   origin -p PORT [-a 127.0.0.1] [-m MAX_BODY_BYTES]
+ *   origin -p PORT [-a 127.0.0.1] [-m MAX_BODY_BYTES] [-f FILE]
  *
  * One thread per connection (blocking sockets, keep-alive, pipelining tolerated). The path is
  * ignored except for the control endpoints; the query string controls the answer:
@@ -13,6 +13,11 @@
  *   etag=1      the answer carries a strong ETag derived from the path and the size (stable across
  *               requests: the content never changes); a request whose If-None-Match matches it
  *               (weak comparison, RFC 9110 13.1.2, or "*") gets 304 Not Modified without a body
+ *   html=1      the body is `size` bytes of FILE (-f, read once at start) from offset `off`
+ *               (default 0; both clamped to the file), with Content-Type text/html instead of
+ *               text/plain (bench S6: realistic text for compression); without -f, html=1 is
+ *               ignored. The default body is the letters a-z repeated, Content-Type text/plain
+ *   off=N       offset into FILE for html=1
  *
  *   /__count    body: the number of fetches (requests other than /__*) since start or reset
  *   /__reset    sets the counter to 0 (body: 0)
@@ -63,6 +68,8 @@ static unsigned long long mono_us(void)
 }
 static char *body;
 static size_t max_body = 16u << 20;
+static char *file_body; /* -f FILE, for html=1 */
+static size_t file_len;
 
 static int write_all(int fd, struct iovec *iov, int cnt)
 {
@@ -136,6 +143,8 @@ struct req {
     int close;       /* close after answering */
     int control;     /* 0 fetch, 1 count, 2 reset, 3 log, 4 stats */
     int etag;        /* etag=1 */
+    int html;        /* html=1: body from -f FILE, Content-Type text/html */
+    long off;        /* off=N: offset into FILE */
     int has_ims;     /* If-Modified-Since present */
     long size, delay, status;
     unsigned long since;
@@ -223,6 +232,8 @@ static int parse_request(const char *buf, size_t len, struct req *rq)
                 else if (kl == 2 && memcmp(p, "cc", 2) == 0) urldecode(v, vl, rq->cc, sizeof(rq->cc));
                 else if (kl == 5 && memcmp(p, "since", 5) == 0) rq->since = strtoul(v, NULL, 10);
                 else if (kl == 4 && memcmp(p, "etag", 4) == 0) rq->etag = (vl == 1 && v[0] == '1');
+                else if (kl == 4 && memcmp(p, "html", 4) == 0) rq->html = (vl == 1 && v[0] == '1');
+                else if (kl == 3 && memcmp(p, "off", 3) == 0) rq->off = strtol(v, NULL, 10);
             }
             p = pe + 1;
         }
@@ -231,6 +242,11 @@ static int parse_request(const char *buf, size_t len, struct req *rq)
     if ((size_t)rq->size > max_body) rq->size = (long)max_body;
     if (rq->status < 100 || rq->status > 999) rq->status = 200;
     if (rq->delay < 0) rq->delay = 0;
+    if (rq->html && !file_body) rq->html = 0;
+    if (rq->html) {
+        if (rq->off < 0 || (size_t)rq->off > file_len) rq->off = rq->off < 0 ? 0 : (long)file_len;
+        if ((size_t)rq->size > file_len - (size_t)rq->off) rq->size = (long)(file_len - (size_t)rq->off);
+    }
 
     /* headers: Connection */
     const char *h = eol + 2;
@@ -346,6 +362,8 @@ static void *conn_main(void *arg)
             rq.status = 200;
             snprintf(rq.cc, sizeof(rq.cc), "no-store");
         } else {
+            if (rq.html)
+                b = file_body + rq.off;
             seq = atomic_fetch_add(&fetches, 1) + 1;
             atomic_store(&fetch_log[seq % LOGN], mono_us());
             if (rq.delay > 0) {
@@ -386,7 +404,8 @@ static void *conn_main(void *arg)
                           "%s"
                           "\r\n",
                           rq.status, reason((int)rq.status), date,
-                          not_modified ? "" : "Content-Type: text/plain\r\n", clen, seq,
+                          not_modified ? "" : rq.html ? "Content-Type: text/html\r\n" : "Content-Type: text/plain\r\n",
+                          clen, seq,
                           rq.cc[0] ? "Cache-Control: " : "", rq.cc, rq.cc[0] ? "\r\n" : "",
                           etag[0] ? "ETag: " : "", etag, etag[0] ? "\r\n" : "",
                           rq.close ? "Connection: close\r\n" : "");
@@ -413,7 +432,7 @@ static void *conn_main(void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: origin -p PORT [-a ADDR] [-m MAX_BODY]\n");
+    fprintf(stderr, "usage: origin -p PORT [-a ADDR] [-m MAX_BODY] [-f FILE]\n");
     exit(2);
 }
 
@@ -421,12 +440,14 @@ int main(int argc, char **argv)
 {
     int port = 0;
     const char *addr = "127.0.0.1";
+    const char *file = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "p:a:m:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:a:m:f:")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'a': addr = optarg; break;
         case 'm': max_body = (size_t)strtoul(optarg, NULL, 10); break;
+        case 'f': file = optarg; break;
         default: usage();
         }
     }
@@ -438,6 +459,18 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < max_body; i++)
         body[i] = (char)('a' + (i % 26));
     if (max_body >= 1) body[max_body - 1] = '\n';
+    if (file) {
+        FILE *f = fopen(file, "rb");
+        if (!f) { perror(file); return 1; }
+        if (fseek(f, 0, SEEK_END) != 0) { perror(file); return 1; }
+        long fl = ftell(f);
+        if (fl < 0 || fseek(f, 0, SEEK_SET) != 0) { perror(file); return 1; }
+        file_len = (size_t)fl;
+        if (file_len > max_body) file_len = max_body;
+        file_body = malloc(file_len + 1);
+        if (!file_body || fread(file_body, 1, file_len, f) != file_len) { perror(file); return 1; }
+        fclose(f);
+    }
 
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     if (ls < 0) { perror("socket"); return 1; }

@@ -1,10 +1,11 @@
 #!/bin/bash
 # mod_isr benchmark: `make bench` runs this. Builds the helpers (origin, hload, mod_null) into
 # bench/.build/, then bench/bench.py starts the origin and every target on 127.0.0.1 and runs
-# S1-S5 and S7. Settings are environment variables (bench/README.md lists them all), e.g.
+# S1-S7. Settings are environment variables (bench/README.md lists them all), e.g.
 #
 #   BENCH_DURATION=10 S2_ROUNDS=5 bench/run.sh
 #   BENCH_TARGETS="isr null mod_cache" BENCH_SCENARIOS="S1 S4" bench/run.sh
+#   BENCH_SCENARIOS=S6 bench/run.sh        # compressed hits only (about 4 minutes)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +25,9 @@ command -v "$APXS" >/dev/null 2>&1  || missing+=(apache2-dev)
 command -v gnuplot >/dev/null 2>&1  || missing+=(gnuplot-nox)
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3)
 command -v curl >/dev/null 2>&1     || missing+=(curl)
+case " ${BENCH_SCENARIOS:-S6} " in  # S6 (in the default list) decodes br answers with the brotli CLI
+    *" S6 "*) command -v brotli >/dev/null 2>&1 || missing+=(brotli) ;;
+esac
 command -v "$CC" >/dev/null 2>&1    || missing+=(gcc)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
