@@ -94,6 +94,8 @@ CFG = {
     "results": env("BENCH_RESULTS_DIR", os.path.join(BENCH, "results")),
     "httpd": env("APACHE2", shutil.which("apache2") or "/usr/sbin/apache2"),
     "modules": env("APACHE_MODULES", "/usr/lib/apache2/modules"),
+    # the MPM of every httpd target: event (Debian's default) or worker
+    "mpm": env("BENCH_MPM", "event"),
     "nginx": env("NGINX", shutil.which("nginx") or "/usr/sbin/nginx"),
     "varnishd": env("VARNISHD", shutil.which("varnishd") or "/usr/sbin/varnishd"),
 }
@@ -433,7 +435,7 @@ ErrorLog "{logs}/{name}-error.log"
 LogLevel warn
 HostnameLookups Off
 DocumentRoot "{docroot}"
-LoadModule mpm_event_module {mods}/mod_mpm_event.so
+LoadModule mpm_{mpm_name}_module {mods}/mod_mpm_{mpm_name}.so
 LoadModule authz_core_module {mods}/mod_authz_core.so
 LoadModule mime_module {mods}/mod_mime.so
 TypesConfig /etc/mime.types
@@ -460,7 +462,8 @@ class Httpd(Target):
     def conf(self):
         d = dict(work=self.work, run=self.rundir(), name=self.name,
                  port=self.port, logs=os.path.join(self.work, "logs"),
-                 docroot=os.path.join(self.work, "htdocs"), mods=CFG["modules"], mpm=MPM)
+                 docroot=os.path.join(self.work, "htdocs"), mods=CFG["modules"], mpm=MPM,
+                 mpm_name=CFG["mpm"])
         return HTTPD_COMMON.format(**d) + self.conf_body()
 
     def start(self):
@@ -1866,7 +1869,7 @@ def report(b, elapsed):
     A("")
     A("Settings: wrk -t%d -c%d; S1 %d rounds × %g s (median), other wrk steps %g s; S2 %d rounds × %g s window, %d conns, origin delay %d ms, "
       "TTL %d s; S3 %d concurrent, origin delay %d ms, %d rounds; S4 %d keys, %g s; S5 keys %s (%s), %g s. "
-      "httpd: event MPM, StartServers 4, ThreadsPerChild 64, MaxRequestWorkers 256, KeepAlive On, "
+      "httpd: " + CFG["mpm"] + " MPM, StartServers 4, ThreadsPerChild 64, MaxRequestWorkers 256, KeepAlive On, "
       "MaxKeepAliveRequests 0, LogLevel warn, no access log, EnableMMAP Off, EnableSendfile On. "
       "See bench/README.md." % (
           CFG["wrk_threads"], CFG["wrk_conns"], CFG["s1_rounds"], CFG["s1_duration"], CFG["duration"],
