@@ -30,6 +30,14 @@
  * compressed at level 9 at most (about 40 ms a MiB). */
 #define ISR_COMPRESS_BR_SLOW_MAX (256 * 1024)
 #define ISR_COMPRESS_MIN_SIZE   256
+/* Larger bodies get no copies, and a backend's encoded body is decoded
+ * into at most this much: compressing stays well inside a fetch's lease
+ * (about 0.5 s at the default levels) and its memory a few times this. */
+#define ISR_COMPRESS_MAX_BODY   (8 * 1024 * 1024)
+/* What a copy's ETag adds before the coding's name: not mod_deflate's
+ * "-gzip" nor mod_brotli's "-br", so that their bytes (another level)
+ * never share a strong validator with mod_isr's. */
+#define ISR_COMPRESS_ETAG       "-isr-"
 
 typedef struct {
     int level[ISR_CODINGS];     /* -1: coding not listed ([identity]: -1) */
@@ -67,6 +75,16 @@ isr_compress_result_t isr_compress_value(apr_pool_t *p,
                                          const isr_compress_conf_t *conf,
                                          apr_size_t max_body, isr_value_t *v);
 
+/* A record with v's copies does not fit its zone: keep only the smaller
+ * copy, or (with one) none, leaving a block of count 0 so that hits still
+ * keep mod_deflate away. 0 when there is nothing left to drop. */
+int isr_compress_trim(apr_pool_t *p, isr_value_t *v);
+
+/* After a 304 renewed v (the stored copies kept): a head that now says
+ * Cache-Control: no-transform drops them (a block of count 0). 1 when it
+ * did. */
+int isr_compress_renewed(isr_value_t *v);
+
 /* Whether an alternates block is well formed (every length inside it). */
 int isr_compress_alts_valid(const char *alts, apr_size_t altlen);
 
@@ -85,9 +103,10 @@ int isr_compress_varies(const isr_compress_conf_t *conf, const char *alts,
 int isr_compress_choose(const isr_compress_conf_t *conf, const char *alts,
                         apr_size_t altlen, const char *accept);
 
-/* The ETag of coding's variant: the stored one with "-gzip" / "-br"
- * before its closing quote ("a" -> "a-gzip", W/"a" -> W/"a-gzip"); the
- * stored one when it is malformed or coding is identity. */
+/* The ETag of coding's variant: the stored one with "-isr-gzip" /
+ * "-isr-br" before its closing quote ("a" -> "a-isr-gzip", W/"a" ->
+ * W/"a-isr-gzip"); the stored one for identity; NULL (send none) when the
+ * stored one is not a quoted entity-tag. */
 const char *isr_compress_etag(apr_pool_t *p, const char *etag, int coding);
 
 #endif /* ISR_COMPRESS_H */

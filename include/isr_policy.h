@@ -98,7 +98,9 @@ void isr_policy_request(const char *cc, const char *pragma,
 
 /* The stored head updated by a 304's head (RFC 9111 3.2): every field the
  * 304 carries replaces all stored lines of that name, except
- * Content-Length; the others stay. */
+ * Content-Length and Content-Encoding (the stored body is what it is: it
+ * may have been decoded, and a 304 cannot re-encode it); the others
+ * stay. */
 void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
                        const char *fresh, apr_size_t flen,
                        const char **out, apr_size_t *olen);

@@ -11,7 +11,7 @@
 
 #include "isr_compress.h"
 
-/* A copy is kept only when it saves at least 1/ISR_SAVE_DIV of the body. */
+/* A copy is kept only when it saves at least 1/SAVE_DIV of the body. */
 #define SAVE_DIV 20
 #define ALT_MAX  (ISR_CODINGS - 1)
 
@@ -135,8 +135,8 @@ static int gzip_decode(apr_pool_t *p, const char *in, apr_size_t n,
                        apr_size_t max, char **out, apr_size_t *outlen)
 {
     z_stream zs;
-    apr_size_t size = n * 4 + 1024;
-    char *buf;
+    apr_size_t size = n * 4 + 1024, used, nsize;
+    char *buf, *nbuf;
     int rc = Z_OK;
 
     if (n > UINT_MAX || max >= UINT_MAX) {
@@ -154,6 +154,18 @@ static int gzip_decode(apr_pool_t *p, const char *in, apr_size_t n,
     zs.avail_out = (uInt)size;
     for (;;) {
         rc = inflate(&zs, Z_NO_FLUSH);
+        if (rc == Z_STREAM_END && zs.avail_in) {
+            /* Another gzip member follows (RFC 1952 2.2): its bytes go on
+             * after the first's; anything else there fails to decode.
+             * (inflateReset clears total_out: lengths come from next_out.) */
+            if (inflateReset(&zs) != Z_OK) {
+                break;
+            }
+            rc = Z_OK;
+            if (zs.avail_out) {
+                continue;
+            }
+        }
         if (rc != Z_OK || zs.avail_out) {
             break;
         }
@@ -162,23 +174,22 @@ static int gzip_decode(apr_pool_t *p, const char *in, apr_size_t n,
             break;
         }
         /* Grow (never past max + 1, to tell "too large" apart). */
-        {
-            apr_size_t nsize = size * 2 > max + 1 ? max + 1 : size * 2;
-            char *nbuf = apr_palloc(p, nsize);
-
-            memcpy(nbuf, buf, zs.total_out);
-            buf = nbuf;
-            zs.next_out = (Bytef *)buf + zs.total_out;
-            zs.avail_out = (uInt)(nsize - zs.total_out);
-            size = nsize;
-        }
+        used = (char *)zs.next_out - buf;
+        nsize = size * 2 > max + 1 ? max + 1 : size * 2;
+        nbuf = apr_palloc(p, nsize);
+        memcpy(nbuf, buf, used);
+        buf = nbuf;
+        zs.next_out = (Bytef *)buf + used;
+        zs.avail_out = (uInt)(nsize - used);
+        size = nsize;
     }
-    *outlen = zs.total_out;
+    used = (char *)zs.next_out - buf;
     inflateEnd(&zs);
-    if (rc != Z_STREAM_END || zs.avail_in || *outlen > max) {
+    if (rc != Z_STREAM_END || zs.avail_in || used > max) {
         return 0;
     }
     *out = buf;
+    *outlen = used;
     return 1;
 }
 
@@ -293,6 +304,33 @@ static apr_uint32_t get32(const char *at)
     return x;
 }
 
+/* The alternates block of n copies as v's. */
+static void block_make(apr_pool_t *p, int n, const int *coding,
+                       const char *const *body, const apr_size_t *len,
+                       isr_value_t *v)
+{
+    apr_size_t total = 4 + 8 * (apr_size_t)n;
+    char *block, *o;
+    int i;
+
+    for (i = 0; i < n; i++) {
+        total += len[i];
+    }
+    o = block = apr_palloc(p, total);
+    put32(o, (apr_uint32_t)n);
+    o += 4;
+    for (i = 0; i < n; i++, o += 8) {
+        put32(o, (apr_uint32_t)coding[i]);
+        put32(o + 4, (apr_uint32_t)len[i]);
+    }
+    for (i = 0; i < n; i++) {
+        memcpy(o, body[i], len[i]);
+        o += len[i];
+    }
+    v->alts = block;
+    v->altlen = total;
+}
+
 isr_compress_result_t isr_compress_value(apr_pool_t *p,
                                          const isr_compress_conf_t *conf,
                                          apr_size_t max_body, isr_value_t *v)
@@ -300,9 +338,9 @@ isr_compress_result_t isr_compress_value(apr_pool_t *p,
     isr_http_walk_t w = { v->headers, v->headers + v->hdrlen };
     const char *name, *value, *ctype = NULL, *encoding = NULL;
     const char *body[ALT_MAX];
-    apr_size_t len[ALT_MAX], room, total;
-    int coding[ALT_MAX], n = 0, from = -1, c, i, no_transform = 0;
-    char *block, *o, *buf;
+    apr_size_t len[ALT_MAX], room;
+    int coding[ALT_MAX], n = 0, from = -1, c, no_transform = 0;
+    char *buf;
 
     if (!isr_compress_on(conf) || v->status < 200 || v->status == 204
         || v->status == 206 || v->status == 304 || !v->bodylen) {
@@ -324,6 +362,9 @@ isr_compress_result_t isr_compress_value(apr_pool_t *p,
     /* RFC 9110 7.7: no-transform forbids changing the content coding. */
     if (no_transform || !ctype || !isr_compress_type(conf, ctype)) {
         return ISR_COMPRESS_NONE;
+    }
+    if (max_body > ISR_COMPRESS_MAX_BODY) {
+        max_body = ISR_COMPRESS_MAX_BODY;
     }
     if (encoding && (from = coding_of(encoding)) != ISR_CODING_IDENTITY) {
         char *dec;
@@ -349,7 +390,8 @@ isr_compress_result_t isr_compress_value(apr_pool_t *p,
         drop_encoding(p, v);
     }
     for (c = ISR_CODING_GZIP; c < ISR_CODINGS; c++) {
-        if (c == from || conf->level[c] < 0 || v->bodylen < conf->min_size) {
+        if (c == from || conf->level[c] < 0 || v->bodylen < conf->min_size
+            || v->bodylen > ISR_COMPRESS_MAX_BODY) {
             continue;
         }
         room = v->bodylen - v->bodylen / SAVE_DIV - 1;
@@ -362,24 +404,58 @@ isr_compress_result_t isr_compress_value(apr_pool_t *p,
             body[n++] = buf;
         }
     }
-    total = 4 + 8 * (apr_size_t)n;
-    for (i = 0; i < n; i++) {
-        total += len[i];
-    }
-    o = block = apr_palloc(p, total);
-    put32(o, (apr_uint32_t)n);
-    o += 4;
-    for (i = 0; i < n; i++, o += 8) {
-        put32(o, (apr_uint32_t)coding[i]);
-        put32(o + 4, (apr_uint32_t)len[i]);
-    }
-    for (i = 0; i < n; i++) {
-        memcpy(o, body[i], len[i]);
-        o += len[i];
-    }
-    v->alts = block;
-    v->altlen = total;
+    block_make(p, n, coding, body, len, v);
     return ISR_COMPRESS_DONE;
+}
+
+int isr_compress_trim(apr_pool_t *p, isr_value_t *v)
+{
+    const char *body[ALT_MAX];
+    apr_size_t len[ALT_MAX];
+    int coding[ALT_MAX], n = 0, c;
+
+    if (!isr_compress_alts_valid(v->alts, v->altlen) || v->altlen == 4) {
+        return 0;
+    }
+    for (c = ISR_CODING_GZIP; c < ISR_CODINGS; c++) {
+        if (isr_compress_alt(v->alts, v->altlen, c, &body[n], &len[n])) {
+            coding[n++] = c;
+        }
+    }
+    if (n == 2) {
+        /* The smaller copy stays. */
+        if (len[1] < len[0]) {
+            coding[0] = coding[1];
+            body[0] = body[1];
+            len[0] = len[1];
+        }
+        n = 1;
+    }
+    else {
+        n = 0;
+    }
+    block_make(p, n, coding, body, len, v);
+    return 1;
+}
+
+int isr_compress_renewed(isr_value_t *v)
+{
+    static const char empty[4] = { 0, 0, 0, 0 };
+    isr_http_walk_t w = { v->headers, v->headers + v->hdrlen };
+    const char *name, *value;
+
+    if (!v->altlen) {
+        return 0;
+    }
+    while (isr_http_walk(&w, &name, &value)) {
+        if (!strcasecmp(name, "Cache-Control")
+            && isr_http_has_token(value, "no-transform")) {
+            v->alts = empty;
+            v->altlen = sizeof(empty);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ---- hit time ----------------------------------------------------------- */
@@ -471,10 +547,14 @@ int isr_compress_choose(const isr_compress_conf_t *conf, const char *alts,
 const char *isr_compress_etag(apr_pool_t *p, const char *etag, int coding)
 {
     apr_size_t n = etag ? strlen(etag) : 0;
+    const char *q = etag && !strncmp(etag, "W/", 2) ? etag + 2 : etag;
 
-    if (coding == ISR_CODING_IDENTITY || n < 2 || etag[n - 1] != '"') {
+    if (coding == ISR_CODING_IDENTITY || !etag) {
         return etag;
     }
-    return apr_pstrcat(p, apr_pstrmemdup(p, etag, n - 1), "-",
+    if (n < 2 || *q != '"' || etag + n - 1 == q || etag[n - 1] != '"') {
+        return NULL;   /* malformed: no validator at all for a copy */
+    }
+    return apr_pstrcat(p, apr_pstrmemdup(p, etag, n - 1), ISR_COMPRESS_ETAG,
                        isr_compress_name(coding), "\"", NULL);
 }

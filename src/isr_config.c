@@ -696,12 +696,13 @@ static const char *set_compress_types(cmd_parms *cmd, void *dc,
     const char *slash = strchr(arg, '/');
     char *t;
 
-    if (!slash || slash == arg
+    if (!slash || slash == arg || (slash - arg == 1 && *arg == '*')
         || !isr_http_is_token(apr_pstrmemdup(cmd->temp_pool, arg,
                                              slash - arg))
         || !(strcmp(slash + 1, "*") == 0 || isr_http_is_token(slash + 1))) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a media type (e.g. "
-                            "text/html, application/json, text/*)",
+                            "text/html, application/json, text/*; not */*: "
+                            "images and archives do not shrink)",
                             cmd->cmd->name, arg);
     }
     t = apr_pstrdup(cmd->pool, arg);

@@ -430,6 +430,13 @@ keep:
                      || pc->mode != ISR_CC_OFF) ? last + ISR_POLICY_KEEP : last;
 }
 
+/* Fields a 304 does not update: they describe the stored body's bytes. */
+static int kept_in_304(const char *name)
+{
+    return !strcasecmp(name, "Content-Length")
+           || !strcasecmp(name, "Content-Encoding");
+}
+
 void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
                        const char *fresh, apr_size_t flen,
                        const char **out, apr_size_t *olen)
@@ -443,7 +450,7 @@ void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
     /* Two passes: the length, then the copy. Stored lines whose name the
      * 304 carries go, and the stored Age (it was the age of the first
      * answer, not of this one); then every line of the 304 but
-     * Content-Length. */
+     * Content-Length and Content-Encoding. */
     for (pass = 0; pass < 2; pass++) {
         o = blob = pass ? apr_palloc(p, len + 1) : NULL;
         w.h = stored;
@@ -452,8 +459,7 @@ void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
             f.h = fresh;
             f.end = fresh + flen;
             while (!replaced && isr_http_walk(&f, &fn, &fv)) {
-                replaced = !strcasecmp(fn, name)
-                           && strcasecmp(fn, "Content-Length");
+                replaced = !strcasecmp(fn, name) && !kept_in_304(fn);
             }
             if (replaced) {
                 continue;
@@ -472,7 +478,7 @@ void isr_policy_update(apr_pool_t *p, const char *stored, apr_size_t slen,
         f.h = fresh;
         f.end = fresh + flen;
         while (isr_http_walk(&f, &fn, &fv)) {
-            if (!strcasecmp(fn, "Content-Length")) {
+            if (kept_in_304(fn)) {
                 continue;
             }
             nl = strlen(fn) + 1;

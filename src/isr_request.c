@@ -317,6 +317,9 @@ static int value_make(apr_pool_t *p, isr_value_t *v, const store_rules_t *sr,
 
 /* ---- compress once ------------------------------------------------------ */
 
+/* Bodies above this renew the fetch's lease before they are compressed. */
+#define RENEW_BEFORE_COMPRESS (1024 * 1024)
+
 /* ISRCompress on a value about to be stored (the miss or the refresh). */
 static void compress_with(apr_pool_t *p, const isr_compress_conf_t *cc,
                           apr_size_t max_body, isr_value_t *v, server_rec *s,
@@ -579,12 +582,12 @@ static int renews(const isr_entry_t *stale, const isr_fetch_resp_t *resp)
 }
 
 /* isr_store_publish(), counting the bytes stored per coding; a record
- * whose compressed copies make it too large for the zone is stored
- * without them. */
-static apr_status_t publish(isr_zone_t *zone, apr_uint32_t slot,
-                            apr_uint64_t lease, const char *key,
-                            apr_size_t klen, apr_uint64_t hash,
-                            const isr_value_t *v)
+ * whose compressed copies make it too large for the zone is stored with
+ * fewer (then none: v says what was stored). */
+static apr_status_t publish(apr_pool_t *p, isr_zone_t *zone,
+                            apr_uint32_t slot, apr_uint64_t lease,
+                            const char *key, apr_size_t klen,
+                            apr_uint64_t hash, isr_value_t *v)
 {
     static const isr_stat_t src[ISR_CODINGS] = {
         0, ISR_STAT_GZIP_SRC, ISR_STAT_BR_SRC
@@ -593,16 +596,11 @@ static apr_status_t publish(isr_zone_t *zone, apr_uint32_t slot,
         0, ISR_STAT_GZIP_BYTES, ISR_STAT_BR_BYTES
     };
     apr_status_t rv = isr_store_publish(zone, slot, lease, key, klen, hash, v);
-    isr_value_t plain;
     const char *b;
     apr_size_t l;
     int c;
 
-    if (rv == APR_ENOSPC && v->altlen) {
-        plain = *v;
-        plain.alts = NULL;
-        plain.altlen = 0;
-        v = &plain;
+    while (rv == APR_ENOSPC && isr_compress_trim(p, v)) {
         rv = isr_store_publish(zone, slot, lease, key, klen, hash, v);
     }
     if (rv == APR_SUCCESS) {
@@ -623,10 +621,11 @@ static apr_status_t publish(isr_zone_t *zone, apr_uint32_t slot,
 static apr_status_t store_value(request_rec *r, isr_req_t *q,
                                 apr_uint32_t slot, apr_uint64_t lease,
                                 const char *key, apr_size_t klen,
-                                apr_uint64_t hash, const isr_value_t *v,
+                                apr_uint64_t hash, isr_value_t *v,
                                 apr_time_t now)
 {
-    apr_status_t rv = publish(q->zone, slot, lease, key, klen, hash, v);
+    apr_status_t rv = publish(r->pool, q->zone, slot, lease, key, klen, hash,
+                              v);
 
     isr_store_count(q->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
                                                : ISR_STAT_PASS);
@@ -716,7 +715,7 @@ static void marker_value(apr_pool_t *p, isr_value_t *m, const char *names,
  * the URL find both. For a variant: stored as it is, and the marker's life
  * extended when it would end before the variant's. */
 static void store_varied(request_rec *r, isr_req_t *q, apr_uint32_t slot,
-                         apr_uint64_t lease, const isr_value_t *v,
+                         apr_uint64_t lease, isr_value_t *v,
                          const char *names, apr_time_t now)
 {
     apr_interval_time_t hold = LEASE_HOLD(q->conf);
@@ -840,6 +839,7 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                         stale->body, stale->bodylen, asked, now);
         v.alts = stale->alts;
         v.altlen = stale->altlen;
+        isr_compress_renewed(&v);
         answer_value(q, &v, "REVALIDATED");
         if (!ok) {
             /* Renewed for this request only (a Set-Cookie in the 304, or
@@ -852,7 +852,13 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         ok = value_make(r->pool, &v, &sr, resp, resp->status, resp->headers,
                         resp->hdrlen, resp->body, resp->bodylen, asked, now);
         if (ok) {
-            /* Compressed once, here; the miss is answered from it too. */
+            /* Compressed once, here; the miss is answered from it too. A
+             * large body takes a while: the lease is renewed first, so
+             * that waiters keep waiting for this fetch. */
+            if (v.bodylen > RENEW_BEFORE_COMPRESS) {
+                (void)isr_store_renew(q->zone, slot, q->hash, &lease,
+                                      apr_time_now(), LEASE_HOLD(q->conf));
+            }
             compress(r->pool, q->conf, max_store(q), &v, r->server, q->url);
             q->headers = v.headers;
             q->hdrlen = v.hdrlen;
@@ -897,10 +903,15 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         if (isr_vary_names(r->pool, v.headers, v.hdrlen, &names)
             == ISR_VARY_SOME) {
             store_varied(r, q, slot, lease, &v, names, now);
+            q->alts = v.alts;
+            q->altlen = v.altlen;
             return APR_SUCCESS;
         }
     }
     store_value(r, q, slot, lease, q->key, q->klen, q->hash, &v, now);
+    /* The copies as stored (fewer when the zone could not take them). */
+    q->alts = v.alts;
+    q->altlen = v.altlen;
     return APR_SUCCESS;
 }
 
@@ -983,6 +994,7 @@ static int refresh_not_modified(refresh_job_t *job,
                     e.bodylen, asked, now);
     v->alts = e.alts;
     v->altlen = e.altlen;
+    isr_compress_renewed(v);
     return ok;
 }
 
@@ -1031,6 +1043,10 @@ static void refresh_run(void *baton)
                         resp->headers, resp->hdrlen, resp->body, resp->bodylen,
                         asked, now);
         if (ok) {
+            if (v.bodylen > RENEW_BEFORE_COMPRESS) {
+                (void)isr_store_renew(job->zone, job->slot, job->hash,
+                                      &job->lease, apr_time_now(), job->hold);
+            }
             compress_with(job->pool, &job->compress, job->req.max_store, &v,
                           job->s, job->req.url);
         }
@@ -1067,8 +1083,8 @@ static void refresh_run(void *baton)
                      apr_time_sec(job->retry));
     }
     else {
-        rv = publish(job->zone, job->slot, job->lease, job->key, job->klen,
-                     job->hash, &v);
+        rv = publish(job->pool, job->zone, job->slot, job->lease, job->key,
+                     job->klen, job->hash, &v);
         if (rv != APR_SUCCESS) {
             refresh_not_stored(job, rv, now);
         }

@@ -197,8 +197,12 @@ static void choose_coding(request_rec *r, const isr_req_t *q,
     apr_table_setn(r->headers_out, "Content-Encoding",
                    isr_compress_name(coding));
     if ((etag = apr_table_get(r->headers_out, "ETag")) != NULL) {
-        apr_table_setn(r->headers_out, "ETag",
-                       isr_compress_etag(r->pool, etag, coding));
+        if ((etag = isr_compress_etag(r->pool, etag, coding)) != NULL) {
+            apr_table_setn(r->headers_out, "ETag", etag);
+        }
+        else {
+            apr_table_unset(r->headers_out, "ETag");
+        }
     }
 }
 

@@ -493,13 +493,100 @@ static void case_alts_bounds(apr_pool_t *p)
 static void case_etag(apr_pool_t *p)
 {
     CHECK(!strcmp(isr_compress_etag(p, "\"a\"", ISR_CODING_GZIP),
-                  "\"a-gzip\""));
+                  "\"a-isr-gzip\""));
     CHECK(!strcmp(isr_compress_etag(p, "W/\"a\"", ISR_CODING_BR),
-                  "W/\"a-br\""));
+                  "W/\"a-isr-br\""));
     CHECK(!strcmp(isr_compress_etag(p, "\"a\"", ISR_CODING_IDENTITY),
                   "\"a\""));
-    CHECK(!strcmp(isr_compress_etag(p, "a", ISR_CODING_GZIP), "a"));
+    CHECK(!strcmp(isr_compress_etag(p, "\"\"", ISR_CODING_GZIP),
+                  "\"-isr-gzip\""));
+    /* Not a quoted entity-tag: a copy gets none (never the identity's). */
+    CHECK(isr_compress_etag(p, "a", ISR_CODING_GZIP) == NULL);
+    CHECK(isr_compress_etag(p, "W/a", ISR_CODING_GZIP) == NULL);
+    CHECK(isr_compress_etag(p, "\"", ISR_CODING_GZIP) == NULL);
+    CHECK(isr_compress_etag(p, "W/\"", ISR_CODING_BR) == NULL);
+    CHECK(!strcmp(isr_compress_etag(p, "a", ISR_CODING_IDENTITY), "a"));
     CHECK(isr_compress_etag(p, NULL, ISR_CODING_GZIP) == NULL);
+}
+
+static void case_trim_renew(apr_pool_t *p)
+{
+    isr_compress_conf_t c;
+    isr_value_t v;
+    const char *body = page(p, 20000), *b, *gz;
+    apr_size_t l, gl, bl;
+
+    conf_both(&c);
+    memset(&v, 0, sizeof(v));
+    v.status = 200;
+    head(p, &v, "Content-Type", "text/html", NULL);
+    v.body = body;
+    v.bodylen = 20000;
+    CHECK(isr_compress_value(p, &c, 1 << 20, &v) == ISR_COMPRESS_DONE);
+    CHECK(isr_compress_alt(v.alts, v.altlen, ISR_CODING_GZIP, &gz, &gl));
+    CHECK(isr_compress_alt(v.alts, v.altlen, ISR_CODING_BR, &b, &bl));
+    /* The smaller copy stays, then none (count 0), then nothing to do. */
+    CHECK(isr_compress_trim(p, &v) == 1 && count_of(&v) == 1);
+    if (bl < gl) {
+        CHECK(isr_compress_alt(v.alts, v.altlen, ISR_CODING_BR, &b, &l)
+              && l == bl && unbrotli_eq(b, l, body, 20000));
+        CHECK(!isr_compress_alt(v.alts, v.altlen, ISR_CODING_GZIP, &b, &l));
+    }
+    else {
+        CHECK(isr_compress_alt(v.alts, v.altlen, ISR_CODING_GZIP, &b, &l)
+              && l == gl && gunzip_eq(b, l, body, 20000));
+        CHECK(!isr_compress_alt(v.alts, v.altlen, ISR_CODING_BR, &b, &l));
+    }
+    (void)gz;
+    CHECK(isr_compress_trim(p, &v) == 1 && count_of(&v) == 0);
+    CHECK(isr_compress_trim(p, &v) == 0 && count_of(&v) == 0);
+    v.alts = NULL;
+    v.altlen = 0;
+    CHECK(isr_compress_trim(p, &v) == 0);
+    /* A 304 that says no-transform drops the copies. */
+    CHECK(isr_compress_value(p, &c, 1 << 20, &v) == ISR_COMPRESS_DONE);
+    CHECK(isr_compress_renewed(&v) == 0 && count_of(&v) == 2);
+    head(p, &v, "Content-Type", "text/html", "Cache-Control",
+         "max-age=60, no-transform", NULL);
+    CHECK(isr_compress_renewed(&v) == 1 && count_of(&v) == 0);
+}
+
+static void case_multi_member(apr_pool_t *p)
+{
+    isr_compress_conf_t c;
+    isr_value_t v;
+    const char *body = page(p, 30000);
+    char *z = apr_palloc(p, 80000);
+    apr_size_t a = gzip_of(body, 10000, z, 40000);
+    apr_size_t b = gzip_of(body + 10000, 20000, z + a, 40000);
+
+    conf_both(&c);
+    memset(&v, 0, sizeof(v));
+    v.status = 200;
+    head(p, &v, "Content-Type", "text/html", "Content-Encoding", "gzip", NULL);
+    v.body = z;
+    v.bodylen = a + b;
+    CHECK(isr_compress_value(p, &c, 1 << 20, &v) == ISR_COMPRESS_DONE);
+    CHECK(v.bodylen == 30000 && !memcmp(v.body, body, 30000));
+    /* The limit counts both members. */
+    memset(&v, 0, sizeof(v));
+    v.status = 200;
+    head(p, &v, "Content-Type", "text/html", "Content-Encoding", "gzip", NULL);
+    v.body = z;
+    v.bodylen = a + b;
+    CHECK(isr_compress_value(p, &c, 29999, &v) == ISR_COMPRESS_UNDECODED);
+    CHECK(isr_compress_value(p, &c, 30000, &v) == ISR_COMPRESS_DONE);
+    /* A tiny first member, so that the second starts with room to spare. */
+    memset(&v, 0, sizeof(v));
+    a = gzip_of("x", 1, z, 100);
+    b = gzip_of(body, 30000, z + a, 40000);
+    v.status = 200;
+    head(p, &v, "Content-Type", "text/html", "Content-Encoding", "gzip", NULL);
+    v.body = z;
+    v.bodylen = a + b;
+    CHECK(isr_compress_value(p, &c, 1 << 20, &v) == ISR_COMPRESS_DONE);
+    CHECK(v.bodylen == 30001 && v.body[0] == 'x'
+          && !memcmp(v.body + 1, body, 30000));
 }
 
 typedef struct {
@@ -516,6 +603,8 @@ static const case_t cases[] = {
     { "large_br", case_large_br },
     { "alts_bounds", case_alts_bounds },
     { "etag", case_etag },
+    { "trim_renew", case_trim_renew },
+    { "multi_member", case_multi_member },
     { NULL, NULL }
 };
 
