@@ -1,8 +1,8 @@
 """Review of issue 9 (compress once, commit efc59d9): attacks by a client and by a hostile or
 buggy origin.
 
-Tests whose docstring starts with ``BUG:`` failed against efc59d9 (they state what should
-happen): test_905_01 (4 cases), 02, 10, 60, 70. The others pin behaviour that held and
+Tests whose docstring starts with ``Review (fixed):`` failed against efc59d9 (they state what should
+happen) and pass since the fixes: test_905_01 (4 cases), 02, 10, 60, 70. The others pin behaviour that held and
 matters.
 
 The origin is a small scripted one in this file (a route per path: status, head, body, and
