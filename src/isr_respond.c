@@ -196,6 +196,12 @@ static void choose_coding(request_rec *r, const isr_req_t *q,
     }
     apr_table_setn(r->headers_out, "Content-Encoding",
                    isr_compress_name(coding));
+    /* Digests of the identity bytes (or representation) do not hold for
+     * a copy (mod_deflate drops Content-MD5 for the same reason). */
+    apr_table_unset(r->headers_out, "Content-MD5");
+    apr_table_unset(r->headers_out, "Content-Digest");
+    apr_table_unset(r->headers_out, "Repr-Digest");
+    apr_table_unset(r->headers_out, "Digest");
     if ((etag = apr_table_get(r->headers_out, "ETag")) != NULL) {
         if ((etag = isr_compress_etag(r->pool, etag, coding)) != NULL) {
             apr_table_setn(r->headers_out, "ETag", etag);

@@ -31,6 +31,18 @@ and closes; 204 and 304 are sent without a body.)
                  without a body when If-None-Match lists TAG (weak comparison) or is ``*``
     lastmod=DATE send ``Last-Modified: DATE`` (an HTTP-date), and answer 304 when there is no
                  If-None-Match and If-Modified-Since is that date or later
+    html=N       after the body so far append realistic HTML (tags, attributes, varied words from
+                 a PRNG seeded with PATH?QUERY|v=N and seed=) until the body is N bytes; the
+                 default Content-Type becomes ``text/html; charset=utf-8`` (ctype= overrides)
+    noise=N      append N incompressible bytes (a PRNG seeded like html=), before size= padding
+    seed=S       extra seed text for html= and noise= (same S, key and version: same bytes)
+    ce=CODING    send the final body encoded, with ``Content-Encoding: CODING``: gzip / x-gzip
+                 (Python's gzip, level 1, mtime 0), br (the brotli CLI, quality 1), deflate
+                 (zlib stream, level 1), gzip-multi (``Content-Encoding: gzip``, two gzip
+                 members of half the body each); the answer also carries
+                 ``X-Origin-Encoded-Sha256`` and ``X-Origin-Identity-Sha256`` (hex sha256 of
+                 the sent and of the unencoded body) and ``X-Origin-Identity-Length``; an
+                 unknown CODING is sent as the header only. Applied last (after size=, empty=)
 
 :func:`b64` makes the value: ``origin.set("/x", rawhdr=b64(b"X-A: 1\\r\\n"))``.
 :func:`echoed` reads the echo= fields back from a body as {lower-case name: value or None}.
@@ -78,7 +90,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KNOBS = ("status", "delay", "cookie", "cc", "size", "header", "suffix", "chunked", "trickle",
          "binary", "truncate", "echo", "ctype", "empty", "close", "rawhdr", "trailer", "parts",
-         "etag", "lastmod", "early")
+         "etag", "lastmod", "early", "html", "noise", "seed", "ce")
 HISTORY_MAX = 100
 BODY_KEEP = 64 * 1024     # request bodies up to this are kept in the history as text
 
@@ -99,6 +111,67 @@ def echoed(body):
         name, eq, value = part.partition("=")
         out[name.lower()] = value if eq else None
     return out
+
+
+_WORDS = ("cache", "stale", "while", "revalidate", "apache", "module", "shared", "memory",
+          "zone", "entry", "refresh", "origin", "backend", "gzip", "brotli", "header", "answer",
+          "client", "request", "version", "the", "a", "of", "and", "to", "in", "is", "for", "on",
+          "with", "as", "by", "that", "this", "from", "page", "article", "section", "navigation",
+          "content", "footer", "lorem", "ipsum", "dolor", "sit", "amet", "consectetur",
+          "adipiscing", "elit", "sed", "do", "eiusmod", "tempor", "incididunt", "labore",
+          "dolore", "magna", "aliqua", "enim", "minim", "veniam", "quis", "nostrud")
+_TAGS = ("p", "li", "span", "em", "strong", "a", "h2", "h3", "td", "div")
+
+
+def _rng(key, n, seed):
+    import hashlib
+    import random
+    h = hashlib.sha256(("%s|v=%d|%s" % (key, n, seed or "")).encode("utf-8",
+                                                                     "surrogateescape"))
+    return random.Random(int.from_bytes(h.digest()[:8], "big"))
+
+
+def html_filler(rng, length):
+    """length bytes (ASCII) of HTML-looking text: nested tags, attributes, varied words."""
+    out = ["\n<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+           "<title>test page</title></head>\n<body>\n"]
+    size = len(out[0])
+    while size < length:
+        tag = rng.choice(_TAGS)
+        words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 18)))
+        if tag == "a":
+            piece = '<a href="/%s/%d.html" class="l%d">%s</a>\n' % (
+                rng.choice(_WORDS), rng.randint(1, 99999), rng.randint(0, 9), words)
+        else:
+            piece = '<%s id="n%d">%s %d</%s>\n' % (tag, rng.randint(0, 999999), words,
+                                                  rng.randint(0, 10 ** 6), tag)
+        out.append(piece)
+        size += len(piece)
+    tail = "</body></html>\n"
+    text = "".join(out)
+    if length >= len(tail) + 1:
+        text = text[:length - len(tail)] + tail
+    return text[:length].encode("ascii")
+
+
+def encode_body(coding, body):
+    """The body encoded as the ce= knob sends it (None: not a coding the origin can make)."""
+    import gzip
+    import zlib
+    c = coding.lower()
+    if c in ("gzip", "x-gzip"):
+        return gzip.compress(body, compresslevel=1, mtime=0)
+    if c == "gzip-multi":   # two gzip members, each half the body (RFC 1952 allows it)
+        h = len(body) // 2
+        return (gzip.compress(body[:h], compresslevel=1, mtime=0)
+                + gzip.compress(body[h:], compresslevel=1, mtime=0))
+    if c == "deflate":
+        return zlib.compress(body, 1)
+    if c == "br":
+        p = subprocess.run(["brotli", "-c", "-q", "1"], input=body, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=60, check=True)
+        return p.stdout
+    return None
 
 
 def unb64(text):
@@ -303,6 +376,12 @@ class Handler(BaseHTTPRequestHandler):
         suffix = knob("suffix")
         if suffix:
             body += suffix.encode()
+        html = int(knob("html", 0) or 0)
+        if html > len(body):
+            body += html_filler(_rng(key, n, knob("seed")), html - len(body))
+        noise = int(knob("noise", 0) or 0)
+        if noise > 0:
+            body += _rng(key, n, "noise" + (knob("seed") or "")).randbytes(noise)
         if knob("binary"):
             body += bytes(range(256))
         size = int(knob("size", 0) or 0)
@@ -310,7 +389,7 @@ class Handler(BaseHTTPRequestHandler):
             body += b"x" * (size - len(body))
         if knob("empty"):
             body = b""
-        ctype = knob("ctype", "text/plain")
+        ctype = knob("ctype", "text/html; charset=utf-8" if html else "text/plain")
         if ctype.lower() == "none":
             ctype = None
         raw_head = b"".join(unb64(v) for v in knobs.get("rawhdr", []))
@@ -341,6 +420,16 @@ class Handler(BaseHTTPRequestHandler):
             status = 304
             with STATE.lock:
                 STATE.notmod[key] = STATE.notmod.get(key, 0) + 1
+        ce = knob("ce")
+        if ce and status not in (204, 304):   # a 304 carries no Content-Encoding of its own
+            import hashlib
+            encoded = encode_body(ce, body)
+            extra.append(("Content-Encoding", "gzip" if ce.lower() == "gzip-multi" else ce))
+            if encoded is not None:
+                extra.append(("X-Origin-Identity-Sha256", hashlib.sha256(body).hexdigest()))
+                extra.append(("X-Origin-Identity-Length", str(len(body))))
+                extra.append(("X-Origin-Encoded-Sha256", hashlib.sha256(encoded).hexdigest()))
+                body = encoded
         self._send(status, body, ctype=ctype, extra=extra, chunked=bool(knob("chunked")),
                    trickle=float(knob("trickle", 0) or 0), truncate=bool(knob("truncate")),
                    parts=int(knob("parts", 10) or 10), raw_head=raw_head, trailer=trailer,
