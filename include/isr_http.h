@@ -111,6 +111,10 @@ int isr_http_has_token(const char *list, const char *token);
 #define ISR_CODING_BR       2
 #define ISR_CODINGS         3
 
+/* The coding named by [name, name + n) (case-blind; x-gzip is gzip), or
+ * -1 for any other. */
+int isr_http_coding(const char *name, apr_size_t n);
+
 /* An Accept-Encoding value (all its lines joined) as the weight of each
  * coding, in thousandths (RFC 9110 12.5.3): a coding listed gets its
  * qvalue (malformed: 0), one not listed gets that of "*", or 0 without

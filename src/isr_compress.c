@@ -128,6 +128,38 @@ static apr_size_t br_encode(const char *in, apr_size_t n, int level,
     return len;
 }
 
+/* A decoder's output: it starts at a few times the input and doubles,
+ * never past max + 1 (so that "more than max" can be told apart). */
+typedef struct {
+    char *buf;
+    apr_size_t size;
+} outbuf_t;
+
+static void out_init(apr_pool_t *p, outbuf_t *o, apr_size_t n, apr_size_t max)
+{
+    o->size = n * 4 + 1024 > max + 1 ? max + 1 : n * 4 + 1024;
+    o->buf = apr_palloc(p, o->size);
+}
+
+/* Twice the room, the first `used` bytes kept: 0 when the buffer holds
+ * max + 1 bytes already (the body is larger than max). */
+static int out_grow(apr_pool_t *p, outbuf_t *o, apr_size_t used,
+                    apr_size_t max)
+{
+    apr_size_t nsize;
+    char *nbuf;
+
+    if (o->size > max) {
+        return 0;
+    }
+    nsize = o->size * 2 > max + 1 ? max + 1 : o->size * 2;
+    nbuf = apr_palloc(p, nsize);
+    memcpy(nbuf, o->buf, used);
+    o->buf = nbuf;
+    o->size = nsize;
+    return 1;
+}
+
 /* The body [in, in + n) decoded from gzip or br into *out (from p): 1, or
  * 0 when it is not one well-formed stream (trailing bytes included) or
  * decodes to more than max bytes. */
@@ -135,8 +167,8 @@ static int gzip_decode(apr_pool_t *p, const char *in, apr_size_t n,
                        apr_size_t max, char **out, apr_size_t *outlen)
 {
     z_stream zs;
-    apr_size_t size = n * 4 + 1024, used, nsize;
-    char *buf, *nbuf;
+    outbuf_t o;
+    apr_size_t used;
     int rc = Z_OK;
 
     if (n > UINT_MAX || max >= UINT_MAX) {
@@ -146,12 +178,11 @@ static int gzip_decode(apr_pool_t *p, const char *in, apr_size_t n,
     if (inflateInit2(&zs, 15 + 16) != Z_OK) {
         return 0;
     }
-    size = size > max + 1 ? max + 1 : size;
-    buf = apr_palloc(p, size);
+    out_init(p, &o, n, max);
     zs.next_in = (Bytef *)in;
     zs.avail_in = (uInt)n;
-    zs.next_out = (Bytef *)buf;
-    zs.avail_out = (uInt)size;
+    zs.next_out = (Bytef *)o.buf;
+    zs.avail_out = (uInt)o.size;
     for (;;) {
         rc = inflate(&zs, Z_NO_FLUSH);
         if (rc == Z_STREAM_END && zs.avail_in) {
@@ -169,26 +200,20 @@ static int gzip_decode(apr_pool_t *p, const char *in, apr_size_t n,
         if (rc != Z_OK || zs.avail_out) {
             break;
         }
-        if (size > max) {
+        used = (char *)zs.next_out - o.buf;
+        if (!out_grow(p, &o, used, max)) {
             rc = Z_BUF_ERROR;       /* more than max */
             break;
         }
-        /* Grow (never past max + 1, to tell "too large" apart). */
-        used = (char *)zs.next_out - buf;
-        nsize = size * 2 > max + 1 ? max + 1 : size * 2;
-        nbuf = apr_palloc(p, nsize);
-        memcpy(nbuf, buf, used);
-        buf = nbuf;
-        zs.next_out = (Bytef *)buf + used;
-        zs.avail_out = (uInt)(nsize - used);
-        size = nsize;
+        zs.next_out = (Bytef *)o.buf + used;
+        zs.avail_out = (uInt)(o.size - used);
     }
-    used = (char *)zs.next_out - buf;
+    used = (char *)zs.next_out - o.buf;
     inflateEnd(&zs);
     if (rc != Z_STREAM_END || zs.avail_in || used > max) {
         return 0;
     }
-    *out = buf;
+    *out = o.buf;
     *outlen = used;
     return 1;
 }
@@ -200,43 +225,33 @@ static int br_decode(apr_pool_t *p, const char *in, apr_size_t n,
     BrotliDecoderResult res = BROTLI_DECODER_RESULT_ERROR;
     const uint8_t *next_in = (const uint8_t *)in;
     size_t avail_in = n, avail_out, total = 0;
-    apr_size_t size = n * 4 + 1024;
     uint8_t *next_out;
-    char *buf;
+    outbuf_t o;
 
     if (!st) {
         return 0;
     }
-    size = size > max + 1 ? max + 1 : size;
-    buf = apr_palloc(p, size);
-    next_out = (uint8_t *)buf;
-    avail_out = size;
+    out_init(p, &o, n, max);
+    next_out = (uint8_t *)o.buf;
+    avail_out = o.size;
     for (;;) {
         res = BrotliDecoderDecompressStream(st, &avail_in, &next_in,
                                             &avail_out, &next_out, &total);
         if (res != BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT) {
             break;
         }
-        if (size > max) {
+        if (!out_grow(p, &o, total, max)) {
             res = BROTLI_DECODER_RESULT_ERROR;
             break;
         }
-        {
-            apr_size_t nsize = size * 2 > max + 1 ? max + 1 : size * 2;
-            char *nbuf = apr_palloc(p, nsize);
-
-            memcpy(nbuf, buf, total);
-            buf = nbuf;
-            next_out = (uint8_t *)buf + total;
-            avail_out = nsize - total;
-            size = nsize;
-        }
+        next_out = (uint8_t *)o.buf + total;
+        avail_out = o.size - total;
     }
     BrotliDecoderDestroyInstance(st);
     if (res != BROTLI_DECODER_RESULT_SUCCESS || avail_in || total > max) {
         return 0;
     }
-    *out = buf;
+    *out = o.buf;
     *outlen = total;
     return 1;
 }
@@ -259,18 +274,7 @@ static int coding_of(const char *v)
     while (*e == ' ' || *e == '\t') {
         e++;
     }
-    if (*e) {
-        return -1;
-    }
-    if ((n == 4 && !strncasecmp(v, "gzip", 4))
-        || (n == 6 && !strncasecmp(v, "x-gzip", 6))) {
-        return ISR_CODING_GZIP;
-    }
-    if (n == 2 && !strncasecmp(v, "br", 2)) {
-        return ISR_CODING_BR;
-    }
-    return n == 8 && !strncasecmp(v, "identity", 8) ? ISR_CODING_IDENTITY
-                                                     : -1;
+    return *e ? -1 : isr_http_coding(v, n);
 }
 
 /* The head without its Content-Encoding field(s). */
@@ -302,6 +306,22 @@ static apr_uint32_t get32(const char *at)
 
     memcpy(&x, at, sizeof(x));
     return x;
+}
+
+/* RFC 9110 7.7: Cache-Control no-transform forbids changing the content
+ * coding. */
+static int no_transform(const isr_value_t *v)
+{
+    isr_http_walk_t w = { v->headers, v->headers + v->hdrlen };
+    const char *name, *value;
+
+    while (isr_http_walk(&w, &name, &value)) {
+        if (!strcasecmp(name, "Cache-Control")
+            && isr_http_has_token(value, "no-transform")) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* The alternates block of n copies as v's. */
@@ -339,7 +359,7 @@ isr_compress_result_t isr_compress_value(apr_pool_t *p,
     const char *name, *value, *ctype = NULL, *encoding = NULL;
     const char *body[ALT_MAX];
     apr_size_t len[ALT_MAX], room;
-    int coding[ALT_MAX], n = 0, from = -1, c, no_transform = 0;
+    int coding[ALT_MAX], n = 0, from = -1, c;
     char *buf;
 
     if (!isr_compress_on(conf) || v->status < 200 || v->status == 204
@@ -354,13 +374,8 @@ isr_compress_result_t isr_compress_value(apr_pool_t *p,
             /* Several fields are a list of codings: not one we decode. */
             encoding = encoding ? "," : value;
         }
-        else if (!strcasecmp(name, "Cache-Control")
-                 && isr_http_has_token(value, "no-transform")) {
-            no_transform = 1;
-        }
     }
-    /* RFC 9110 7.7: no-transform forbids changing the content coding. */
-    if (no_transform || !ctype || !isr_compress_type(conf, ctype)) {
+    if (!ctype || !isr_compress_type(conf, ctype) || no_transform(v)) {
         return ISR_COMPRESS_NONE;
     }
     if (max_body > ISR_COMPRESS_MAX_BODY) {
@@ -441,21 +456,13 @@ int isr_compress_trim(apr_pool_t *p, isr_value_t *v)
 int isr_compress_renewed(isr_value_t *v)
 {
     static const char empty[4] = { 0, 0, 0, 0 };
-    isr_http_walk_t w = { v->headers, v->headers + v->hdrlen };
-    const char *name, *value;
 
-    if (!v->altlen) {
+    if (!v->altlen || !no_transform(v)) {
         return 0;
     }
-    while (isr_http_walk(&w, &name, &value)) {
-        if (!strcasecmp(name, "Cache-Control")
-            && isr_http_has_token(value, "no-transform")) {
-            v->alts = empty;
-            v->altlen = sizeof(empty);
-            return 1;
-        }
-    }
-    return 0;
+    v->alts = empty;
+    v->altlen = sizeof(empty);
+    return 1;
 }
 
 /* ---- hit time ----------------------------------------------------------- */

@@ -559,6 +559,19 @@ static int qvalue(const char *s, const char *end)
     return q > 1000 ? 1000 : q;
 }
 
+int isr_http_coding(const char *name, apr_size_t n)
+{
+    if ((n == 4 && !strncasecmp(name, "gzip", 4))
+        || (n == 6 && !strncasecmp(name, "x-gzip", 6))) {
+        return ISR_CODING_GZIP;
+    }
+    if (n == 2 && !strncasecmp(name, "br", 2)) {
+        return ISR_CODING_BR;
+    }
+    return n == 8 && !strncasecmp(name, "identity", 8) ? ISR_CODING_IDENTITY
+                                                        : -1;
+}
+
 void isr_http_accept_codings(const char *v, int q[ISR_CODINGS])
 {
     int listed[ISR_CODINGS] = { 0, 0, 0 }, q_star = -1, w, i;
@@ -583,18 +596,8 @@ void isr_http_accept_codings(const char *v, int q[ISR_CODINGS])
                 w = qvalue(c + 2, e);
             }
         }
-        i = -1;
-        if (t - s == 2 && !strncasecmp(s, "br", 2)) {
-            i = ISR_CODING_BR;
-        }
-        else if ((t - s == 4 && !strncasecmp(s, "gzip", 4))
-                 || (t - s == 6 && !strncasecmp(s, "x-gzip", 6))) {
-            i = ISR_CODING_GZIP;
-        }
-        else if (t - s == 8 && !strncasecmp(s, "identity", 8)) {
-            i = ISR_CODING_IDENTITY;
-        }
-        else if (t - s == 1 && *s == '*') {
+        i = isr_http_coding(s, t - s);
+        if (i < 0 && t - s == 1 && *s == '*') {
             q_star = w > q_star ? w : q_star;
         }
         if (i >= 0) {

@@ -320,11 +320,18 @@ static int value_make(apr_pool_t *p, isr_value_t *v, const store_rules_t *sr,
 /* Bodies above this renew the fetch's lease before they are compressed. */
 #define RENEW_BEFORE_COMPRESS (1024 * 1024)
 
-/* ISRCompress on a value about to be stored (the miss or the refresh). */
+/* ISRCompress on a value about to be stored (the miss or the refresh)
+ * under the lease *lease on (slot, hash). A large body takes a while: the
+ * lease is renewed first, so that waiters keep waiting for this fetch. */
 static void compress_with(apr_pool_t *p, const isr_compress_conf_t *cc,
                           apr_size_t max_body, isr_value_t *v, server_rec *s,
-                          const char *url)
+                          const char *url, isr_zone_t *zone, apr_uint32_t slot,
+                          apr_uint64_t hash, apr_uint64_t *lease,
+                          apr_interval_time_t hold)
 {
+    if (isr_compress_on(cc) && v->bodylen > RENEW_BEFORE_COMPRESS) {
+        (void)isr_store_renew(zone, slot, hash, lease, apr_time_now(), hold);
+    }
     if (isr_compress_value(p, cc, max_body, v) == ISR_COMPRESS_UNDECODED) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ISR_LOGNO(0049)
                      "%s: the backend's Content-Encoding could not be "
@@ -333,14 +340,15 @@ static void compress_with(apr_pool_t *p, const isr_compress_conf_t *cc,
     }
 }
 
-static void compress(apr_pool_t *p, const isr_dir_conf_t *c,
-                     apr_size_t max_body, isr_value_t *v, server_rec *s,
-                     const char *url)
+/* The same for a request's fetch. */
+static void compress(request_rec *r, isr_req_t *q, isr_value_t *v,
+                     apr_uint32_t slot, apr_uint64_t *lease)
 {
     isr_compress_conf_t cc;
 
-    isr_conf_compress(c, &cc);
-    compress_with(p, &cc, max_body, v, s, url);
+    isr_conf_compress(q->conf, &cc);
+    compress_with(r->pool, &cc, max_store(q), v, r->server, q->url, q->zone,
+                  slot, q->hash, lease, LEASE_HOLD(q->conf));
 }
 
 /* The location's ISRCompress for a refresh job, in the job's pool. */
@@ -782,6 +790,7 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
     isr_value_t v;
     apr_time_t asked = apr_time_now(), now;
     apr_status_t rv = fetch_sync(r, q, &resp, &rl, stale);
+    const char *names;
     int ok, renewed = 0;
 
     if (rv == APR_SUCCESS && stale && resp->status == HTTP_NOT_MODIFIED
@@ -852,20 +861,13 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         ok = value_make(r->pool, &v, &sr, resp, resp->status, resp->headers,
                         resp->hdrlen, resp->body, resp->bodylen, asked, now);
         if (ok) {
-            /* Compressed once, here; the miss is answered from it too. A
-             * large body takes a while: the lease is renewed first, so
-             * that waiters keep waiting for this fetch. */
-            if (v.bodylen > RENEW_BEFORE_COMPRESS) {
-                (void)isr_store_renew(q->zone, slot, q->hash, &lease,
-                                      apr_time_now(), LEASE_HOLD(q->conf));
-            }
-            compress(r->pool, q->conf, max_store(q), &v, r->server, q->url);
+            /* Compressed once, here; the miss is answered from it too
+             * (its copies as stored: below). */
+            compress(r, q, &v, slot, &lease);
             q->headers = v.headers;
             q->hdrlen = v.hdrlen;
             q->body = v.body;
             q->bodylen = v.bodylen;
-            q->alts = v.alts;
-            q->altlen = v.altlen;
         }
     }
     if (!ok && stale && q->authorized) {
@@ -897,18 +899,13 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                                      resp->status));
         return APR_SUCCESS;
     }
-    if (q->strict) {
-        const char *names;
-
-        if (isr_vary_names(r->pool, v.headers, v.hdrlen, &names)
-            == ISR_VARY_SOME) {
-            store_varied(r, q, slot, lease, &v, names, now);
-            q->alts = v.alts;
-            q->altlen = v.altlen;
-            return APR_SUCCESS;
-        }
+    if (q->strict && isr_vary_names(r->pool, v.headers, v.hdrlen, &names)
+                     == ISR_VARY_SOME) {
+        store_varied(r, q, slot, lease, &v, names, now);
     }
-    store_value(r, q, slot, lease, q->key, q->klen, q->hash, &v, now);
+    else {
+        store_value(r, q, slot, lease, q->key, q->klen, q->hash, &v, now);
+    }
     /* The copies as stored (fewer when the zone could not take them). */
     q->alts = v.alts;
     q->altlen = v.altlen;
@@ -1043,12 +1040,9 @@ static void refresh_run(void *baton)
                         resp->headers, resp->hdrlen, resp->body, resp->bodylen,
                         asked, now);
         if (ok) {
-            if (v.bodylen > RENEW_BEFORE_COMPRESS) {
-                (void)isr_store_renew(job->zone, job->slot, job->hash,
-                                      &job->lease, apr_time_now(), job->hold);
-            }
             compress_with(job->pool, &job->compress, job->req.max_store, &v,
-                          job->s, job->req.url);
+                          job->s, job->req.url, job->zone, job->slot,
+                          job->hash, &job->lease, job->hold);
         }
         if (ok && job->url_key
             && isr_vary_names(job->pool, resp->headers, resp->hdrlen, &names)
