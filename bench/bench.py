@@ -1312,6 +1312,7 @@ class Bench:
             ts.append(t)
         try:
             self.s6_run(ts, sizes, rounds, d, res)
+            self.s6_profile(ts, res)
         finally:
             for t in ts:
                 p = t.error_log()
@@ -1401,6 +1402,41 @@ class Bench:
                 med["origin_fetches"] = sum(x["origin_fetches"] for x in rs)
                 med["errors_all"] = sum(x["errors"] + x["non2xx"] for x in rs)
                 rows[size][name][lab].update({"wrk": med})
+
+    # S6's profile: where a 1 KiB hit's time goes, compressed and identity, and nginx's gzip per hit
+    S6_PROFILE = (("isr", "gzip, br"), ("isr", "identity"), ("nginx", "gzip"), ("varnish", "gzip"))
+
+    def s6_profile(self, ts, res):
+        if not CFG["perf"] or not shutil.which("perf"):
+            return
+        size = min(CFG["s6_sizes"])
+        out = res.setdefault("profile", {"size": size})
+        for name, lab in self.S6_PROFILE:
+            t = next((x for x in ts if x.s6_name == name), None)
+            row = (res.get("rows", {}).get(size, {}).get(name, {}) or {}).get(lab)
+            if not t or not row or row.get("check"):
+                continue
+            pids = children(t.pid()) or [t.pid()]
+            ae = dict(S6_AE).get(lab)
+            data = os.path.join(self.work, "perf-s6-%s-%s.data" % (name, lab.replace(", ", "-")))
+            progress("S6 profile: perf record on %s (%d processes), %d B, Accept-Encoding %s (3 s)" % (
+                name, len(pids), size, ae or "(none)"))
+            try:
+                pr = subprocess.Popen(["perf", "record", "-F", "999", "-g", "-o", data, "-p",
+                                       ",".join(map(str, pids)), "--", "sleep", "4"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                time.sleep(0.5)
+                w = wrk(t.port, t.s6_path[size], 3, headers=["Accept-Encoding: " + ae] if ae else [])
+                pr.wait(30)
+                dso = run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "dso",
+                           "-g", "none"], timeout=120, check=False)
+                sym = run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "dso,symbol",
+                           "--percent-limit", "1.5", "-g", "none"], timeout=120, check=False)
+                keep = lambda o, n: [l.rstrip() for l in o.splitlines() if l.strip() and not l.startswith("#")][:n]
+                out["%s %s" % (name, lab)] = {"rps": w.get("rps"), "dso": keep(dso.stdout, 12),
+                                              "symbols": keep(sym.stdout, 20)}
+            except Exception as ex:  # noqa
+                self.notes.append("S6 perf profile of %s failed: %s" % (name, ex))
 
     # -- S7: bytes from the origin per refresh, with and without a validator
     def s7(self):
@@ -1838,6 +1874,21 @@ def s6_tables(b, full=True):
                         fmt(r.get("body_bytes")), fmt(r.get("wire_bytes")), fmt(w.get("rps")) if w else "n/a",
                         fmt(w.get("p99"), 3) if w else "n/a", rel))
         A("")
+    prof = S.get("profile") or {}
+    if full and len(prof) > 1:
+        A("### Where a %d B hit's time goes (perf, the target's processes, 3 s of wrk)" % prof["size"])
+        A("")
+        for k, v in prof.items():
+            if k == "size":
+                continue
+            A("`%s` (%s req/s while profiled), by DSO, then the top symbols:" % (k, fmt(v.get("rps"))))
+            A("")
+            A("```")
+            L.extend(v.get("dso", []))
+            A("")
+            L.extend(v.get("symbols", []))
+            A("```")
+            A("")
     met = s6_targets_met(R)
     if met and full:
         for what, ok, fig in met:
@@ -1869,14 +1920,14 @@ def report(b, elapsed):
     A("")
     A("Settings: wrk -t%d -c%d; S1 %d rounds × %g s (median), other wrk steps %g s; S2 %d rounds × %g s window, %d conns, origin delay %d ms, "
       "TTL %d s; S3 %d concurrent, origin delay %d ms, %d rounds; S4 %d keys, %g s; S5 keys %s (%s), %g s. "
-      "httpd: " + CFG["mpm"] + " MPM, StartServers 4, ThreadsPerChild 64, MaxRequestWorkers 256, KeepAlive On, "
+      "httpd: %s MPM, StartServers 4, ThreadsPerChild 64, MaxRequestWorkers 256, KeepAlive On, "
       "MaxKeepAliveRequests 0, LogLevel warn, no access log, EnableMMAP Off, EnableSendfile On. "
       "See bench/README.md." % (
           CFG["wrk_threads"], CFG["wrk_conns"], CFG["s1_rounds"], CFG["s1_duration"], CFG["duration"],
           CFG["s2_rounds"], CFG["s2_window"],
           CFG["s2_conns"], CFG["s2_delay"], CFG["s2_ttl"], CFG["s3_conns"], CFG["s3_delay"],
           CFG["s3_rounds"], CFG["s4_keys"], CFG["s4_duration"], " ".join(map(str, CFG["s5_keys"])),
-          " ".join(CFG["s5_targets"]), CFG["s5_duration"]))
+          " ".join(CFG["s5_targets"]), CFG["s5_duration"], CFG["mpm"]))
     A("")
     A("Targets: " + ", ".join("`%s` :%d" % (t.name, t.port) for t in b.targets) + ".")
     for n, why in b.skipped.items():
@@ -2445,15 +2496,15 @@ def main():
     os.makedirs(CFG["results"], exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     base = os.path.join(CFG["results"], stamp)
+    with open(base + ".json", "w") as f:
+        json.dump({"config": CFG, "results": b.res, "skipped": b.skipped, "notes": b.notes}, f, indent=1,
+                  default=str)
     svg = chart(b, base)
     md = report(b, elapsed)
     if svg:
         md = md.replace("\n## S1", "\n![S1 requests/s and S2 latency](%s)\n\n## S1" % os.path.basename(svg), 1)
     with open(base + ".md", "w") as f:
         f.write(md)
-    with open(base + ".json", "w") as f:
-        json.dump({"config": CFG, "results": b.res, "skipped": b.skipped, "notes": b.notes}, f, indent=1,
-                  default=str)
     shutil.copyfile(base + ".md", os.path.join(CFG["results"], "latest.md"))
     svg_rel = None
     if svg:
