@@ -13,6 +13,7 @@
 
 #include "isr.h"
 #include "isr_config.h"
+#include "isr_fast.h"
 #include "isr_fetch.h"
 #include "isr_local.h"
 #include "isr_proxy.h"
@@ -77,6 +78,7 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
      * pre-cleanup before any of them: nothing uses these after. */
     isr_fetch_child_init(pchild);
     isr_local_init(pchild, isr_conf_local_copies(sc));
+    isr_fast_child_init(pchild, s);
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
 }
 
@@ -268,6 +270,7 @@ static void isr_register_hooks(apr_pool_t *p)
     ap_hook_handler(isr_handler, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_expr_lookup(isr_conf_expr_lookup, NULL, NULL, APR_HOOK_MIDDLE);
     isr_status_register_hooks(p);
+    isr_fast_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(isr) = {

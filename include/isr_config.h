@@ -42,6 +42,7 @@ typedef struct {
                                      * not listed; [0] UNSET: unset */
     apr_array_header_t *ztypes;     /* ISRCompressTypes, or NULL: default */
     apr_off_t zmin;                 /* ISRCompressMinSize, UNSET: default */
+    apr_interval_time_t fast_wait;  /* ISRFastPath: 0 Off, UNSET default */
     unsigned int backend_set:1, ttl_set:1, stale_set:1, timeout_set:1,
                  connect_set:1, retry_set:1, max_set:1, apply_set:1,
                  on_error_set:1, key_set:1;
@@ -99,6 +100,9 @@ apr_interval_time_t isr_conf_relay_timeout(const isr_dir_conf_t *c);
 int isr_conf_on_error(const isr_dir_conf_t *c);
 /* ISRCompress, ISRCompressTypes, ISRCompressMinSize. */
 void isr_conf_compress(const isr_dir_conf_t *c, isr_compress_conf_t *out);
+/* ISRFastPath: how long to look for the next request after a cached
+ * answer under the event MPM (0: Off). */
+apr_interval_time_t isr_conf_fast_wait(const isr_dir_conf_t *c);
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc);
 apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc);
 

@@ -12,6 +12,12 @@
 /* Smaller records are copied per request: cheaper than sharing. */
 #define ISR_LOCAL_MIN (8 * 1024)
 
+/* Copies this large live in a memfd each (at most ISR_LOCAL_FILES per
+ * child; the others in the heap), so their bodies can be sent with
+ * sendfile (isr_local_file_bucket). */
+#define ISR_LOCAL_FILE_MIN (32 * 1024)
+#define ISR_LOCAL_FILES    512
+
 /* child_init: keep at most `budget` bytes of copies (0 turns them off);
  * the copies are freed when pchild is cleaned up. */
 void isr_local_init(apr_pool_t *pchild, apr_size_t budget);
@@ -30,5 +36,14 @@ void isr_local_lookup_init(isr_local_lookup_t *l, apr_pool_t *p);
  * with isr_local ops returned (isr_local_lookup_t.kept). */
 apr_bucket *isr_local_bucket(const void *record, const char *data,
                              apr_size_t len, apr_bucket_alloc_t *list);
+
+/* The same bytes as a file bucket on the copy's memfd, for httpd's
+ * sendfile path; NULL when the copy has no file (or the body is small).
+ * The file bucket holds no reference of its own: it must not outlive the
+ * lookup's, i.e. pool p must be the lookup's (the request's, destroyed
+ * only once its answer has been written, after every bucket of it). */
+apr_bucket *isr_local_file_bucket(const void *record, const char *data,
+                                  apr_size_t len, apr_pool_t *p,
+                                  apr_bucket_alloc_t *list);
 
 #endif /* ISR_LOCAL_H */

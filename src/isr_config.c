@@ -8,6 +8,7 @@
 
 #include "isr_config.h"
 #include "isr_ctx.h"
+#include "isr_fast.h"
 #include "isr_zone.h"
 
 #define UNSET -1
@@ -73,6 +74,7 @@ void *isr_conf_create_dir(apr_pool_t *p, char *dir)
     c->on_error = UNSET;
     c->zlevel[ISR_CODING_IDENTITY] = UNSET;
     c->zmin = UNSET;
+    c->fast_wait = UNSET;
     return c;
 }
 
@@ -111,6 +113,7 @@ void *isr_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
            sizeof(c->zlevel));
     c->ztypes = MERGE_PTR(ztypes);
     c->zmin = MERGE(zmin);
+    c->fast_wait = MERGE(fast_wait);
     return c;
 }
 
@@ -234,6 +237,11 @@ apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc)
 {
     return (apr_size_t)(sc->local_copies != UNSET ? sc->local_copies
                                                   : DEF_LOCAL);
+}
+
+apr_interval_time_t isr_conf_fast_wait(const isr_dir_conf_t *c)
+{
+    return c->fast_wait != UNSET ? c->fast_wait : ISR_FAST_DEFAULT_WAIT;
 }
 
 /* ---- directive handlers ------------------------------------------------- */
@@ -644,6 +652,40 @@ static const char *set_local_copies(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* ISRFastPath On | Off | WAIT (WAIT in us, ms or s, at most 100ms) */
+static const char *set_fast_path(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    apr_interval_time_t t;
+    apr_size_t n = strlen(arg);
+    char *end;
+
+    if (!strcasecmp(arg, "Off")) {
+        c->fast_wait = 0;
+        return NULL;
+    }
+    if (!strcasecmp(arg, "On")) {
+        c->fast_wait = ISR_FAST_DEFAULT_WAIT;
+        return NULL;
+    }
+    if (n > 2 && !strcasecmp(arg + n - 2, "us") && apr_isdigit(*arg)) {
+        t = apr_strtoi64(arg, &end, 10);
+        if (end != arg + n - 2) {
+            t = -1;
+        }
+    }
+    else if (isr_parse_duration(arg, &t) != APR_SUCCESS) {
+        t = -1;
+    }
+    if (t <= 0 || t > ISR_FAST_MAX_WAIT) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not On, Off or a wait "
+                            "from 1us to 100ms (e.g. 500us, 2ms)",
+                            cmd->cmd->name, arg);
+    }
+    c->fast_wait = t;
+    return NULL;
+}
+
 /* ISRCompress Off | CODING[=LEVEL] ... */
 static const char *set_compress(cmd_parms *cmd, void *dc, const char *args)
 {
@@ -740,6 +782,10 @@ const command_rec isr_cmds[] = {
                   "verified against (default: the system's)"),
     AP_INIT_FLAG("ISR", set_enabled, NULL, DIRCONF,
                  "On|Off: Off disables mod_isr in this scope"),
+    AP_INIT_TAKE1("ISRFastPath", set_fast_path, NULL, DIRCONF,
+                  "On|Off|WAIT: under the event MPM, after a cached answer "
+                  "look for the client's next request on the same worker "
+                  "for up to WAIT (default On: 1ms)"),
     AP_INIT_FLAG("ISRQuickHandler", set_quick, NULL, DIRCONF,
                  "On|Off: answer fresh and stale hits before access control "
                  "and the rest of request processing (default Off)"),

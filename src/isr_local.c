@@ -1,11 +1,24 @@
 /* Per-child record copies (see isr_local.h). A direct-mapped table indexed
  * by (zone, slot), guarded by striped mutexes held for a few instructions;
  * each copy carries an atomic reference count: one for the table, one per
- * request and bucket using it. */
+ * request and bucket using it.
+ *
+ * A copy of ISR_LOCAL_FILE_MIN bytes or more lives in a memfd mapped into
+ * the child (at most ISR_LOCAL_FILES of them), so that a hit can send its
+ * body as a file bucket and httpd's sendfile path moves it to the socket
+ * without a copy in user space. The kernel may still hold the file's pages
+ * for a send after the last reference is gone: it keeps them alive itself,
+ * and a copy is never written after it is published, only released. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* memfd_create */
+#endif
 #include "isr.h"
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <apr_portable.h>
 
 #include "isr_local.h"
 
@@ -19,7 +32,9 @@ typedef struct {
     apr_uint32_t seq;
     apr_uint32_t len;
     const isr_zone_t *zone;      /* NULL until published in the table */
-    apr_uint64_t pad;            /* keeps the record 16-byte aligned */
+    int fd;                      /* the memfd this copy is mapped from, or
+                                  * -1 (malloc) */
+    apr_uint32_t pad;            /* keeps the record 16-byte aligned */
 } blk_t;
 
 typedef struct {
@@ -30,7 +45,7 @@ typedef struct {
 static blk_t *table[TABLE_SIZE];
 static pthread_mutex_t stripes[STRIPES];
 static apr_size_t budget, used;
-static apr_uint32_t sweep_hand;
+static apr_uint32_t sweep_hand, files;
 
 #define BLK_OF(rec) ((blk_t *)(rec) - 1)
 
@@ -44,8 +59,40 @@ static void blk_release(blk_t *b)
 {
     if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0) {
         __atomic_sub_fetch(&used, (apr_size_t)b->len, __ATOMIC_RELAXED);
-        free(b);
+        if (b->fd >= 0) {
+            int fd = b->fd;
+
+            munmap(b, sizeof(*b) + b->len);
+            close(fd);
+            __atomic_sub_fetch(&files, 1, __ATOMIC_RELAXED);
+        }
+        else {
+            free(b);
+        }
     }
+}
+
+/* A copy in its own memfd, or NULL (too many files, or no memfd). */
+static blk_t *file_blk(apr_uint32_t len)
+{
+    size_t size = sizeof(blk_t) + len;
+    void *m = MAP_FAILED;
+    int fd = -1;
+
+    if (__atomic_add_fetch(&files, 1, __ATOMIC_RELAXED) <= ISR_LOCAL_FILES
+        && (fd = memfd_create("isr-copy", MFD_CLOEXEC)) >= 0
+        && ftruncate(fd, (off_t)size) == 0) {
+        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    }
+    if (m == MAP_FAILED) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        __atomic_sub_fetch(&files, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    ((blk_t *)m)->fd = fd;
+    return m;
 }
 
 /* Swap the table entry at i for nb (which may be NULL). */
@@ -152,7 +199,13 @@ static void *local_alloc(void *baton, apr_uint32_t len)
     if (!budget || len < ISR_LOCAL_MIN || !reserve(len)) {
         return NULL;
     }
-    if (!(b = malloc(sizeof(*b) + len))) {
+    if (len >= ISR_LOCAL_FILE_MIN && (b = file_blk(len)) != NULL) {
+        /* mapped from its memfd: b->fd set */
+    }
+    else if ((b = malloc(sizeof(*b) + len)) != NULL) {
+        b->fd = -1;
+    }
+    else {
         __atomic_sub_fetch(&used, (apr_size_t)len, __ATOMIC_RELAXED);
         return NULL;
     }
@@ -243,4 +296,23 @@ apr_bucket *isr_local_bucket(const void *record, const char *data,
     b = apr_bucket_shared_make(b, d, data - (const char *)record, len);
     b->type = &blk_bucket_type;
     return b;
+}
+
+apr_bucket *isr_local_file_bucket(const void *record, const char *data,
+                                  apr_size_t len, apr_pool_t *p,
+                                  apr_bucket_alloc_t *list)
+{
+    blk_t *blk = BLK_OF(record);
+    apr_os_file_t fd = blk->fd;
+    apr_file_t *f;
+
+    /* apr_os_file_put registers no cleanup: the memfd stays the copy's,
+     * closed when its last reference goes. */
+    if (blk->fd < 0 || len < ISR_LOCAL_FILE_MIN / 2
+        || apr_os_file_put(&f, &fd, APR_FOPEN_READ | APR_FOPEN_SENDFILE_ENABLED,
+                           p) != APR_SUCCESS) {
+        return NULL;
+    }
+    return apr_bucket_file_create(f, (apr_off_t)(data - (const char *)blk),
+                                  len, p, list);
 }

@@ -3,10 +3,13 @@
 #include "isr.h"
 #include <apr_strings.h>
 #include <apr_buckets.h>
+#include <http_core.h>
 #include <http_protocol.h>
+#include <http_ssl.h>
 #include <http_request.h>
 
 #include "isr_compress.h"
+#include "isr_fast.h"
 #include "isr_http.h"
 #include "isr_local.h"
 #include "isr_policy.h"
@@ -212,6 +215,37 @@ static void choose_coding(request_rec *r, const isr_req_t *q,
     }
 }
 
+/* Does httpd's core write this request's file buckets with sendfile? Only
+ * with EnableSendfile On, and not when mod_ssl or mod_http2 carries the
+ * answer (they read the bytes, and a file read copies them). Not for a
+ * subrequest: its pool, which holds the copy, may go before its bytes are
+ * written. */
+static int sendfile_carries(request_rec *r)
+{
+    core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+
+    return cd->enable_sendfile == ENABLE_SENDFILE_ON && !r->main
+           && !r->connection->master && !ap_ssl_conn_is_ssl(r->connection);
+}
+
+/* A shared copy is sent as is, from its memfd when sendfile can carry it;
+ * anything else lives in r->pool. */
+static apr_bucket *body_bucket(request_rec *r, const isr_req_t *q,
+                               const char *body, apr_size_t len)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_bucket *b;
+
+    if (!q->kept) {
+        return apr_bucket_pool_create(body, len, r->pool, ba);
+    }
+    if (sendfile_carries(r)
+        && (b = isr_local_file_bucket(q->kept, body, len, r->pool, ba))) {
+        return b;
+    }
+    return isr_local_bucket(q->kept, body, len, ba);
+}
+
 int isr_respond_send(request_rec *r, const isr_req_t *q)
 {
     apr_bucket_brigade *bb;
@@ -223,6 +257,8 @@ int isr_respond_send(request_rec *r, const isr_req_t *q)
     if (q->relayed) {
         return relay_end(r, q);
     }
+    /* A stored answer: its client may well ask again at once. */
+    isr_fast_arm(r, isr_conf_fast_wait(q->conf));
     r->status = q->status;
     /* A status httpd has no reason phrase for (a 299) would otherwise go
      * out as "500 Internal Server Error". */
@@ -247,12 +283,7 @@ int isr_respond_send(request_rec *r, const isr_req_t *q)
     ap_set_content_length(r, bodylen);
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     if (bodylen && !r->header_only) {
-        /* A shared copy is sent as is; anything else lives in r->pool. */
-        APR_BRIGADE_INSERT_TAIL(bb, q->kept
-            ? isr_local_bucket(q->kept, body, bodylen,
-                               r->connection->bucket_alloc)
-            : apr_bucket_pool_create(body, bodylen, r->pool,
-                                     r->connection->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(bb, body_bucket(r, q, body, bodylen));
     }
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(
         r->connection->bucket_alloc));

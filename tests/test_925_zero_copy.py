@@ -1,0 +1,203 @@
+"""Zero-copy bodies: per-child copies of large entries (ISRLocalCopySize) live in memfds, and with
+`EnableSendfile On` a hit sends the body as a file bucket, so httpd's sendfile path moves it to
+the socket without a copy in user space.
+
+What must hold: every version of every entry is sent byte for byte (sizes around the memfd
+threshold, a refresh replacing the copy, Range, HEAD, compressed copies next to identity);
+`EnableSendfile On` makes the children call sendfile for those bodies and `Off` does not; TLS and
+HTTP/2 keep working (they read the bytes instead); the number of memfds a child holds stays
+bounded however many large keys it sees.
+"""
+
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import isr_env
+
+BODY = re.compile(rb"^(/[^|]*)\|v=(\d+)")
+STRACE = shutil.which("strace")
+H2_MODULE = os.path.join(isr_env.MODULES_DIR, "mod_http2.so")
+CURL = shutil.which("curl")
+
+
+def memfds(pid):
+    n = 0
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if "memfd:isr-copy" in os.readlink("/proc/%d/fd/%s" % (pid, fd)):
+                    n += 1
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
+def exact(env, path, size, **kw):
+    r = env.get(path, **kw)
+    assert r.status == 200 and len(r.body) == size, r
+    m = BODY.match(r.body)
+    assert m, r.body[:80]
+    assert r.body[len(m.group(0)):] == b"x" * (size - len(m.group(0))), r.body[:80]
+    return int(m.group(2)), r
+
+
+CONF = """
+ISRLocalCopySize 64M
+EnableSendfile %s
+<Location /zc/>
+    ISRBackend @ORIGIN@/
+    ISRCacheTTL 1s
+</Location>
+<Location /zl/>
+    ISRBackend @ORIGIN@/
+    ISRCacheTTL 1h
+    ISRMaxObjectSize 4M
+</Location>
+<Location /zz/>
+    ISRBackend @ORIGIN@/
+    ISRCacheTTL 1h
+    ISRCompress gzip
+</Location>
+"""
+
+
+class _Bodies:
+    def test_sizes_byte_for_byte(self, env):
+        for size in (8192, 16383, 32767, 32768, 40000, 65536, 300000, 2 * 1024 * 1024):
+            path = "/zl/s%d?size=%d" % (size, size)
+            v, r = exact(env, path, size)
+            for _ in range(6):
+                v2, r2 = exact(env, path, size)
+                assert v2 == v and r2.isr == "HIT", r2
+
+    def test_refresh_replaces_the_copy(self, env):
+        path, size = "/zc/ref?size=100000", 100000
+        v1, _ = exact(env, path, size)
+        for _ in range(10):
+            assert exact(env, path, size)[0] == v1
+        time.sleep(1.2)
+        end = time.monotonic() + 6
+        v = v1
+        while time.monotonic() < end and v == v1:
+            v, r = exact(env, path, size)
+            time.sleep(0.05)
+        assert v == v1 + 1, "refresh never landed"
+        for _ in range(10):
+            assert exact(env, path, size)[0] == v1 + 1
+
+    def test_range_and_head(self, env):
+        path, size = "/zl/rg?size=200000", 200000
+        _, full = exact(env, path, size)
+        _, full = exact(env, path, size)
+        for a, b in ((0, 99), (150000, 199999), (65530, 65545), (199999, 199999)):
+            r = env.get(path, headers={"Range": "bytes=%d-%d" % (a, b)})
+            assert r.status == 206 and r.body == full.body[a:b + 1], (a, b, r)
+        r = env.get(path, headers={"Range": "bytes=0-9,100000-100009"})
+        assert r.status == 206 and full.body[:10] in r.body and full.body[100000:100010] in r.body
+        r = env.head(path)
+        assert r.status == 200 and r.body == b"" and r.headers["Content-Length"] == str(size)
+
+    def test_compressed_copy_next_to_identity(self, env):
+        path = "/zz/page?size=120000"
+        r0 = env.get(path)
+        assert r0.status == 200
+        for _ in range(4):
+            ri = env.get(path)
+            rg = env.get(path, headers={"Accept-Encoding": "gzip"})
+            assert ri.status == 200 and rg.status == 200
+            assert rg.headers.get("Content-Encoding") == "gzip", rg
+            assert gzip.decompress(rg.body) == ri.body == r0.body
+
+    def test_memfds_bounded(self, env):
+        # 600 keys of 40 KB: more than the 512 memfds a child may hold; the rest are heap copies.
+        for i in range(600):
+            r = env.get("/zl/many%d?size=40000" % i)
+            assert r.status == 200 and len(r.body) == 40000
+            r = env.get("/zl/many%d?size=40000" % i)
+            assert r.status == 200 and len(r.body) == 40000
+        for pid in env.child_pids():
+            assert memfds(pid) <= 512, (pid, memfds(pid))
+
+
+class TestSendfileOn(_Bodies):
+    CONF = CONF % "On"
+
+    def test_copies_live_in_memfds(self, env):
+        path = "/zl/mf?size=65536"
+        for _ in range(20):
+            assert env.get(path).status == 200
+        assert sum(memfds(p) for p in env.child_pids()) >= 1
+
+    @pytest.mark.skipif(not STRACE, reason="needs strace")
+    def test_children_send_with_sendfile(self, env):
+        path, size = "/zl/sf?size=65536", 65536
+        exact(env, path, size)
+        pids = env.child_pids()
+        out = os.path.join(env.root, "logs", "strace.out")
+        argv = [STRACE, "-f", "-qq", "-e", "trace=sendfile", "-o", out]
+        for p in pids:
+            argv += ["-p", str(p)]
+        st = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.0)   # attached
+            for _ in range(20):
+                exact(env, path, size)
+        finally:
+            time.sleep(0.3)
+            st.terminate()
+            st.wait(10)
+        with open(out) as f:
+            calls = [l for l in f if "sendfile(" in l]
+        assert len(calls) >= 10, calls[:5]
+
+
+class TestSendfileOff(_Bodies):
+    CONF = CONF % "Off"
+
+    @pytest.mark.skipif(not STRACE, reason="needs strace")
+    def test_no_sendfile(self, env):
+        path, size = "/zl/nsf?size=65536", 65536
+        exact(env, path, size)
+        pids = env.child_pids()
+        out = os.path.join(env.root, "logs", "strace.out")
+        argv = [STRACE, "-f", "-qq", "-e", "trace=sendfile,writev", "-o", out]
+        for p in pids:
+            argv += ["-p", str(p)]
+        st = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(1.0)
+            for _ in range(20):
+                exact(env, path, size)
+        finally:
+            time.sleep(0.3)
+            st.terminate()
+            st.wait(10)
+        with open(out) as f:
+            text = f.read()
+        assert "sendfile(" not in text
+        assert "writev(" in text   # the answers went out (strace was attached)
+
+
+@pytest.mark.skipif(not (CURL and os.path.isfile(H2_MODULE)), reason="needs curl and mod_http2")
+class TestHTTP2:
+    CONF = ("LoadModule http2_module %s\nProtocols h2c http/1.1\n" % H2_MODULE) + CONF % "On"
+
+    def test_h2c_bodies_exact(self, env):
+        path, size = "/zl/h2?size=300000", 300000
+        _, ref = exact(env, path, size)
+        _, ref = exact(env, path, size)
+        out = os.path.join(env.root, "h2.body")
+        for _ in range(3):
+            p = subprocess.run([CURL, "-s", "--http2-prior-knowledge", "-o", out, "-w", "%{http_version}",
+                                env.base_url + path], stdout=subprocess.PIPE, text=True, timeout=30)
+            assert p.stdout == "2"
+            with open(out, "rb") as f:
+                assert f.read() == ref.body
