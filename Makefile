@@ -37,7 +37,7 @@ LIBS    ?= -lcurl -lz -lbrotlienc -lbrotlidec
 
 # --- packages ----------------------------------------------------------------
 DEB_PACKAGES := apache2 apache2-dev apache2-utils libcurl4-openssl-dev python3-pytest curl openssl \
-                zlib1g-dev libbrotli-dev brotli
+                zlib1g-dev libbrotli-dev brotli strace
 # make fuzz: Debian's clang (14 on bookworm) with libFuzzer and its sanitizer runtimes.
 FUZZ_PACKAGES := clang libfuzzer-14-dev libclang-rt-14-dev
 
