@@ -11,6 +11,7 @@ installs that config and starts httpd once per class (as mod_h2's ``_class_scope
 
 Placeholders in CONF and FILES: @ORIGIN@ (http://127.0.0.1:PORT), @ORIGIN_HOSTPORT@,
 @UNIX@ (path of the Unix-socket origin), @TLS@ (https origin URL), @TLSCA@ (its certificate),
+@CERT@ and @KEY@ (a certificate and key for httpd's own TLS; env.tls_ca is the certificate),
 @ROOT@ (ServerRoot), @PORT@ (httpd port).
 
 After every test the error logs of all servers are checked: lines at warn and above (and
@@ -77,7 +78,34 @@ def tls_origin():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def substitute(text, env, origin, unix_origin=None, tls_origin=None):
+@pytest.fixture(scope="session")
+def server_cert():
+    """A self-signed certificate and key for 127.0.0.1, for servers that speak TLS themselves
+    (@CERT@ and @KEY@ in CONF; the env's tls_ca is the certificate)."""
+    import shutil
+    import subprocess
+    if not (shutil.which("openssl") and os.path.isfile(os.path.join(isr_env.MODULES_DIR,
+                                                                    "mod_ssl.so"))):
+        pytest.skip("needs openssl and mod_ssl")
+    d = tempfile.mkdtemp(prefix="isr-srvtls-")
+    os.chmod(d, 0o755)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-addext", "basicConstraints=critical,CA:FALSE",
+                        "-keyout", key, "-out", cert],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    if p.returncode != 0:
+        pytest.skip("openssl cannot make a certificate: %s" % p.stdout[-500:])
+    os.chmod(cert, 0o644)
+    os.chmod(key, 0o644)
+    yield cert, key
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def substitute(text, env, origin, unix_origin=None, tls_origin=None, cert=None):
+    if cert is not None:
+        text = text.replace("@CERT@", cert[0]).replace("@KEY@", cert[1])
     text = (text.replace("@ORIGIN@", origin.url)
                 .replace("@ORIGIN_HOSTPORT@", origin.hostport)
                 .replace("@ROOT@", env.root)
@@ -95,10 +123,12 @@ def make_env(request, origin, name, mpm="event", mpm_conf=None, conf="", files=N
         pytest.skip("mod_isr.so not built (%s)" % isr_env.MODULE_PATH)
     uo = request.getfixturevalue("unix_origin") if "@UNIX@" in conf else None
     to = request.getfixturevalue("tls_origin") if "@TLS" in conf else None
+    sc = request.getfixturevalue("server_cert") if "@CERT@" in conf else None
     e = HttpdEnv(name=name, mpm=mpm, mpm_conf=mpm_conf, load_isr=load_isr)
+    e.tls_ca = sc[0] if sc else None
     for rel, content in (files or {}).items():
-        e.write_file(rel, substitute(content, e, origin, uo, to))
-    e.write_config(substitute(conf, e, origin, uo, to))
+        e.write_file(rel, substitute(content, e, origin, uo, to, sc))
+    e.write_config(substitute(conf, e, origin, uo, to, sc))
     return e
 
 

@@ -17,7 +17,6 @@ import time
 
 import pytest
 
-import conftest
 import isr_env
 
 ANY_ISR_LOG = isr_env.ISR_WARN_LOG
@@ -236,30 +235,10 @@ class TestH2c(_Table):
 
 # ---------------------------------------------------------------------------------------- TLS
 
-@pytest.fixture(scope="module")
-def server_cert():
-    if not (shutil.which("openssl") and os.path.isfile(SSL_MODULE)):
-        pytest.skip("needs openssl and mod_ssl")
-    d = tempfile.mkdtemp(prefix="isr-h2tls-")
-    os.chmod(d, 0o755)
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-addext", "basicConstraints=critical,CA:FALSE",
-                        "-keyout", key, "-out", cert],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-    if p.returncode != 0:
-        pytest.skip("openssl cannot make a certificate: %s" % p.stdout[-500:])
-    os.chmod(cert, 0o644)
-    os.chmod(key, 0o644)
-    yield cert, key
-    shutil.rmtree(d, ignore_errors=True)
-
-
 class TestH2Tls(_Table):
-    """h2 by ALPN over TLS: the same table (the `env` fixture is this class's own)."""
+    """h2 by ALPN over TLS: the same table (httpd's certificate is conftest's server_cert)."""
 
-    CONF_TLS = """
+    CONF = """
 LoadModule http2_module %s
 LoadModule ssl_module %s
 LoadModule socache_shmcb_module %s/mod_socache_shmcb.so
@@ -269,27 +248,6 @@ SSLEngine on
 SSLCertificateFile "@CERT@"
 SSLCertificateKeyFile "@KEY@"
 """ % (H2_MODULE, SSL_MODULE, isr_env.MODULES_DIR) + LOCATIONS
-
-    @pytest.fixture(scope="class")
-    def env(self, request, origin, server_cert):
-        conf = self.CONF_TLS.replace("@CERT@", server_cert[0]).replace("@KEY@", server_cert[1])
-        e = conftest.make_env(request, origin, "TestH2Tls", mpm="event", conf=conf)
-        e.tls_ca = server_cert[0]
-        try:
-            conftest.start_checked(e)
-        except BaseException:
-            e.cleanup()
-            raise
-        yield e
-        since = getattr(e, "_checked", 0)
-        try:
-            e.stop()
-        finally:
-            bad = e.unexpected_lines(since)
-            dump = e.log_dump(since)
-            e.cleanup()
-        if bad:
-            pytest.fail("unexpected error log lines at shutdown:\n%s\n%s" % ("\n".join(bad), dump))
 
     def url(self, env, path):
         return "https://127.0.0.1:%d%s" % (env.port, path)

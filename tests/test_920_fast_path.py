@@ -83,6 +83,23 @@ def count(env, regex, since):
     return sum(1 for l in env.log_lines(since) if regex.search(l))
 
 
+def hits(env, path, n, pause):
+    """n requests for path on one keep-alive connection, `pause` seconds after each answer."""
+    c = Client(env.port)
+    try:
+        for _ in range(n):
+            st, h, body = c.get(path)
+            assert st == 200, (st, h)
+            time.sleep(pause)
+    finally:
+        c.close()
+
+
+def never_armed(env, mark):
+    time.sleep(0.3)
+    assert count(env, CAUGHT, mark) == 0 and count(env, MISSED, mark) == 0, env.log_dump(mark)
+
+
 LOC = """
 LogLevel warn isr:trace2
 KeepAliveTimeout 20
@@ -145,42 +162,20 @@ class TestFastPathEvent:
     def test_off_never_waits(self, env):
         self._warm(env, "/off/a")
         mark = env.log_mark()
-        c = Client(env.port)
-        try:
-            for _ in range(5):
-                assert c.get("/off/a")[0] == 200
-                time.sleep(0.02)
-        finally:
-            c.close()
-        time.sleep(0.3)
-        assert count(env, CAUGHT, mark) == 0 and count(env, MISSED, mark) == 0, \
-            env.log_dump(mark)
+        hits(env, "/off/a", 5, 0.02)
+        never_armed(env, mark)
 
     def test_on_by_default(self, env):
         self._warm(env, "/dflt/a")
         mark = env.log_mark()
-        c = Client(env.port)
-        try:
-            for _ in range(3):
-                assert c.get("/dflt/a")[0] == 200
-                time.sleep(0.2)    # past the default 1 ms: the wait ran and missed
-        finally:
-            c.close()
+        hits(env, "/dflt/a", 3, 0.2)   # past the default 1 ms: the wait ran and missed
         assert env.wait_log(MISSED, since=mark), env.log_dump(mark)
 
     def test_not_after_a_static_file(self, env):
         env.write_file("htdocs/static.txt", "static\n")
         mark = env.log_mark()
-        c = Client(env.port)
-        try:
-            for _ in range(3):
-                assert c.get("/static.txt")[0] == 200
-                time.sleep(0.02)
-        finally:
-            c.close()
-        time.sleep(0.3)
-        assert count(env, CAUGHT, mark) == 0 and count(env, MISSED, mark) == 0, \
-            env.log_dump(mark)
+        hits(env, "/static.txt", 3, 0.02)
+        never_armed(env, mark)
 
     def test_pipelined_requests_answered_in_order(self, env):
         self._warm(env, "/fp/p1")
@@ -418,16 +413,8 @@ class TestWorkerMPM:
     def test_never_used_under_a_synchronous_mpm(self, env):
         assert env.get("/fp/w").status == 200
         mark = env.log_mark()
-        c = Client(env.port)
-        try:
-            for _ in range(5):
-                assert c.get("/fp/w")[0] == 200
-                time.sleep(0.02)
-        finally:
-            c.close()
-        time.sleep(0.3)
-        assert count(env, CAUGHT, mark) == 0 and count(env, MISSED, mark) == 0, \
-            env.log_dump(mark)
+        hits(env, "/fp/w", 5, 0.02)
+        never_armed(env, mark)
 
 
 CURL = shutil.which("curl")
@@ -447,9 +434,7 @@ class TestHTTP2Untouched:
                                 "-w", "%{http_version} %{http_code}", url],
                                stdout=subprocess.PIPE, text=True, timeout=30)
             assert p.stdout.split() == ["2", "200"], p.stdout
-        time.sleep(0.3)
-        assert count(env, CAUGHT, mark) == 0 and count(env, MISSED, mark) == 0, \
-            env.log_dump(mark)
+        never_armed(env, mark)
 
 
 class TestConfig:
@@ -478,31 +463,8 @@ class TestConfig:
 # ---------------------------------------------------------------------------------------- TLS
 
 import ssl                      # noqa: E402
-import tempfile                 # noqa: E402
-
-import conftest                 # noqa: E402
 
 SSL_MODULE = os.path.join(isr_env.MODULES_DIR, "mod_ssl.so")
-
-
-@pytest.fixture(scope="module")
-def server_cert():
-    if not (shutil.which("openssl") and os.path.isfile(SSL_MODULE)):
-        pytest.skip("needs openssl and mod_ssl")
-    d = tempfile.mkdtemp(prefix="isr-fptls-")
-    os.chmod(d, 0o755)
-    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
-    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-addext", "basicConstraints=critical,CA:FALSE",
-                        "-keyout", key, "-out", cert],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-    if p.returncode != 0:
-        pytest.skip("openssl cannot make a certificate: %s" % p.stdout[-500:])
-    os.chmod(cert, 0o644)
-    os.chmod(key, 0o644)
-    yield cert, key
-    shutil.rmtree(d, ignore_errors=True)
 
 
 class TlsClient(Client):
@@ -520,7 +482,7 @@ class TestOverTLS:
     goes through TLS. Large cached bodies (memfd copies) are read from memory over TLS, not
     sent with sendfile, and arrive byte for byte."""
 
-    CONF_TLS = """
+    CONF = """
 LoadModule ssl_module %s
 LoadModule socache_shmcb_module %s/mod_socache_shmcb.so
 SSLSessionCache "shmcb:@ROOT@/run/ssl_scache(512000)"
@@ -530,26 +492,6 @@ SSLCertificateKeyFile "@KEY@"
 EnableSendfile On
 ISRLocalCopySize 16M
 """ % (SSL_MODULE, isr_env.MODULES_DIR) + LOC
-
-    @pytest.fixture(scope="class")
-    def env(self, request, origin, server_cert):
-        conf = self.CONF_TLS.replace("@CERT@", server_cert[0]).replace("@KEY@", server_cert[1])
-        e = conftest.make_env(request, origin, "TestFastPathTLS", mpm="event", conf=conf)
-        try:
-            conftest.start_checked(e)
-        except BaseException:
-            e.cleanup()
-            raise
-        yield e
-        since = getattr(e, "_checked", 0)
-        try:
-            e.stop()
-        finally:
-            bad = e.unexpected_lines(since)
-            dump = e.log_dump(since)
-            e.cleanup()
-        if bad:
-            pytest.fail("unexpected error log lines at shutdown:\n%s\n%s" % ("\n".join(bad), dump))
 
     def test_keepalive_hits_over_tls(self, env):
         mark = env.log_mark()

@@ -40,6 +40,25 @@ def memfds(pid):
     return n
 
 
+def syscalls_during(env, calls, requests):
+    """strace's lines for `calls` (e.g. "sendfile,writev") made by every child of env while
+    `requests` runs."""
+    out = os.path.join(env.root, "logs", "strace.out")
+    argv = [STRACE, "-f", "-qq", "-e", "trace=" + calls, "-o", out]
+    for p in env.child_pids():
+        argv += ["-p", str(p)]
+    st = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.0)   # attached
+        requests()
+    finally:
+        time.sleep(0.3)
+        st.terminate()
+        st.wait(10)
+    with open(out) as f:
+        return f.read().splitlines()
+
+
 def exact(env, path, size, **kw):
     r = env.get(path, **kw)
     assert r.status == 200 and len(r.body) == size, r
@@ -140,23 +159,9 @@ class TestSendfileOn(_Bodies):
     def test_children_send_with_sendfile(self, env):
         path, size = "/zl/sf?size=65536", 65536
         exact(env, path, size)
-        pids = env.child_pids()
-        out = os.path.join(env.root, "logs", "strace.out")
-        argv = [STRACE, "-f", "-qq", "-e", "trace=sendfile", "-o", out]
-        for p in pids:
-            argv += ["-p", str(p)]
-        st = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(1.0)   # attached
-            for _ in range(20):
-                exact(env, path, size)
-        finally:
-            time.sleep(0.3)
-            st.terminate()
-            st.wait(10)
-        with open(out) as f:
-            calls = [l for l in f if "sendfile(" in l]
-        assert len(calls) >= 10, calls[:5]
+        lines = syscalls_during(env, "sendfile", lambda: [exact(env, path, size) for _ in range(20)])
+        calls = [l for l in lines if "sendfile(" in l]
+        assert len(calls) >= 10, lines[:5]
 
 
 class TestSendfileOff(_Bodies):
@@ -166,22 +171,8 @@ class TestSendfileOff(_Bodies):
     def test_no_sendfile(self, env):
         path, size = "/zl/nsf?size=65536", 65536
         exact(env, path, size)
-        pids = env.child_pids()
-        out = os.path.join(env.root, "logs", "strace.out")
-        argv = [STRACE, "-f", "-qq", "-e", "trace=sendfile,writev", "-o", out]
-        for p in pids:
-            argv += ["-p", str(p)]
-        st = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(1.0)
-            for _ in range(20):
-                exact(env, path, size)
-        finally:
-            time.sleep(0.3)
-            st.terminate()
-            st.wait(10)
-        with open(out) as f:
-            text = f.read()
+        text = "\n".join(syscalls_during(env, "sendfile,writev",
+                                         lambda: [exact(env, path, size) for _ in range(20)]))
         assert "sendfile(" not in text
         assert "writev(" in text   # the answers went out (strace was attached)
 
