@@ -1080,6 +1080,9 @@ class Bench:
         for t in self.s1_extra:
             self.log_tail(t)
             t.stop()
+        if self.s1_extra:
+            progress("S1 done: stopped its own instances (%s); S2-S7 run the %s MPM's targets only" % (
+                " ".join(t.name for t in self.s1_extra), CFG["mpm"]))
 
     def log_tail(self, t):
         p = t.error_log()
