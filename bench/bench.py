@@ -2192,10 +2192,12 @@ def hitpath_tables(b):
         how = ("`strace -c -f` on every child (perf's syscall tracepoints were not available); strace stops "
                "each thread at each syscall and slows the server several times over: only the counts per "
                "request mean something, not the rate. Context switches from the threads' "
-               "`/proc/PID/task/*/status`")
+               "`/proc/PID/task/*/status`, which count strace's own stops too (read them as an upper "
+               "bound, comparable between rows only)")
     A("%s during %g s of wrk -t%d -c%d on the S1 1 KiB key, counts divided by the requests wrk "
-      "reported (the count window is about 0.6 s longer than wrk's, idle)." % (
-          how, CFG["s1_perf_duration"], CFG["wrk_threads"], CFG["wrk_conns"]))
+      "reported (the count window starts %s s before wrk, idle)." % (
+          how, CFG["s1_perf_duration"], CFG["wrk_threads"], CFG["wrk_conns"],
+          "0.3" if H["tool"] == "perf" else "1"))
     A("")
     A("| target | MPM | requests | req/s | " + " | ".join("%s / request" % lab for _, lab in cols) + " |")
     A("|---|---|---:|---:|" + "---:|" * len(cols))
