@@ -45,7 +45,7 @@ def env_i(name, default):
 
 
 CFG = {
-    "targets": env("BENCH_TARGETS", "isr isr_quick null static mod_cache nginx varnish").split(),
+    "targets": env("BENCH_TARGETS", "isr isr_quick isr_nofast null static mod_cache nginx varnish").split(),
     "scenarios": env("BENCH_SCENARIOS", "S1 S2 S3 S4 S5 S6 S7").split(),
     "wrk_threads": env_i("BENCH_WRK_THREADS", 1),
     "wrk_conns": env_i("BENCH_WRK_CONNS", 50),
@@ -53,6 +53,7 @@ CFG = {
     "s1_sizes": [int(x) for x in env("S1_SIZES", "1024 65536").split()],
     "s1_rounds": env_i("S1_ROUNDS", 3),
     "s1_duration": env_f("S1_DURATION", 3),
+    "s1_perf_duration": env_f("S1_PERF_DURATION", 3),
     "soak_targets": env("SOAK_TARGETS", "isr").split(),
     "soak_duration": env_f("SOAK_DURATION", 3),
     "s2_rounds": env_i("S2_ROUNDS", 3),
@@ -94,12 +95,14 @@ CFG = {
     "results": env("BENCH_RESULTS_DIR", os.path.join(BENCH, "results")),
     "httpd": env("APACHE2", shutil.which("apache2") or "/usr/sbin/apache2"),
     "modules": env("APACHE_MODULES", "/usr/lib/apache2/modules"),
-    # the MPM of every httpd target: event (Debian's default) or worker
-    "mpm": env("BENCH_MPM", "event"),
+    # the MPMs of the httpd targets: S1 runs every httpd target under each (the first as NAME, the
+    # others as NAME@MPM, interleaved in the same rounds); S2-S7 run the first MPM's targets only
+    "mpms": list(dict.fromkeys(env("BENCH_MPM", "event worker").split())),
     "nginx": env("NGINX", shutil.which("nginx") or "/usr/sbin/nginx"),
     "varnishd": env("VARNISHD", shutil.which("varnishd") or "/usr/sbin/varnishd"),
 }
-# event MPM settings shared by every httpd target (documented in bench/README.md)
+CFG["mpm"] = CFG["mpms"][0]  # the MPM of the targets of every scenario
+# MPM settings shared by every httpd target (event and worker) (documented in bench/README.md)
 MPM = """StartServers            4
 ServerLimit             4
 ThreadLimit             64
@@ -256,6 +259,21 @@ def proc_mem(pid):
     except (OSError, ValueError):
         pass
     return m
+
+
+def ctxt_switches(pids):
+    """voluntary + involuntary context switches of every thread of the processes pids, so far"""
+    n = 0
+    for pid in pids:
+        for st in glob.glob("/proc/%d/task/*/status" % pid):
+            try:
+                with open(st) as f:
+                    for line in f:
+                        if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                            n += int(line.split()[1])
+            except (OSError, ValueError):
+                pass
+    return n
 
 
 def mem_snapshot(pid):
@@ -450,6 +468,8 @@ EnableSendfile On
 
 
 class Httpd(Target):
+    mpm = None  # None: CFG["mpm"] (the first of BENCH_MPM); S1's extra instances set their own
+
     def conf_body(self):
         return ""
 
@@ -463,7 +483,7 @@ class Httpd(Target):
         d = dict(work=self.work, run=self.rundir(), name=self.name,
                  port=self.port, logs=os.path.join(self.work, "logs"),
                  docroot=os.path.join(self.work, "htdocs"), mods=CFG["modules"], mpm=MPM,
-                 mpm_name=CFG["mpm"])
+                 mpm_name=self.mpm or CFG["mpm"])
         return HTTPD_COMMON.format(**d) + self.conf_body()
 
     def start(self):
@@ -941,6 +961,8 @@ class Bench:
                     "mem": {}, "checks": {}}
         self.notes = []
         self.targets = []
+        self.s1_extra = []   # S1's extra instances (NAME@MPM, isr_nofast), stopped after S1
+        self.s1_order = []   # S1's targets in the order of a round
         self.skipped = {}
         self.lua = lua_script(self.work)
         self.s6_file = None
@@ -966,21 +988,47 @@ class Bench:
                 with open(os.path.join(kd, "s4-%d.bin" % k), "wb") as f:
                     f.write(data)
 
+    def new_target(self, name, label):
+        """a target of kind name (see BENCH_TARGETS) called label, not started; None if unknown"""
+        if name == "isr_quick":
+            return IsrTarget(label, self.work, self.origin, quick=True)
+        if name == "isr_nofast":
+            return IsrTarget(label, self.work, self.origin, loc_extra="ISRFastPath Off")
+        cls = {"isr": IsrTarget, "null": NullTarget, "static": StaticTarget, "mod_cache": ModCacheTarget,
+               "nginx": NginxTarget, "varnish": VarnishTarget}.get(name)
+        return cls(label, self.work, self.origin) if cls else None
+
+    def start_one(self, t, name):
+        try:
+            t.start()
+        except Exception as ex:  # noqa
+            self.skipped[name] = "failed to start: %s" % str(ex)[:300]
+            progress("%s: FAILED to start: %s" % (name, str(ex)[:300]))
+            t.stop()
+            return False
+        progress("%s on 127.0.0.1:%d (pid %d%s)" % (
+            name, t.port, t.pid(), (", %s MPM" % (t.mpm or CFG["mpm"])) if t.kind == "httpd" else ""))
+        return True
+
     def start_targets(self):
         self.origin = Origin(self.work, self.s6_file)
         progress("origin on 127.0.0.1:%d" % self.origin.port)
         want = CFG["targets"]
         isr_ok = os.path.exists(CFG["isr_so"])
-        quick_ok = False
+        quick_ok = fast_ok = False
         if isr_ok:
             with open(CFG["isr_so"], "rb") as f:
-                quick_ok = b"ISRQuickHandler" in f.read()
+                so = f.read()
+            quick_ok = b"ISRQuickHandler" in so
+            fast_ok = b"ISRFastPath" in so
         for name in want:
-            if name in ("isr", "isr_quick") and not isr_ok:
+            if name in ("isr", "isr_quick", "isr_nofast") and not isr_ok:
                 self.skipped[name] = "mod_isr.so not built (%s)" % CFG["isr_so"]
                 continue
             if name == "isr_quick" and not quick_ok:
                 self.skipped[name] = "mod_isr has no ISRQuickHandler directive"
+                continue
+            if name == "isr_nofast":  # an S1 instance only (started below)
                 continue
             if name == "nginx" and not os.path.exists(CFG["nginx"]):
                 self.skipped[name] = "nginx not installed (make bench-peers)"
@@ -988,27 +1036,63 @@ class Bench:
             if name == "varnish" and not os.path.exists(CFG["varnishd"]):
                 self.skipped[name] = "varnish not installed (make bench-peers)"
                 continue
-            cls = {"isr": IsrTarget, "isr_quick": IsrTarget, "null": NullTarget,
-                   "static": StaticTarget, "mod_cache": ModCacheTarget, "nginx": NginxTarget,
-                   "varnish": VarnishTarget}.get(name)
-            if not cls:
+            t = self.new_target(name, name)
+            if not t:
                 self.skipped[name] = "unknown target"
                 continue
-            if name == "isr_quick":
-                t = IsrTarget(name, self.work, self.origin, quick=True)
-            else:
-                t = cls(name, self.work, self.origin)
-            try:
-                t.start()
-            except Exception as ex:  # noqa
-                self.skipped[name] = "failed to start: %s" % str(ex)[:300]
-                progress("%s: FAILED to start: %s" % (name, str(ex)[:300]))
-                t.stop()
-                continue
-            progress("%s on 127.0.0.1:%d (pid %d)" % (name, t.port, t.pid()))
-            self.targets.append(t)
+            t.base = name
+            if self.start_one(t, name):
+                self.targets.append(t)
         for t in self.targets:
             self.res["mem"].setdefault(t.name, {})["start"] = mem_snapshot(t.pid())
+        # S1 only: every httpd target again under each further MPM (NAME@MPM), and isr_nofast (the
+        # isr target under the event MPM with ISRFastPath Off); S1 interleaves them with the others
+        # in the same rounds, and they are stopped after S1
+        self.s1_extra = []
+        self.s1_order = list(self.targets)
+        if "S1" not in CFG["scenarios"]:
+            if "isr_nofast" in want and isr_ok:
+                self.skipped["isr_nofast"] = "runs in S1 only, which is not in BENCH_SCENARIOS"
+            return
+        order = []
+        for t in self.targets:
+            order.append(t)
+            if t.kind != "httpd":
+                continue
+            variants = [(t.base, m) for m in CFG["mpms"][1:]]
+            if t.base == "isr" and "isr_nofast" in want:
+                if not fast_ok:
+                    self.skipped["isr_nofast"] = "mod_isr has no ISRFastPath directive (%s)" % CFG["isr_so"]
+                elif "event" not in CFG["mpms"]:
+                    self.skipped["isr_nofast"] = "the fast path is the event MPM's; event is not in BENCH_MPM"
+                else:
+                    variants.insert(0, ("isr_nofast", "event"))
+            for base, m in variants:
+                label = base if m == CFG["mpm"] else "%s@%s" % (base, m)
+                v = self.new_target(base, label)
+                v.base, v.mpm = base, m
+                if self.start_one(v, label):
+                    self.s1_extra.append(v)
+                    order.append(v)
+        self.s1_order = order
+
+    def stop_s1_extra(self):
+        for t in self.s1_extra:
+            self.log_tail(t)
+            t.stop()
+        if self.s1_extra:
+            progress("S1 done: stopped its own instances (%s); S2-S7 run the %s MPM's targets only" % (
+                " ".join(t.name for t in self.s1_extra), CFG["mpm"]))
+
+    def log_tail(self, t):
+        p = t.error_log()
+        if p and os.path.exists(p):
+            with open(p, errors="replace") as f:
+                lines = f.read().splitlines()
+            interesting = [l for l in lines if "AH00558" not in l and "AH10159" not in l and "AH00489" not in l
+                           and "AH00094" not in l and "AH00491" not in l and "resuming normal" not in l
+                           and "SIGTERM" not in l and "caught SIG" not in l]
+            self.res.setdefault("logs", {})[t.name] = {"lines": len(lines), "tail": interesting[-8:]}
 
     def caching(self):
         return [t for t in self.targets if t.caching]
@@ -1027,7 +1111,7 @@ class Bench:
         for size in CFG["s1_sizes"]:
             runs = {}
             for rnd in range(CFG["s1_rounds"]):
-                for t in self.targets:
+                for t in self.s1_order:
                     if not self.alive_check(t):
                         continue
                     path = t.url("s1-%d" % size, size)
@@ -1051,6 +1135,10 @@ class Bench:
                 med.pop("raw", None)
                 med["all_rps"] = [x["rps"] for x in rs]
                 self.res["S1"].setdefault(size, {})[name] = med
+        # which S1 row is which target under which MPM, in S1's order (None: not httpd)
+        self.res["S1_targets"] = [{"name": t.name, "base": getattr(t, "base", t.name),
+                                   "mpm": (t.mpm or CFG["mpm"]) if t.kind == "httpd" else None}
+                                  for t in self.s1_order]
 
     # -- perf profile of the isr hit path
     def profile(self):
@@ -1080,6 +1168,116 @@ class Bench:
                                        if l.strip() and not l.startswith("#")][:15]
         except Exception as ex:  # noqa
             self.notes.append("perf profile failed: %s" % ex)
+
+    # -- the event MPM's hit path per request: context switches and syscalls during 1 KiB hits
+    HITPATH_EVENTS = ("context-switches", "cpu-migrations", "syscalls:sys_enter_futex",
+                      "syscalls:sys_enter_epoll_wait", "syscalls:sys_enter_epoll_pwait", "raw_syscalls:sys_enter")
+
+    def hitpath_tool(self):
+        """("perf", events) when perf stat counts the tracepoints, else ("strace", None), else (None, why)"""
+        if shutil.which("perf"):
+            for evs in (self.HITPATH_EVENTS, self.HITPATH_EVENTS[:4]):
+                r = run(["perf", "stat", "-x", ",", "-e", ",".join(evs), "--", "true"], timeout=30, check=False)
+                if r.returncode == 0 and "not supported" not in r.stderr:
+                    return "perf", evs
+        if shutil.which("strace"):
+            return "strace", None
+        return None, "neither perf (with syscall tracepoints) nor strace works here"
+
+    def hitpath(self):
+        if not CFG["perf"]:
+            return
+        # isr under each MPM (isr, isr@worker, ...) and isr_nofast, in S1's order
+        ts = [t for t in self.s1_order if getattr(t, "base", "") in ("isr", "isr_nofast")]
+        if not ts:
+            return
+        tool, evs = self.hitpath_tool()
+        out = self.res["hitpath"] = {"tool": tool, "size": 1024, "rows": {}}
+        if tool is None:
+            self.notes.append("hit path counts: %s" % evs)
+            return
+        d = CFG["s1_perf_duration"]
+        for t in ts:
+            if not self.alive_check(t):
+                continue
+            pids = children(t.pid())
+            if not pids:
+                continue
+            path = t.url("s1-1024", 1024)
+            data = os.path.join(self.work, "hitpath-%s.txt" % t.name.replace("@", "-"))
+            progress("hit path: %s on %s (%d children) during wrk 1 KiB hits (%gs)" % (
+                "perf stat" if tool == "perf" else "strace -c", t.name, len(pids), d))
+            pr = None
+            cs0 = ctxt_switches(pids)
+            try:
+                if tool == "perf":
+                    argv = ["perf", "stat", "-x", ",", "-o", data, "-e", ",".join(evs), "-p",
+                            ",".join(map(str, pids)), "--", "sleep", "%.1f" % (d + 0.6)]
+                else:
+                    # strace stops every thread at every syscall: only the counts per request mean
+                    # something, not the rate; -f on a -p attaches every thread of the process
+                    argv = ["strace", "-c", "-f", "-qq", "-o", data]
+                    for pid in pids:
+                        argv += ["-p", str(pid)]
+                pr = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                time.sleep(0.3 if tool == "perf" else 1.0)
+                w = wrk(t.port, path, d)
+                if tool == "strace":
+                    pr.send_signal(signal.SIGINT)
+                pr.wait(30)
+                with open(data) as f:
+                    counts = self.hitpath_parse(tool, f.read())
+                if "cs" not in counts:  # strace: the threads' own counters in /proc
+                    counts["cs"] = ctxt_switches(pids) - cs0
+                n = w["requests"] or 0
+                row = {"requests": n, "rps": w["rps"], "errors": w["errors"] + w["non2xx"],
+                       "mpm": t.mpm or CFG["mpm"], "counts": counts,
+                       "per_request": dict((k, v / float(n)) for k, v in counts.items()) if n else {}}
+                out["rows"][t.name] = row
+                pq = row["per_request"]
+                progress("    %s rps; per request: %s context switches, %s futex, %s epoll_wait, %s syscalls" % (
+                    fmt(w["rps"]), fmt(pq.get("cs"), 2), fmt(pq.get("futex"), 2), fmt(pq.get("epoll"), 2),
+                    fmt(pq.get("syscalls"), 2)))
+            except Exception as ex:  # noqa
+                self.notes.append("hit path counts of %s failed: %s" % (t.name, ex))
+                if pr is not None and pr.poll() is None:
+                    pr.kill()
+                    pr.wait(5)
+
+    @staticmethod
+    def hitpath_parse(tool, text):
+        """{cs, migrations, futex, epoll, syscalls} from perf stat -x, or strace -c output"""
+        c = {}
+        if tool == "perf":
+            key = {"context-switches": "cs", "cpu-migrations": "migrations", "syscalls:sys_enter_futex": "futex",
+                   "syscalls:sys_enter_epoll_wait": "epoll", "syscalls:sys_enter_epoll_pwait": "epoll",
+                   "raw_syscalls:sys_enter": "syscalls"}
+            for line in text.splitlines():
+                f = line.split(",")
+                if len(f) < 3 or f[2] not in key:
+                    continue
+                try:
+                    v = int(float(f[0]))
+                except ValueError:  # <not counted>: nothing ran
+                    v = 0
+                c[key[f[2]]] = c.get(key[f[2]], 0) + v
+            return c
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) < 5 or not f[0][0].isdigit():
+                continue
+            try:
+                calls = int(f[3])
+            except ValueError:
+                continue
+            name = f[-1]
+            if name == "total":
+                c["syscalls"] = calls
+            elif name.startswith("futex"):
+                c["futex"] = c.get("futex", 0) + calls
+            elif name.startswith("epoll_wait") or name.startswith("epoll_pwait"):
+                c["epoll"] = c.get("epoll", 0) + calls
+        return c
 
     # -- S2
     def s2(self):
@@ -1640,18 +1838,9 @@ class Bench:
         for t in self.targets:
             if t.proc and t.proc.alive():
                 self.res["mem"][t.name]["end"] = mem_snapshot(t.pid())
-        logs = {}
         for t in self.targets:
-            p = t.error_log()
-            if p and os.path.exists(p):
-                with open(p, errors="replace") as f:
-                    lines = f.read().splitlines()
-                interesting = [l for l in lines if "AH00558" not in l and "AH10159" not in l and "AH00489" not in l
-                               and "AH00094" not in l and "AH00491" not in l and "resuming normal" not in l
-                               and "SIGTERM" not in l and "caught SIG" not in l]
-                logs[t.name] = {"lines": len(lines), "tail": interesting[-8:]}
-        self.res["logs"] = logs
-        for t in self.targets:
+            self.log_tail(t)
+        for t in self.targets + self.s1_extra:
             t.stop()
         self.origin.proc.stop()
 
@@ -1662,7 +1851,8 @@ class Bench:
         for n, why in self.skipped.items():
             progress("skip %s: %s" % (n, why))
         sc = CFG["scenarios"]
-        steps = [("S1", self.s1), ("S1", self.profile), ("S2", self.s2), ("S3", self.s3),
+        steps = [("S1", self.s1), ("S1", self.profile), ("S1", self.hitpath), ("S1", self.stop_s1_extra),
+                 ("S2", self.s2), ("S3", self.s3),
                  ("S4", self.s4), ("S5", self.s5_refresh), ("S5", self.soak), ("S6", self.s6),
                  ("S7", self.s7)]
         for name, fn in steps:
@@ -1905,6 +2095,144 @@ def s6_tables(b, full=True):
     return L
 
 
+def size_label(size):
+    return "%d KiB" % (size // 1024) if size % 1024 == 0 else "%d B" % size
+
+
+def s1_rows(b):
+    """S1's targets in S1's order: [{name, base, mpm}] (mpm None for nginx and varnish)"""
+    return b.res.get("S1_targets") or [{"name": t.name, "base": t.name,
+                                         "mpm": CFG["mpm"] if t.kind == "httpd" else None} for t in b.targets]
+
+
+def s1_name(b, base, mpm):
+    """the S1 row of target base under mpm (None: not in the run)"""
+    return next((x["name"] for x in s1_rows(b) if x["base"] == base and x["mpm"] == mpm), None)
+
+
+def s1_by_mpm(b):
+    """markdown lines: S1 by MPM (every httpd target under each MPM of BENCH_MPM, the peers alongside)
+    and the ratios between MPMs and with the peers"""
+    R = b.res
+    S = R["S1"]
+    rows = s1_rows(b)
+    mpms = CFG["mpms"]
+    if not S or (len(mpms) < 2 and not any(x["base"] == "isr_nofast" for x in rows)):
+        return []
+    sizes = [sz for sz in CFG["s1_sizes"] if sz in S]
+    first = CFG["mpm"]
+    L = []
+    A = L.append
+    A("## S1 by MPM")
+    A("")
+    A("Every httpd target under each MPM of `BENCH_MPM` (%s), in the same S1 rounds as nginx and Varnish "
+      "(median of %d). `NAME@MPM` is NAME under that MPM; `isr_nofast` is `isr` under the event MPM with "
+      "`ISRFastPath Off`. S2–S7 run the %s MPM's targets only. *× %s* is the row's req/s over the same "
+      "target's under the %s MPM." % (", ".join(mpms), CFG["s1_rounds"], first, first, first))
+    A("")
+    A("| target | MPM | " + " | ".join("%s req/s | %s p99 ms | %s × %s" % (size_label(sz), size_label(sz),
+                                                                           size_label(sz), first)
+                                        for sz in sizes) + " |")
+    A("|---|---|" + "---:|---:|---:|" * len(sizes))
+    for x in rows:
+        cells = []
+        for sz in sizes:
+            r = S[sz].get(x["name"], {})
+            ref = S[sz].get(s1_name(b, x["base"], first) or "", {}).get("rps") if x["mpm"] else None
+            cells += [fmt(r.get("rps")), fmt(r.get("p99"), 3),
+                      fr(ratio(r.get("rps"), ref)) if x["mpm"] and x["mpm"] != first else "—"]
+        A("| %s | %s | %s |" % (x["name"], x["mpm"] or "—", " | ".join(cells)))
+    A("")
+    # ratios: isr between MPMs, the fast path, isr under each MPM against the peers
+    isr = [(m, s1_name(b, "isr", m)) for m in mpms if s1_name(b, "isr", m)]
+    pairs = []
+    if isr and isr[0][0] == first:
+        for m, n in isr[1:]:
+            pairs.append(("`%s` (%s) ÷ `%s` (%s)" % (isr[0][1], first, n, m), isr[0][1], n))
+    nofast = s1_name(b, "isr_nofast", "event")
+    ev = s1_name(b, "isr", "event")
+    if nofast and ev:
+        pairs.append(("`%s` (event, fast path on) ÷ `%s` (fast path off)" % (ev, nofast), ev, nofast))
+    for peer in ("nginx", "varnish"):
+        if not any(peer in S[sz] for sz in sizes):
+            continue
+        for m, n in isr:
+            pairs.append(("`%s` (%s) ÷ %s" % (n, m, peer), n, peer))
+        if nofast:
+            pairs.append(("`%s` (event, fast path off) ÷ %s" % (nofast, peer), nofast, peer))
+    if pairs:
+        A("| ratio (req/s) | " + " | ".join(size_label(sz) for sz in sizes) + " |")
+        A("|---|" + "---:|" * len(sizes))
+        for lab, a, c in pairs:
+            A("| %s | %s |" % (lab, " | ".join(fr(ratio(S[sz].get(a, {}).get("rps"), S[sz].get(c, {}).get("rps")))
+                                               for sz in sizes)))
+        A("")
+    return L
+
+
+HITPATH_COLS = (("cs", "context switches"), ("futex", "futex"), ("epoll", "epoll_wait"),
+                ("syscalls", "all syscalls"), ("migrations", "CPU migrations"))
+
+
+def hitpath_tables(b):
+    """markdown lines: the event MPM's hit path per request (context switches, futex, epoll_wait)"""
+    H = b.res.get("hitpath")
+    if not H or not H.get("rows"):
+        return []
+    rows = H["rows"]
+    cols = [(k, lab) for k, lab in HITPATH_COLS if any(k in r["counts"] for r in rows.values())]
+    L = []
+    A = L.append
+    A("## Event MPM hit path per request")
+    A("")
+    if H["tool"] == "perf":
+        how = ("`perf stat` (software events and syscall tracepoints: `syscalls:sys_enter_futex`, "
+               "`sys_enter_epoll_wait` + `sys_enter_epoll_pwait`, `raw_syscalls:sys_enter`) on every child")
+    else:
+        how = ("`strace -c -f` on every child (perf's syscall tracepoints were not available); strace stops "
+               "each thread at each syscall and slows the server several times over: only the counts per "
+               "request mean something, not the rate. Context switches from the threads' "
+               "`/proc/PID/task/*/status`, which count strace's own stops too (read them as an upper "
+               "bound, comparable between rows only)")
+    A("%s during %g s of wrk -t%d -c%d on the S1 1 KiB key, counts divided by the requests wrk "
+      "reported (the count window starts %s s before wrk, idle)." % (
+          how, CFG["s1_perf_duration"], CFG["wrk_threads"], CFG["wrk_conns"],
+          "0.3" if H["tool"] == "perf" else "1"))
+    A("")
+    A("| target | MPM | requests | req/s | " + " | ".join("%s / request" % lab for _, lab in cols) + " |")
+    A("|---|---|---:|---:|" + "---:|" * len(cols))
+    for n, r in rows.items():
+        pq = r["per_request"]
+        A("| %s | %s | %s | %s | %s |" % (n, r["mpm"], fmt(r["requests"]), fmt(r["rps"]),
+                                        " | ".join(fmt(pq.get(k), 3) for k, _ in cols)))
+    A("")
+    line = hitpath_reading(b)
+    if line:
+        A("Reading: " + line)
+        A("")
+    return L
+
+
+def hitpath_reading(b):
+    H = b.res.get("hitpath") or {}
+    rows = H.get("rows", {})
+    ev, nofast = s1_name(b, "isr", "event"), s1_name(b, "isr_nofast", "event")
+    wk = s1_name(b, "isr", "worker")
+
+    def pq(n, k):
+        return rows.get(n, {}).get("per_request", {}).get(k)
+
+    def cmp(a, c):
+        return ", ".join("%s %s vs %s" % (lab, fmt(pq(a, k), 2), fmt(pq(c, k), 2))
+                         for k, lab in HITPATH_COLS[:3] if pq(a, k) is not None and pq(c, k) is not None)
+    out = []
+    if ev in rows and nofast in rows:
+        out.append("per request, the fast path on (`%s`) vs off (`%s`): %s" % (ev, nofast, cmp(ev, nofast)))
+    if ev in rows and wk in rows:
+        out.append("event (`%s`) vs worker (`%s`): %s" % (ev, wk, cmp(ev, wk)))
+    return "; ".join(out) + "." if out else ""
+
+
 def report(b, elapsed):
     R = b.res
     names = [t.name for t in b.targets]
@@ -1920,16 +2248,23 @@ def report(b, elapsed):
     A("")
     A("Settings: wrk -t%d -c%d; S1 %d rounds × %g s (median), other wrk steps %g s; S2 %d rounds × %g s window, %d conns, origin delay %d ms, "
       "TTL %d s; S3 %d concurrent, origin delay %d ms, %d rounds; S4 %d keys, %g s; S5 keys %s (%s), %g s. "
-      "httpd: %s MPM, StartServers 4, ThreadsPerChild 64, MaxRequestWorkers 256, KeepAlive On, "
+      "httpd: %s, StartServers 4, ThreadsPerChild 64, MaxRequestWorkers 256, KeepAlive On, "
       "MaxKeepAliveRequests 0, LogLevel warn, no access log, EnableMMAP Off, EnableSendfile On. "
       "See bench/README.md." % (
           CFG["wrk_threads"], CFG["wrk_conns"], CFG["s1_rounds"], CFG["s1_duration"], CFG["duration"],
           CFG["s2_rounds"], CFG["s2_window"],
           CFG["s2_conns"], CFG["s2_delay"], CFG["s2_ttl"], CFG["s3_conns"], CFG["s3_delay"],
           CFG["s3_rounds"], CFG["s4_keys"], CFG["s4_duration"], " ".join(map(str, CFG["s5_keys"])),
-          " ".join(CFG["s5_targets"]), CFG["s5_duration"], CFG["mpm"]))
+          " ".join(CFG["s5_targets"]), CFG["s5_duration"],
+          ("%s MPM" % CFG["mpm"]) if len(CFG["mpms"]) == 1 else
+          "%s MPM (S1 also %s: `NAME@MPM`; S2–S7 %s only)" % (CFG["mpm"], " and ".join(CFG["mpms"][1:]),
+                                                             CFG["mpm"])))
     A("")
     A("Targets: " + ", ".join("`%s` :%d" % (t.name, t.port) for t in b.targets) + ".")
+    if b.s1_extra:
+        A("S1 only: " + ", ".join("`%s` :%d (%s MPM%s)" % (t.name, t.port, t.mpm, ", `ISRFastPath Off`"
+                                                          if t.base == "isr_nofast" else "")
+                                  for t in b.s1_extra) + ".")
     for n, why in b.skipped.items():
         A("Skipped `%s`: %s." % (n, why))
     bad = {k: v for k, v in R["checks"].items() if v}
@@ -1948,22 +2283,32 @@ def report(b, elapsed):
     if R["S1"]:
         A("## S1 — hit throughput")
         A("")
+        if len(CFG["mpms"]) > 1:
+            A("Every httpd target also runs under the %s MPM (`NAME@MPM`), in the same rounds; *× null* and "
+              "*× mod_cache* compare a row with `null` and `mod_cache` under the same MPM." % (
+                  ", ".join(CFG["mpms"][1:])))
+            A("")
+        s1r = s1_rows(b)
         for size, rows in R["S1"].items():
-            A("### %s body" % ("%d KiB" % (size // 1024) if size % 1024 == 0 else "%d B" % size))
+            A("### %s body" % size_label(size))
             A("")
             A("| target | requests/s (median) | each round | p50 ms | p99 ms | errors | × null | × mod_cache | "
               "origin fetches |")
             A("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-            nul = rows.get("null", {}).get("rps")
-            mc = rows.get("mod_cache", {}).get("rps")
-            for n in names:
+            for x in s1r:
+                n = x["name"]
                 if n not in rows:
                     continue
                 r = rows[n]
+                m = x["mpm"] or CFG["mpm"]
+                nul = rows.get(s1_name(b, "null", m) or "", {}).get("rps")
+                mc = rows.get(s1_name(b, "mod_cache", m) or "", {}).get("rps")
                 A("| %s | %s | %s | %s | %s | %d | %s | %s | %d |" % (
-                    n, fmt(r["rps"]), " ".join(fmt(x) for x in r.get("all_rps", [])), fmt(r.get("p50"), 3), fmt(r.get("p99"), 3), r["errors"] + r["non2xx"],
+                    n, fmt(r["rps"]), " ".join(fmt(v) for v in r.get("all_rps", [])), fmt(r.get("p50"), 3), fmt(r.get("p99"), 3), r["errors"] + r["non2xx"],
                     col_ratio(r["rps"], nul), col_ratio(r["rps"], mc), r.get("origin_fetches", 0)))
             A("")
+        L.extend(s1_by_mpm(b))
+    L.extend(hitpath_tables(b))
     if R.get("profile"):
         A("### Profile of the isr 1 KiB hit path (perf, all isr children, by DSO)")
         A("")
@@ -2197,7 +2542,7 @@ def chart(b, out_base):
     d2 = out_base + "-s2.dat"
     with open(d1, "w") as f:
         f.write("# target " + " ".join("%dB" % s for s in sizes) + "\n")
-        for n in names:
+        for n in [x["name"] for x in s1_rows(b)]:
             f.write(n + " " + " ".join("%.0f" % R["S1"][s].get(n, {}).get("rps", 0) for s in sizes) + "\n")
     s2names = [n for n in names if n in R["S2"]]
     with open(d2, "w") as f:
@@ -2435,6 +2780,8 @@ def results_md(b, detail_name, svg_rel, elapsed):
             cells.append(fmt(s4["hit"], 3) if s4 and s4["hit"] is not None else "n/a")
             A("| %s | %s |" % (n, " | ".join(cells)))
         A("")
+        L.extend(s1_by_mpm(b))
+    L.extend(hitpath_tables(b))
     if R.get("S6", {}).get("rows"):
         L.extend(s6_tables(b, full=False))
     if R.get("S7"):
