@@ -77,7 +77,7 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
     /* Cleanups run in reverse order, and the refresh threads stop in a
      * pre-cleanup before any of them: nothing uses these after. */
     isr_fetch_child_init(pchild);
-    isr_local_init(pchild, isr_conf_local_copies(sc));
+    isr_local_init(pchild, isr_conf_local_copies(sc), isr_conf_zero_copy(sc));
     isr_fast_child_init(pchild, s);
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
 }

@@ -52,6 +52,7 @@ typedef struct {
     apr_array_header_t *zones;      /* isr_zone_def_t, main server only */
     int refresh_threads;            /* -1 unset */
     apr_off_t local_copies;         /* ISRLocalCopySize, -1 unset */
+    int zero_copy;                  /* ISRZeroCopy: -1 unset, 0, 1 */
 } isr_srv_conf_t;
 
 extern const command_rec isr_cmds[];
@@ -105,6 +106,7 @@ void isr_conf_compress(const isr_dir_conf_t *c, isr_compress_conf_t *out);
 apr_interval_time_t isr_conf_fast_wait(const isr_dir_conf_t *c);
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc);
 apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc);
+int isr_conf_zero_copy(const isr_srv_conf_t *sc);
 
 
 #endif /* ISR_CONFIG_H */

@@ -12,15 +12,15 @@
 /* Smaller records are copied per request: cheaper than sharing. */
 #define ISR_LOCAL_MIN (8 * 1024)
 
-/* Copies this large live in a memfd each (at most ISR_LOCAL_FILES per
- * child; the others in the heap), so their bodies can be sent with
- * sendfile (isr_local_file_bucket). */
+/* With zero_copy (ISRZeroCopy On), copies this large live in a memfd each
+ * (at most ISR_LOCAL_FILES per child; the others in the heap), so their
+ * bodies can be sent with sendfile (isr_local_file_bucket). */
 #define ISR_LOCAL_FILE_MIN (32 * 1024)
 #define ISR_LOCAL_FILES    512
 
 /* child_init: keep at most `budget` bytes of copies (0 turns them off);
  * the copies are freed when pchild is cleaned up. */
-void isr_local_init(apr_pool_t *pchild, apr_size_t budget);
+void isr_local_init(apr_pool_t *pchild, apr_size_t budget, int zero_copy);
 
 /* Copy operations for one lookup. References the lookup takes are released
  * when pool p (the request's) is cleaned up. */

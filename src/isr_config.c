@@ -125,6 +125,7 @@ void *isr_conf_create_srv(apr_pool_t *p, server_rec *s)
     sc->zones = apr_array_make(p, 4, sizeof(isr_zone_def_t));
     sc->refresh_threads = UNSET;
     sc->local_copies = UNSET;
+    sc->zero_copy = UNSET;
     return sc;
 }
 
@@ -231,6 +232,11 @@ void isr_conf_compress(const isr_dir_conf_t *c, isr_compress_conf_t *out)
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc)
 {
     return sc->refresh_threads != UNSET ? sc->refresh_threads : DEF_THREADS;
+}
+
+int isr_conf_zero_copy(const isr_srv_conf_t *sc)
+{
+    return sc->zero_copy == 1;
 }
 
 apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc)
@@ -633,6 +639,20 @@ static const char *set_threads(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_zero_copy(cmd_parms *cmd, void *dc, int flag)
+{
+    isr_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config,
+                                              &isr_module);
+    const char *err;
+    (void)dc;
+
+    if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
+        return err;
+    }
+    sc->zero_copy = flag;
+    return NULL;
+}
+
 static const char *set_local_copies(cmd_parms *cmd, void *dc, const char *arg)
 {
     isr_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config,
@@ -839,6 +859,10 @@ const command_rec isr_cmds[] = {
                   "smaller bodies are stored identity only (default 256)"),
     AP_INIT_TAKE1("ISRRefreshThreads", set_threads, NULL, RSRC_CONF,
                   "background refresh threads per child (default 4)"),
+    AP_INIT_FLAG("ISRZeroCopy", set_zero_copy, NULL, RSRC_CONF,
+                  "On|Off: keep large per-child copies in memfds and send "
+                  "their bodies with sendfile (with EnableSendfile On; "
+                  "default Off)"),
     AP_INIT_TAKE1("ISRLocalCopySize", set_local_copies, NULL, RSRC_CONF,
                   "memory per child for shared copies of large entries, "
                   "sent without a copy per hit (default 32M; 0: off)"),

@@ -46,6 +46,7 @@ static blk_t *table[TABLE_SIZE];
 static pthread_mutex_t stripes[STRIPES];
 static apr_size_t budget, used;
 static apr_uint32_t sweep_hand, files;
+static int use_files;            /* ISRZeroCopy */
 
 #define BLK_OF(rec) ((blk_t *)(rec) - 1)
 
@@ -124,10 +125,11 @@ static apr_status_t local_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-void isr_local_init(apr_pool_t *pchild, apr_size_t bytes)
+void isr_local_init(apr_pool_t *pchild, apr_size_t bytes, int zero_copy)
 {
     int i;
 
+    use_files = zero_copy;
     for (i = 0; i < STRIPES; i++) {
         pthread_mutex_init(&stripes[i], NULL);
     }
@@ -199,7 +201,7 @@ static void *local_alloc(void *baton, apr_uint32_t len)
     if (!budget || len < ISR_LOCAL_MIN || !reserve(len)) {
         return NULL;
     }
-    if (len >= ISR_LOCAL_FILE_MIN && (b = file_blk(len)) != NULL) {
+    if (use_files && len >= ISR_LOCAL_FILE_MIN && (b = file_blk(len)) != NULL) {
         /* mapped from its memfd: b->fd set */
     }
     else if ((b = malloc(sizeof(*b) + len)) != NULL) {

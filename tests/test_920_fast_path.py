@@ -490,6 +490,7 @@ SSLEngine on
 SSLCertificateFile "@CERT@"
 SSLCertificateKeyFile "@KEY@"
 EnableSendfile On
+ISRZeroCopy On
 ISRLocalCopySize 16M
 """ % (SSL_MODULE, isr_env.MODULES_DIR) + LOC
 

@@ -1,5 +1,5 @@
-"""Zero-copy bodies: per-child copies of large entries (ISRLocalCopySize) live in memfds, and with
-`EnableSendfile On` a hit sends the body as a file bucket, so httpd's sendfile path moves it to
+"""Zero-copy bodies: with `ISRZeroCopy On`, per-child copies of large entries (ISRLocalCopySize)
+live in memfds, and with `EnableSendfile On` a hit sends the body as a file bucket, so httpd's sendfile path moves it to
 the socket without a copy in user space.
 
 What must hold: every version of every entry is sent byte for byte (sizes around the memfd
@@ -70,6 +70,7 @@ def exact(env, path, size, **kw):
 
 CONF = """
 ISRLocalCopySize 64M
+ISRZeroCopy %s
 EnableSendfile %s
 <Location /zc/>
     ISRBackend @ORIGIN@/
@@ -147,7 +148,7 @@ class _Bodies:
 
 
 class TestSendfileOn(_Bodies):
-    CONF = CONF % "On"
+    CONF = CONF % ("On", "On")
 
     def test_copies_live_in_memfds(self, env):
         path = "/zl/mf?size=65536"
@@ -165,7 +166,7 @@ class TestSendfileOn(_Bodies):
 
 
 class TestSendfileOff(_Bodies):
-    CONF = CONF % "Off"
+    CONF = CONF % ("On", "Off")
 
     @pytest.mark.skipif(not STRACE, reason="needs strace")
     def test_no_sendfile(self, env):
@@ -177,9 +178,28 @@ class TestSendfileOff(_Bodies):
         assert "writev(" in text   # the answers went out (strace was attached)
 
 
+class TestZeroCopyOffByDefault(_Bodies):
+    """Without ISRZeroCopy (its default is Off), copies stay in the heap and go out with
+    writev even under EnableSendfile On."""
+    CONF = CONF.replace("ISRZeroCopy %s\n", "") % "On"
+
+    def test_no_memfds(self, env):
+        for _ in range(10):
+            assert env.get("/zl/mf?size=65536").status == 200
+        assert sum(memfds(p) for p in env.child_pids()) == 0
+
+    @pytest.mark.skipif(not STRACE, reason="needs strace")
+    def test_no_sendfile(self, env):
+        path, size = "/zl/nsf?size=65536", 65536
+        exact(env, path, size)
+        text = "\n".join(syscalls_during(env, "sendfile,writev",
+                                         lambda: [exact(env, path, size) for _ in range(20)]))
+        assert "sendfile(" not in text and "writev(" in text
+
+
 @pytest.mark.skipif(not (CURL and os.path.isfile(H2_MODULE)), reason="needs curl and mod_http2")
 class TestHTTP2:
-    CONF = ("LoadModule http2_module %s\nProtocols h2c http/1.1\n" % H2_MODULE) + CONF % "On"
+    CONF = ("LoadModule http2_module %s\nProtocols h2c http/1.1\n" % H2_MODULE) + CONF % ("On", "On")
 
     def test_h2c_bodies_exact(self, env):
         path, size = "/zl/h2?size=300000", 300000
@@ -192,3 +212,25 @@ class TestHTTP2:
             assert p.stdout == "2"
             with open(out, "rb") as f:
                 assert f.read() == ref.body
+
+
+class TestConfig:
+    @pytest.mark.parametrize("body", [
+        "<Location /x/>\n ISRZeroCopy On\n</Location>\n",   # server config only
+        "ISRZeroCopy maybe\n",
+    ])
+    def test_refused(self, body):
+        e = isr_env.HttpdEnv(name="zcconf")
+        try:
+            rc, out = e.configtest(body)
+            assert rc != 0 and "ISRZeroCopy" in out, out
+        finally:
+            e.cleanup()
+
+    def test_accepted(self):
+        e = isr_env.HttpdEnv(name="zcconf")
+        try:
+            rc, out = e.configtest("ISRZeroCopy On\nISRZeroCopy Off\n")
+            assert rc == 0, out
+        finally:
+            e.cleanup()
