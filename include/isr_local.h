@@ -13,8 +13,9 @@
 #define ISR_LOCAL_MIN (8 * 1024)
 
 /* With zero_copy (ISRZeroCopy On), copies this large live in a memfd each
- * (at most ISR_LOCAL_FILES per child; the others in the heap), so their
- * bodies can be sent with sendfile (isr_local_file_bucket). */
+ * (at most ISR_LOCAL_FILES per child, and at most a quarter of its
+ * RLIMIT_NOFILE; the others in the heap), so their bodies can be sent with
+ * sendfile (isr_local_file_bucket). */
 #define ISR_LOCAL_FILE_MIN (32 * 1024)
 #define ISR_LOCAL_FILES    512
 
@@ -37,11 +38,11 @@ void isr_local_lookup_init(isr_local_lookup_t *l, apr_pool_t *p);
 apr_bucket *isr_local_bucket(const void *record, const char *data,
                              apr_size_t len, apr_bucket_alloc_t *list);
 
-/* The same bytes as a file bucket on the copy's memfd, for httpd's
- * sendfile path; NULL when the copy has no file (or the body is small).
- * The file bucket holds no reference of its own: it must not outlive the
- * lookup's, i.e. pool p must be the lookup's (the request's, destroyed
- * only once its answer has been written, after every bucket of it). */
+/* The same bytes as a file bucket, for httpd's sendfile path, on a
+ * descriptor of its own opened on the copy's memfd in pool p (its own file
+ * offset for readers that seek; closed with p); NULL when the copy has no
+ * file, the body is small or the open fails. The memfd must still be open
+ * when it is called: the caller holds the lookup's reference. */
 apr_bucket *isr_local_file_bucket(const void *record, const char *data,
                                   apr_size_t len, apr_pool_t *p,
                                   apr_bucket_alloc_t *list);

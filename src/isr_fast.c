@@ -63,9 +63,6 @@ static int next_request_soon(conn_rec *c, apr_interval_time_t wait)
         __atomic_sub_fetch(&waiters, 1, __ATOMIC_RELAXED);
         return 0;
     }
-    if (wait > c->base_server->keep_alive_timeout) {
-        wait = c->base_server->keep_alive_timeout;
-    }
     /* What mod_status shows while it waits: a worker in keep-alive. */
     ap_update_child_status(c->sbh, SERVER_BUSY_KEEPALIVE, NULL);
     pfd.fd = fd;
@@ -73,10 +70,23 @@ static int next_request_soon(conn_rec *c, apr_interval_time_t wait)
     pfd.revents = 0;
     ts.tv_sec = (time_t)apr_time_sec(wait);
     ts.tv_nsec = (long)apr_time_usec(wait) * 1000;
-    /* A signal (graceful stop) ends the wait: the MPM looks at it next. */
+    /* ppoll for a wait in microseconds. A signal (graceful stop) ends the
+     * wait: the MPM looks at it next. */
     n = ppoll(&pfd, 1, &ts, NULL);
     __atomic_sub_fetch(&waiters, 1, __ATOMIC_RELAXED);
     return n > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+/* Is bb the brigade of httpd's check for pipelined data (ap_check_pipeline,
+ * called from ap_process_request_after_handler, keeps it in c->pool)? Any
+ * other non-blocking speculative read goes by untouched. */
+static int is_pipeline_check(conn_rec *c, apr_bucket_brigade *bb)
+{
+    void *ud = NULL;
+
+    apr_pool_userdata_get(&ud, "ap_process_request_after_handler_brigade",
+                          c->pool);
+    return ud == bb;
 }
 
 static apr_status_t fast_in(ap_filter_t *f, apr_bucket_brigade *bb,
@@ -87,7 +97,8 @@ static apr_status_t fast_in(ap_filter_t *f, apr_bucket_brigade *bb,
     apr_interval_time_t wait = fc->wait;
     apr_status_t rv = ap_get_brigade(f->next, bb, mode, block, readbytes);
 
-    if (!wait || mode != AP_MODE_SPECULATIVE || block != APR_NONBLOCK_READ) {
+    if (!wait || mode != AP_MODE_SPECULATIVE || block != APR_NONBLOCK_READ
+        || !is_pipeline_check(f->c, bb)) {
         return rv;
     }
     fc->wait = 0;   /* one look per answer */
@@ -109,7 +120,8 @@ static apr_status_t fast_in(ap_filter_t *f, apr_bucket_brigade *bb,
     }
     else {
         ap_log_cerror(APLOG_MARK, APLOG_TRACE2, rv, f->c, ISR_LOGNO(0052)
-                      "fast path: the client closed the connection");
+                      "fast path: the connection was readable but gave no "
+                      "data (closed by the client, or an error)");
     }
     return rv;
 }
@@ -119,11 +131,14 @@ void isr_fast_arm(request_rec *r, apr_interval_time_t wait)
     conn_rec *c = r->connection;
     fast_conn_t *fc;
 
-    /* Not for HTTP/2 streams (c->master), subrequests, or a connection
-     * that will not be kept alive; under a synchronous MPM the worker
-     * already waits on the connection itself. */
-    if (!mpm_async || wait <= 0 || c->master || r->main || !c->cs
-        || r->proto_num >= HTTP_VERSION(2, 0)) {
+    /* Not for HTTP/2 streams (c->master) or subrequests; under a
+     * synchronous MPM the worker already waits on the connection itself.
+     * Never longer than the keep-alive time of the request's virtual host
+     * (the one the event MPM applies to the connection next). */
+    if (wait > r->server->keep_alive_timeout) {
+        wait = r->server->keep_alive_timeout;
+    }
+    if (!mpm_async || wait <= 0 || c->master || r->main || !c->cs) {
         return;
     }
     if (!(fc = ap_get_module_config(c->conn_config, &isr_module))) {

@@ -17,8 +17,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <errno.h>
 #include <sys/mman.h>
-#include <apr_portable.h>
+#include <sys/resource.h>
+#include <apr_strings.h>
 
 #include "isr_local.h"
 
@@ -46,7 +48,8 @@ static blk_t *table[TABLE_SIZE];
 static pthread_mutex_t stripes[STRIPES];
 static apr_size_t budget, used;
 static apr_uint32_t sweep_hand, files;
-static int use_files;            /* ISRZeroCopy */
+static apr_uint32_t max_files;   /* ISRZeroCopy: how many memfds; 0 none */
+static int file_failed;          /* a memfd could not be made (logged once) */
 
 #define BLK_OF(rec) ((blk_t *)(rec) - 1)
 
@@ -80,16 +83,28 @@ static blk_t *file_blk(apr_uint32_t len)
     void *m = MAP_FAILED;
     int fd = -1;
 
-    if (__atomic_add_fetch(&files, 1, __ATOMIC_RELAXED) <= ISR_LOCAL_FILES
-        && (fd = memfd_create("isr-copy", MFD_CLOEXEC)) >= 0
+    if (__atomic_add_fetch(&files, 1, __ATOMIC_RELAXED) > max_files) {
+        __atomic_sub_fetch(&files, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    if ((fd = memfd_create("isr-copy", MFD_CLOEXEC)) >= 0
         && ftruncate(fd, (off_t)size) == 0) {
         m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     }
     if (m == MAP_FAILED) {
+        int err = errno;
+
         if (fd >= 0) {
             close(fd);
         }
         __atomic_sub_fetch(&files, 1, __ATOMIC_RELAXED);
+        if (!__atomic_exchange_n(&file_failed, 1, __ATOMIC_RELAXED)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, APR_FROM_OS_ERROR(err),
+                         NULL, ISR_LOGNO(0053) "ISRZeroCopy: cannot make a "
+                         "memfd copy of %u bytes; this child keeps such "
+                         "copies in its heap when memfds fail (logged once "
+                         "per child)", len);
+        }
         return NULL;
     }
     ((blk_t *)m)->fd = fd;
@@ -127,9 +142,17 @@ static apr_status_t local_cleanup(void *data)
 
 void isr_local_init(apr_pool_t *pchild, apr_size_t bytes, int zero_copy)
 {
+    struct rlimit nofile;
     int i;
 
-    use_files = zero_copy;
+    /* Each memfd is a descriptor for as long as its copy lives: at most a
+     * quarter of what the child may open, the rest for its connections. */
+    max_files = zero_copy ? ISR_LOCAL_FILES : 0;
+    if (max_files && getrlimit(RLIMIT_NOFILE, &nofile) == 0
+        && nofile.rlim_cur != RLIM_INFINITY
+        && nofile.rlim_cur / 4 < max_files) {
+        max_files = (apr_uint32_t)(nofile.rlim_cur / 4);
+    }
     for (i = 0; i < STRIPES; i++) {
         pthread_mutex_init(&stripes[i], NULL);
     }
@@ -201,7 +224,7 @@ static void *local_alloc(void *baton, apr_uint32_t len)
     if (!budget || len < ISR_LOCAL_MIN || !reserve(len)) {
         return NULL;
     }
-    if (use_files && len >= ISR_LOCAL_FILE_MIN && (b = file_blk(len)) != NULL) {
+    if (max_files && len >= ISR_LOCAL_FILE_MIN && (b = file_blk(len)) != NULL) {
         /* mapped from its memfd: b->fd set */
     }
     else if ((b = malloc(sizeof(*b) + len)) != NULL) {
@@ -305,14 +328,21 @@ apr_bucket *isr_local_file_bucket(const void *record, const char *data,
                                   apr_bucket_alloc_t *list)
 {
     blk_t *blk = BLK_OF(record);
-    apr_os_file_t fd = blk->fd;
     apr_file_t *f;
+    char path[32];
 
-    /* apr_os_file_put registers no cleanup: the memfd stays the copy's,
-     * closed when its last reference goes. */
-    if (blk->fd < 0 || len < ISR_LOCAL_FILE_MIN / 2
-        || apr_os_file_put(&f, &fd, APR_FOPEN_READ | APR_FOPEN_SENDFILE_ENABLED,
-                           p) != APR_SUCCESS) {
+    if (blk->fd < 0 || len < ISR_LOCAL_FILE_MIN / 2) {
+        return NULL;
+    }
+    /* A file of the request's own, opened afresh on the memfd: a file
+     * bucket that is read rather than sent (a small range, a filter such
+     * as mod_deflate, TLS) seeks and reads, and the copy's own descriptor
+     * shares one file offset between every thread of the child. The new
+     * descriptor also keeps the memfd's pages for as long as p lives,
+     * whatever becomes of the copy; p's cleanup closes it. */
+    apr_snprintf(path, sizeof(path), "/proc/self/fd/%d", blk->fd);
+    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_SENDFILE_ENABLED,
+                      APR_OS_DEFAULT, p) != APR_SUCCESS) {
         return NULL;
     }
     return apr_bucket_file_create(f, (apr_off_t)(data - (const char *)blk),

@@ -275,6 +275,60 @@ class TestFastPathEvent:
             env.restart(env.body.replace("\nMaxKeepAliveRequests 3", ""))
 
 
+VHOSTS = """
+LogLevel warn isr:trace2
+<VirtualHost *:@PORT@>
+    ServerName default.test
+    KeepAliveTimeout 20
+    <Location /fp/>
+        ISRBackend @ORIGIN@/
+        ISRCacheTTL 1h
+        ISRFastPath 100ms
+    </Location>
+</VirtualHost>
+<VirtualHost *:@PORT@>
+    ServerName short.test
+    KeepAliveTimeout 30ms
+    <Location /fp/>
+        ISRBackend @ORIGIN@/
+        ISRCacheTTL 1h
+        ISRFastPath 100ms
+    </Location>
+</VirtualHost>
+"""
+
+
+class TestWaitCappedByTheVhostsKeepAliveTimeout:
+    """The wait never outlasts the KeepAliveTimeout of the virtual host that answered (the
+    one the event MPM applies next), not only the default server's."""
+    CONF = VHOSTS
+
+    def _one_hit(self, env, host):
+        for _ in range(2):   # the miss, then the hit that arms the wait
+            c = Client(env.port)
+            try:
+                c.s.sendall(("GET /fp/cap HTTP/1.1\r\nHost: %s\r\n\r\n" % host).encode())
+                st, h, body = c.response()
+                assert st == 200 and body.startswith(b"/cap|"), (st, h)
+                time.sleep(0.4)   # past both waits: the look missed
+            finally:
+                c.close()
+
+    def test_the_short_vhost_waits_its_keepalive_time(self, env):
+        mark = env.log_mark()
+        self._one_hit(env, "short.test")
+        assert env.wait_log(MISSED, since=mark), env.log_dump(mark)
+        lines = [l for l in env.log_lines(mark) if MISSED.search(l)]
+        assert lines and all("within 30000us" in l for l in lines), lines
+
+    def test_the_default_vhost_waits_the_whole_wait(self, env):
+        mark = env.log_mark()
+        self._one_hit(env, "default.test")
+        assert env.wait_log(MISSED, since=mark), env.log_dump(mark)
+        lines = [l for l in env.log_lines(mark) if MISSED.search(l)]
+        assert lines and all("within 100000us" in l for l in lines), lines
+
+
 class TestIdleConnectionsHoldNoThread:
     """Four worker threads, ten idle keep-alive connections that each just had a cached
     answer: a new client is still answered at once (a worker-MPM-like design that kept each

@@ -12,8 +12,10 @@ bounded however many large keys it sees.
 import gzip
 import os
 import re
+import resource
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -189,6 +191,136 @@ class TestZeroCopyOffByDefault(_NoSendfile):
         for _ in range(10):
             assert env.get("/zl/mf?size=65536").status == 200
         assert sum(memfds(p) for p in env.child_pids()) == 0
+
+
+RACE_CONF = """
+ISRLocalCopySize 64M
+ISRZeroCopy On
+EnableSendfile %s
+LoadModule deflate_module %s/mod_deflate.so
+<Location /zr/>
+    ISRBackend @ORIGIN@/
+    ISRCacheTTL 1h
+</Location>
+<Location /zd/>
+    ISRBackend @ORIGIN@/
+    ISRCacheTTL 1h
+    SetOutputFilter DEFLATE
+</Location>
+"""
+
+
+def hammer(env, path, headers_of, check, threads=8, rounds=40):
+    """`threads` keep-alive clients, `rounds` requests each, all of one child's threads busy
+    at once; every answer goes through check(i, response); the failures."""
+    bad = []
+    barrier = threading.Barrier(threads)
+
+    def run(t):
+        conn = env.connection(timeout=20)
+        try:
+            barrier.wait(10)
+            for i in range(rounds):
+                r = env.request(path, headers=headers_of(t, i), conn=conn)
+                why = check(t, i, r)
+                if why:
+                    bad.append(why)
+                if r.status == 0:
+                    conn.close()
+                    conn = env.connection(timeout=20)
+        finally:
+            conn.close()
+
+    ts = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(90)
+    return bad
+
+
+class _ConcurrentReads:
+    """A file bucket that httpd reads instead of sending (a range under 256 bytes, mod_deflate)
+    seeks and reads its file: every thread of a child reading the same copy at once must still
+    get the copy's bytes at its own offsets (one file offset shared by the child's threads
+    once gave them each other's bytes)."""
+    MPM_CONF = {"StartServers": 1, "ServerLimit": 1, "MinSpareThreads": 1}
+
+    def reference(self, env, path):
+        r = env.get(path)
+        assert r.status == 200 and len(r.body) > 200000, r
+        for _ in range(3):
+            r2 = env.get(path)
+            assert r2.status == 200 and r2.isr == "HIT" and r2.body == r.body, r2
+        return r.body
+
+    def test_small_ranges_concurrent(self, env):
+        path = "/zr/race?noise=200000"
+        full = self.reference(env, path)
+
+        def span(t, i):
+            a = (t * 7919 + i * 104729) % (len(full) - 200)
+            return a, a + 10 + (t * 31 + i) % 190
+
+        def check(t, i, r):
+            a, b = span(t, i)
+            if r.status != 206 or r.body != full[a:b + 1]:
+                return (a, b, r.status, r.body[:20], full[a:a + 20])
+        bad = hammer(env, path, lambda t, i: {"Range": "bytes=%d-%d" % span(t, i)}, check)
+        assert not bad, bad[:3]
+
+    def test_deflate_after_isr_concurrent(self, env):
+        path = "/zd/race?noise=200000"
+        full = self.reference(env, path)
+
+        def check(t, i, r):
+            if r.status != 200 or r.headers.get("Content-Encoding") != "gzip":
+                return (i, r.status, r.headers.get("Content-Encoding"), r.body[:40])
+            try:
+                body = gzip.decompress(r.body)
+            except (OSError, EOFError) as e:
+                return (i, "gzip", str(e))
+            if body != full:
+                return (i, len(body), "other bytes")
+        bad = hammer(env, path, lambda t, i: {"Accept-Encoding": "gzip"}, check, rounds=25)
+        assert not bad, bad[:3]
+
+
+class TestConcurrentReadsSendfileOn(_ConcurrentReads):
+    CONF = RACE_CONF % ("On", isr_env.MODULES_DIR)
+
+    def test_copies_were_memfds(self, env):
+        self.reference(env, "/zr/race?noise=200000")
+        assert sum(memfds(p) for p in env.child_pids()) >= 1
+
+
+class TestConcurrentReadsSendfileOff(_ConcurrentReads):
+    """The same with heap buckets: the control."""
+    CONF = RACE_CONF % ("Off", isr_env.MODULES_DIR)
+
+
+class TestMemfdsWithinTheFdLimit:
+    """A child keeps at most a quarter of its RLIMIT_NOFILE in memfds (here 400 / 4 = 100),
+    so that copies never take the descriptors its connections need."""
+    CONF = CONF % ("On", "On")
+    MPM_CONF = {"StartServers": 1, "ServerLimit": 1, "MinSpareThreads": 1}
+    START = False
+
+    def test_bounded_by_the_limit(self, env):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (400, hard))
+        try:
+            env.start()
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for i in range(150):
+            for _ in range(2):
+                r = env.get("/zl/lim%d?size=40000" % i)
+                assert r.status == 200 and len(r.body) == 40000, r
+        n = [memfds(p) for p in env.child_pids()]
+        assert n and all(0 < k <= 100 for k in n), n
+        for i in (0, 77, 149):   # heap copies and memfd copies alike, byte for byte
+            exact(env, "/zl/lim%d?size=40000" % i, 40000)
 
 
 @pytest.mark.skipif(not (CURL and os.path.isfile(H2_MODULE)), reason="needs curl and mod_http2")
