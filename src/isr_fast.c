@@ -130,15 +130,21 @@ void isr_fast_arm(request_rec *r, apr_interval_time_t wait)
 {
     conn_rec *c = r->connection;
     fast_conn_t *fc;
+    server_rec *ka;
 
     /* Not for HTTP/2 streams (c->master) or subrequests; under a
-     * synchronous MPM the worker already waits on the connection itself.
-     * Never longer than the keep-alive time of the request's virtual host
-     * (the one the event MPM applies to the connection next). */
-    if (wait > r->server->keep_alive_timeout) {
-        wait = r->server->keep_alive_timeout;
+     * synchronous MPM the worker already waits on the connection itself. */
+    if (!mpm_async || c->master || r->main || !c->cs) {
+        return;
     }
-    if (!mpm_async || wait <= 0 || c->master || r->main || !c->cs) {
+    /* Never longer than the keep-alive time the event MPM applies next:
+     * the request's virtual host's if it sets one, else the connection's
+     * (event_post_read_request). */
+    ka = r->server->keep_alive_timeout_set ? r->server : c->base_server;
+    if (wait > ka->keep_alive_timeout) {
+        wait = ka->keep_alive_timeout;
+    }
+    if (wait <= 0) {
         return;
     }
     if (!(fc = ap_get_module_config(c->conn_config, &isr_module))) {

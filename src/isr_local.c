@@ -13,6 +13,7 @@
 #define _GNU_SOURCE     /* memfd_create */
 #endif
 #include "isr.h"
+#include <http_main.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ static apr_size_t budget, used;
 static apr_uint32_t sweep_hand, files;
 static apr_uint32_t max_files;   /* ISRZeroCopy: how many memfds; 0 none */
 static int file_failed;          /* a memfd could not be made (logged once) */
+static int reopen_off;           /* /proc/self/fd cannot reopen a memfd */
 
 #define BLK_OF(rec) ((blk_t *)(rec) - 1)
 
@@ -100,7 +102,7 @@ static blk_t *file_blk(apr_uint32_t len)
         __atomic_sub_fetch(&files, 1, __ATOMIC_RELAXED);
         if (!__atomic_exchange_n(&file_failed, 1, __ATOMIC_RELAXED)) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, APR_FROM_OS_ERROR(err),
-                         NULL, ISR_LOGNO(0053) "ISRZeroCopy: cannot make a "
+                         ap_server_conf, ISR_LOGNO(0053) "ISRZeroCopy: cannot make a "
                          "memfd copy of %u bytes; this child keeps such "
                          "copies in its heap when memfds fail (logged once "
                          "per child)", len);
@@ -328,23 +330,39 @@ apr_bucket *isr_local_file_bucket(const void *record, const char *data,
                                   apr_bucket_alloc_t *list)
 {
     blk_t *blk = BLK_OF(record);
+    apr_bucket *b;
     apr_file_t *f;
+    apr_status_t rv;
     char path[32];
 
-    if (blk->fd < 0 || len < ISR_LOCAL_FILE_MIN / 2) {
+    if (blk->fd < 0 || len < ISR_LOCAL_FILE_MIN / 2
+        || __atomic_load_n(&reopen_off, __ATOMIC_RELAXED)) {
         return NULL;
     }
     /* A file of the request's own, opened afresh on the memfd: a file
      * bucket that is read rather than sent (a small range, a filter such
-     * as mod_deflate, TLS) seeks and reads, and the copy's own descriptor
+     * as mod_deflate) seeks and reads, and the copy's own descriptor
      * shares one file offset between every thread of the child. The new
      * descriptor also keeps the memfd's pages for as long as p lives,
      * whatever becomes of the copy; p's cleanup closes it. */
     apr_snprintf(path, sizeof(path), "/proc/self/fd/%d", blk->fd);
-    if (apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_SENDFILE_ENABLED,
-                      APR_OS_DEFAULT, p) != APR_SUCCESS) {
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_SENDFILE_ENABLED,
+                       APR_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        /* No /proc (a chroot, a container) or not allowed: for good, and
+         * said once. Out of descriptors: this response only. */
+        if (!APR_STATUS_IS_EMFILE(rv) && !APR_STATUS_IS_ENFILE(rv)
+            && !__atomic_exchange_n(&reopen_off, 1, __ATOMIC_RELAXED)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, ap_server_conf,
+                         ISR_LOGNO(0054) "ISRZeroCopy: cannot open %s; this "
+                         "child sends its copies from memory instead of "
+                         "with sendfile", path);
+        }
         return NULL;
     }
-    return apr_bucket_file_create(f, (apr_off_t)(data - (const char *)blk),
-                                  len, p, list);
+    b = apr_bucket_file_create(f, (apr_off_t)(data - (const char *)blk),
+                               len, p, list);
+    /* Read, the bytes are at hand already: no mmap at an unaligned offset. */
+    apr_bucket_file_enable_mmap(b, 0);
+    return b;
 }
