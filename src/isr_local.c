@@ -102,10 +102,10 @@ static blk_t *file_blk(apr_uint32_t len)
         __atomic_sub_fetch(&files, 1, __ATOMIC_RELAXED);
         if (!__atomic_exchange_n(&file_failed, 1, __ATOMIC_RELAXED)) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, APR_FROM_OS_ERROR(err),
-                         ap_server_conf, ISR_LOGNO(0053) "ISRZeroCopy: cannot make a "
-                         "memfd copy of %u bytes; this child keeps such "
-                         "copies in its heap when memfds fail (logged once "
-                         "per child)", len);
+                         ap_server_conf, ISR_LOGNO(0053) "ISRZeroCopy: "
+                         "cannot make a memfd copy of %u bytes; this child "
+                         "keeps such copies in its heap when memfds fail "
+                         "(logged once per child)", len);
         }
         return NULL;
     }
@@ -226,7 +226,8 @@ static void *local_alloc(void *baton, apr_uint32_t len)
     if (!budget || len < ISR_LOCAL_MIN || !reserve(len)) {
         return NULL;
     }
-    if (max_files && len >= ISR_LOCAL_FILE_MIN && (b = file_blk(len)) != NULL) {
+    if (max_files && len >= ISR_LOCAL_FILE_MIN
+        && (b = file_blk(len)) != NULL) {
         /* mapped from its memfd: b->fd set */
     }
     else if ((b = malloc(sizeof(*b) + len)) != NULL) {
