@@ -86,6 +86,7 @@ CFG = {
     "isr_so": env("MOD_ISR", os.path.join(ROOT, ".libs", "mod_isr.so")),
     "isr_zone": env("ISR_ZONE_SIZE", "256M"),
     "isr_extra": env("ISR_EXTRA_CONF", ""),
+    "isr_server": env("ISR_SERVER_CONF", ""),
     "cache_shm": env_i("MOD_CACHE_SHM_BYTES", 256 * 1024 * 1024),
     "nginx_zone": env("NGINX_KEYS_ZONE", "64m"),
     "varnish_mem": env("VARNISH_MALLOC", "256m"),
@@ -523,6 +524,7 @@ class IsrTarget(Httpd):
         q += "".join("    %s\n" % x for x in self.loc_extra.splitlines() if x.strip())
         return self.head + """LoadModule isr_module {so}
 ISRCacheZone bench {zone}
+{server}
 <Location /b/>
     ISRBackend http://127.0.0.1:{o}/b/
     ISRCache bench
@@ -537,7 +539,8 @@ ISRCacheZone bench {zone}
     ISRStaleTTL 1h
 {q}    {extra}
 </Location>
-""".format(so=CFG["isr_so"], zone=self.zone, o=o, ttl=CFG["s2_ttl"], extra=extra, q=q)
+""".format(so=CFG["isr_so"], zone=self.zone, o=o, ttl=CFG["s2_ttl"], extra=extra, q=q,
+           server=CFG["isr_server"].replace("\\n", "\n"))
 
 
 class NullTarget(Httpd):
