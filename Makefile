@@ -37,7 +37,8 @@ LIBS    ?= -lcurl -lz -lbrotlienc -lbrotlidec
 
 # --- packages ----------------------------------------------------------------
 DEB_PACKAGES := apache2 apache2-dev apache2-utils libcurl4-openssl-dev python3-pytest curl openssl \
-                zlib1g-dev libbrotli-dev brotli strace
+                zlib1g-dev libbrotli-dev brotli strace python3-prometheus-client \
+                chromium python3-websocket
 # make fuzz: Debian's clang (14 on bookworm) with libFuzzer and its sanitizer runtimes.
 FUZZ_PACKAGES := clang libfuzzer-14-dev libclang-rt-14-dev
 
@@ -163,6 +164,7 @@ asan-unit: deps
 	$(MAKE) --no-print-directory -C tests/unit BUILD="$(CURDIR)/$(ASAN_DIR)/unit" \
 	    CFLAGS="-O1 -g $(SAN_FLAGS)" all
 	$(ASAN_UNIT_ENV) "$(CURDIR)/$(ASAN_DIR)/unit/test_store"
+	$(ASAN_UNIT_ENV) "$(CURDIR)/$(ASAN_DIR)/unit/test_purge"
 	$(ASAN_UNIT_ENV) "$(CURDIR)/$(ASAN_DIR)/unit/stress_store" -t 4
 	$(ASAN_UNIT_ENV) "$(CURDIR)/$(ASAN_DIR)/unit/stress_store" -t 4 -z 256 -k 32
 

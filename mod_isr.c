@@ -20,6 +20,7 @@
 #include "isr_refresh.h"
 #include "isr_request.h"
 #include "isr_status.h"
+#include "isr_admin.h"
 #include "isr_zone.h"
 
 static int isr_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -103,6 +104,14 @@ static int uri_is_canonical(const char *uri)
     return 1;
 }
 
+/* The scope's SetHandler is isr-admin. */
+static int is_admin(request_rec *r)
+{
+    core_dir_config *cd = ap_get_core_module_config(r->per_dir_config);
+
+    return cd && cd->handler && !strcmp(cd->handler, ISR_ADMIN_HANDLER);
+}
+
 /* ISRQuickHandler On: answer hits before the request is even mapped, as
  * mod_cache's CacheQuickHandler does (and, like it, before access control).
  * Everything that is not a hit declines to the normal path. */
@@ -118,9 +127,10 @@ static int isr_quick_handler(request_rec *r, int lookup_uri)
     c = ap_get_module_config(r->per_dir_config, &isr_module);
     /* Expressions may read what later phases set (SetEnvIf, mod_rewrite's
      * E=, the mapped file name): here they would give another key than on
-     * the normal path, so scopes that use them are not answered here. */
+     * the normal path, so scopes that use them are not answered here. Nor
+     * is the admin API, wherever it sits. */
     if (!isr_conf_enabled(c) || !isr_conf_quick(c) || c->backend_expr
-        || c->key_expr) {
+        || c->key_expr || is_admin(r)) {
         return DECLINED;
     }
     q = apr_pcalloc(r->pool, sizeof(*q));
@@ -190,6 +200,20 @@ static int isr_obtain(request_rec *r, isr_dir_conf_t *c, isr_req_t *q)
     return OK;
 }
 
+/* Whether r is a lookup subrequest for an invalidation or a purge, or one
+ * made by such a lookup. */
+static int lookup_only(request_rec *r)
+{
+    request_rec *m;
+
+    for (m = r->main; m; m = m->main) {
+        if (apr_table_get(m->notes, ISR_PROXY_NOTE_LOOKUP)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* After authentication and access control, before the handler. env= and
  * header= act here so that PHP, CGI, SSI or mod_proxy see the value.
  * `response` only claims the request: the lookup waits for the handler, so
@@ -200,9 +224,11 @@ static int isr_fixups(request_rec *r)
     isr_req_t *q;
     int rc;
 
-    /* A lookup for an invalidation only wants the configuration. */
-    if (!isr_conf_enabled(c)
-        || (r->main && apr_table_get(r->main->notes, ISR_PROXY_NOTE_LOOKUP))) {
+    /* A lookup for an invalidation only wants the configuration (and so
+     * do the subrequests it makes, mod_dir's for one); the admin API
+     * answers itself, wherever it sits. */
+    if (!isr_conf_enabled(c) || lookup_only(r)
+        || (r->handler && !strcmp(r->handler, ISR_ADMIN_HANDLER))) {
         return DECLINED;
     }
     if (isr_conf_apply(c) == ISR_APPLY_HEADER) {
@@ -270,6 +296,7 @@ static void isr_register_hooks(apr_pool_t *p)
     ap_hook_handler(isr_handler, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_expr_lookup(isr_conf_expr_lookup, NULL, NULL, APR_HOOK_MIDDLE);
     isr_status_register_hooks(p);
+    isr_admin_register_hooks(p);
     isr_fast_register_hooks(p);
 }
 

@@ -28,6 +28,7 @@
 #include "../src/isr_store.c"
 #include "../src/isr_ring.c"
 #include "../src/isr_key.c"
+#include "../src/isr_purge.c"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -175,6 +176,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s->fresh_until = (flags & 0x10) ? now - 1 : now + 60 * APR_USEC_PER_SEC;
     s->until = (flags & 0x40) ? now - 1 : now + 120 * APR_USEC_PER_SEC;
 
+    /* An odd-sized input: an operation happened after every record was
+     * born, so the lookup reads the record's tag block (isr_purge.c), and
+     * one tag and the zone's all-marks are set, so each outcome is met. */
+    if (size & 1) {
+        apr_uint64_t th = isr_purge_tag_hash(&zone, "t", 1);
+        isr_purge_bucket_t *pb = &zone.pbuckets[th & (zone.npurge - 1)];
+
+        zone.purge->seq = 1 + (size & 4);
+        zone.purge->all_soft = (size & 4) ? 1 : 0;
+        pb->way[0].hash = th;
+        pb->way[0].soft = 1;
+        pb->way[0].hard = (size & 2) ? 1 : 0;
+    }
     copy.find = copy_find;
     copy.alloc = copy_alloc;
     copy.done = copy_done;
@@ -198,6 +212,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         sink += entry_touch(&e);
+        if (e.tags && (e.tags < (const unsigned char *)e.body + e.bodylen
+                       || e.tags + e.taglen > exact + n)) {
+            abort();
+        }
+        {
+            const char *path;
+            apr_array_header_t *tags;
+            int overflow, i;
+
+            if (isr_purge_block_read(pool, e.tags, e.taglen, &path, &tags,
+                                     &overflow)) {
+                for (i = 0; i < tags->nelts; i++) {
+                    sink += (unsigned)strlen(APR_ARRAY_IDX(tags, i,
+                                                           const char *));
+                }
+                sink += path ? (unsigned)strlen(path) : 0;
+            }
+            sink += isr_purge_check(&zone, e.born, e.tags, e.taglen);
+        }
     }
     free(exact);
 

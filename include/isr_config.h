@@ -43,6 +43,11 @@ typedef struct {
     apr_array_header_t *ztypes;     /* ISRCompressTypes, or NULL: default */
     apr_off_t zmin;                 /* ISRCompressMinSize, UNSET: default */
     apr_interval_time_t fast_wait;  /* ISRFastPath: 0 Off, UNSET default */
+    int refresh_ahead;              /* ISRRefreshAhead: percent, 0 Off,
+                                     * UNSET default (Off) */
+    apr_array_header_t *tag_headers; /* ISRTagHeader (empty: None), or
+                                     * NULL: the default */
+    unsigned int tag_none:1;        /* ISRTagHeader None given */
     unsigned int backend_set:1, ttl_set:1, stale_set:1, timeout_set:1,
                  connect_set:1, retry_set:1, max_set:1, apply_set:1,
                  on_error_set:1, key_set:1;
@@ -101,9 +106,15 @@ apr_interval_time_t isr_conf_relay_timeout(const isr_dir_conf_t *c);
 int isr_conf_on_error(const isr_dir_conf_t *c);
 /* ISRCompress, ISRCompressTypes, ISRCompressMinSize. */
 void isr_conf_compress(const isr_dir_conf_t *c, isr_compress_conf_t *out);
+/* ISRRefreshAhead: the last part of an entry's fresh time, in percent, in
+ * which a hit starts the entry's refresh (0: Off). */
+int isr_conf_refresh_ahead(const isr_dir_conf_t *c);
 /* ISRFastPath: how long to look for the next request after a cached
  * answer under the event MPM (0: Off). */
 apr_interval_time_t isr_conf_fast_wait(const isr_dir_conf_t *c);
+/* ISRTagHeader: the headers whose values tag an entry (isr_purge.h):
+ * NULL for the default (Surrogate-Key, Cache-Tag), empty for None. */
+const apr_array_header_t *isr_conf_tag_headers(const isr_dir_conf_t *c);
 int isr_conf_refresh_threads(const isr_srv_conf_t *sc);
 apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc);
 int isr_conf_zero_copy(const isr_srv_conf_t *sc);

@@ -8,6 +8,7 @@
 #include "isr_config.h"
 #include "isr_store.h"
 #include "isr_ctx.h"
+#include "isr_purge.h"
 
 #define ISR_HANDLER "isr-response"
 #define ISR_FILENAME_PREFIX "isr:"
@@ -31,6 +32,8 @@ typedef struct {
     const char *base_key;       /* the URL's key (the marker's) */
     apr_size_t base_klen;
     const char *url;            /* ctx.url, for messages */
+    isr_purge_mark_t mark;      /* taken before the last lookup: the birth
+                                 * of what a fetch after it stores */
     const char *key;            /* built from ctx (isr_ctx_key) */
     apr_size_t klen;
     apr_uint64_t hash;

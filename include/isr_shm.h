@@ -10,6 +10,12 @@
  *                       | isr_stats_t[ISR_STAT_STRIPES]: counters,   |
  *                       |   one stripe per group of threads so hits  |
  *                       |   do not all write one cache line          |
+ *   purge_off (64-alig) +--------------------------------------------+
+ *                       | isr_purge_head_t: the operation sequence,  |
+ *                       |   purge-all and revalidate-all marks       |
+ *                       | isr_purge_bucket_t[purge_buckets]: when    |
+ *                       |   each tag, path prefix or URL was last    |
+ *                       |   purged or revalidated (isr_purge.h)      |
  *   tags_off (64-align) +--------------------------------------------+
  *                       | apr_uint64_t tags[nbuckets * 8]: the hash  |
  *                       |   of each slot, one cache line per bucket, |
@@ -38,6 +44,8 @@
  *   lock). A writer that gives a slot to another key resets the lease
  *   inside the slot's seqlock section, so a claim whose compare-and-swap
  *   read that reset sees the new seq when it checks the slot again.
+ * - the purge table is written only under the zone mutex, in the order
+ *   that keeps lock-free readers conservative (see src/isr_purge.c).
  * - `ref` is a hint: hits raise it (plain relaxed store, only when it
  *   changes), the ring's tail and the bucket victim choice lower it.
  * Readers take no lock: they read `seq`, the slot's fields (its `hash`
@@ -87,7 +95,7 @@
 #include <apr.h>
 
 #define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
-#define ISR_SHM_LAYOUT  6u          /* bump on any change to this file */
+#define ISR_SHM_LAYOUT  7u          /* bump on any change to this file */
 #define ISR_BUCKET_WAYS 8
 #define ISR_REC_ALIGN   64
 #define ISR_REC_MAGIC   0x43455249u /* "IREC" */
@@ -112,7 +120,8 @@ typedef struct {
     apr_uint64_t ring_off;
     apr_uint64_t ring_size;   /* multiple of ISR_REC_ALIGN */
     apr_uint32_t nbuckets;    /* power of two */
-    apr_uint32_t reserved;
+    apr_uint32_t purge_buckets; /* power of two */
+    apr_uint64_t purge_off;
     /* Ring positions are logical and only grow; physical = pos % ring_size.
      * Written under the zone mutex only. */
     apr_uint64_t head;
@@ -155,6 +164,10 @@ typedef struct {
                                * until then (the slot's fresh_until and
                                * until bound the whole life) */
     apr_int64_t sie_until;    /* served stale when revalidation fails */
+    apr_uint64_t born;        /* the zone's operation sequence when the
+                               * fetch that made it began (isr_purge.h) */
+    apr_uint32_t taglen;      /* the tag block (isr_purge.h, after alts) */
+    apr_uint32_t reserved;
 } isr_record_t;
 
 /* Counters (relaxed atomic adds; a reader sums the stripes and accepts
@@ -168,14 +181,68 @@ typedef enum {
      * those that got a gzip (br) copy, and the copies. */
     ISR_STAT_BODY_BYTES, ISR_STAT_GZIP_SRC, ISR_STAT_GZIP_BYTES,
     ISR_STAT_BR_SRC, ISR_STAT_BR_BYTES,
-    ISR_STAT_COUNT
+    /* Purge and revalidate operations, and the entries a purge dropped
+     * (counted when a lookup meets them). */
+    ISR_STAT_PURGE_OPS, ISR_STAT_PURGED,
+    /* Background refreshes stored (of them answered 304). */
+    ISR_STAT_REFRESH_OK, ISR_STAT_REFRESH_304,
+    /* Backend fetches: how many, their total time in microseconds, and
+     * how many took at most each of ISR_FETCH_BOUNDS_US (not cumulative:
+     * one bucket each; longer ones only in the count). */
+    ISR_STAT_FETCHES, ISR_STAT_FETCH_USEC, ISR_STAT_FETCH_LE,
+    ISR_STAT_COUNT = ISR_STAT_FETCH_LE + 11
 } isr_stat_t;
 
 #define ISR_STAT_STRIPES 16
 
+#define ISR_FETCH_BUCKETS 11
+#define ISR_FETCH_BOUNDS_US { 5000, 10000, 25000, 50000, 100000, 250000, \
+                              500000, 1000000, 2500000, 5000000, 10000000 }
+
 typedef struct {
-    apr_uint64_t n[16];       /* ISR_STAT_COUNT used; two cache lines */
+    apr_uint64_t n[40];       /* ISR_STAT_COUNT used; five cache lines */
 } isr_stats_t;
+
+/* The purge table (isr_purge.h). An operation gets the next `seq`; a record
+ * keeps the `seq` seen when its fetch began (`born`) and the hashes of its
+ * tags, path prefixes and URL. It is purged (hard) or revalidated (soft)
+ * when the zone, or one of its hashes, was since. A bucket keeps four
+ * hashes; a way older than any live entry (max_span) is reused; a full
+ * bucket of younger ways gives its oldest up into the floors, which then
+ * stand for every hash of the bucket: over-invalidation, never a purge
+ * forgotten. */
+typedef struct {
+    apr_uint64_t seq;         /* the last operation's number (release) */
+    apr_uint64_t all_soft;    /* the last revalidate-all's (or purge-all's) */
+    apr_uint64_t all_hard;    /* the last purge-all's */
+    /* How long an entry can outlive the start of its fetch: the largest
+     * stale_until - asked of any record published (zone mutex). A way whose
+     * operation is older than that names no live entry any more: it is
+     * reused without raising the floors. */
+    apr_int64_t max_span;
+    /* The newest operation time of a way so reused: a record whose fetch
+     * began at or before it is not stored (it may predate a forgotten
+     * operation). */
+    apr_int64_t freed_at;
+    apr_uint64_t evictions;   /* ways given up into the floors */
+    apr_uint64_t pad[2];
+} isr_purge_head_t;
+
+#define ISR_PURGE_WAYS 4
+
+typedef struct {
+    apr_uint64_t hash;        /* 0: free */
+    apr_uint64_t soft;        /* seq of its last revalidate or purge */
+    apr_uint64_t hard;        /* seq of its last purge */
+} isr_purge_way_t;
+
+typedef struct {
+    apr_uint64_t floor_soft;  /* the largest soft/hard of a way given up */
+    apr_uint64_t floor_hard;
+    isr_purge_way_t way[ISR_PURGE_WAYS];
+    apr_uint32_t when[ISR_PURGE_WAYS]; /* each way's last operation, in
+                                        * seconds (apr_time_sec) */
+} isr_purge_bucket_t;         /* 128 bytes */
 
 #define ISR_LEASE_PID_MASK 0x3fffffu               /* 22 bits */
 #define ISR_LEASE_CTR_MASK 0x1ffu                  /* 9 bits */

@@ -16,6 +16,9 @@ typedef struct isr_zone_t {
     isr_stats_t *stats;         /* ISR_STAT_STRIPES stripes */
     isr_slot_t *slots;
     unsigned char *ring;
+    isr_purge_head_t *purge;    /* the purge table (isr_purge.h) */
+    isr_purge_bucket_t *pbuckets;
+    apr_uint32_t npurge;        /* buckets, a power of two */
     apr_uint32_t nslots;
     apr_global_mutex_t *mutex;  /* guards writers; hits never take it */
 } isr_zone_t;
@@ -65,6 +68,10 @@ typedef struct {
     apr_size_t bodylen;
     const char *alts;          /* alternates block (isr_compress.h), or NULL */
     apr_size_t altlen;
+    const unsigned char *tags; /* tag block (isr_purge.h), or NULL */
+    apr_size_t taglen;
+    apr_uint64_t born;         /* operation sequence its fetch began at */
+    int revalidated;           /* STALE because of a revalidate */
     const void *record;        /* the whole copied record */
 } isr_entry_t;
 
@@ -77,6 +84,13 @@ typedef struct {
     apr_size_t bodylen;
     const char *alts;          /* alternates block (isr_compress.h), or NULL */
     apr_size_t altlen;
+    const unsigned char *tags; /* tag block (isr_purge.h), or NULL */
+    apr_size_t taglen;
+    apr_uint64_t born;         /* isr_purge_mark() before the fetch began: */
+    apr_time_t born_at;        /* its sequence and time (0: now) */
+    int no_span;               /* a Vary marker: its life does not bound
+                                * the purge table's memory (reviving one
+                                * revives no answer) */
     apr_time_t fetched;        /* birth (response time minus its age) */
     apr_time_t fresh_until;
     apr_time_t stale_until;    /* kept until */
@@ -112,7 +126,10 @@ void isr_store_buckets(const isr_zone_t *zone, apr_uint64_t hash,
                        apr_uint32_t b[2]);
 
 /* Lock-free lookup. For FRESH and STALE the record is copied into pool p
- * and its key compared with `key`. Never blocks. */
+ * and its key compared with `key`. Never blocks. An entry purged since it
+ * was fetched (isr_purge.h) is dropped (this takes the zone mutex, once
+ * per such entry) and reported ABSENT; one revalidated since is STALE with
+ * e->revalidated set. */
 isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
                             apr_uint64_t hash, apr_time_t now, apr_pool_t *p,
                             isr_entry_t *e);
@@ -123,15 +140,25 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                                  apr_time_t now, apr_pool_t *p,
                                  const isr_copy_t *copy, isr_entry_t *e);
 
-/* Decode a stored record (isr_record_t | key | headers | body) of exactly
- * len bytes, e.g. a copy out of the ring: 1 when it is well formed, has
- * this hash and this key; then e->status, headers, hdrlen, body and bodylen
- * (and alts, altlen: NULL and 0 without alternates) point into buf. 0 and
+/* Decode a stored record (isr_record_t | key | headers | body | alts |
+ * tags) of exactly len bytes, e.g. a copy out of the ring: 1 when it is
+ * well formed, has this hash and this key; then e->status, headers, hdrlen,
+ * body and bodylen (alts, altlen and tags, taglen: NULL and 0 when absent)
+ * point into buf, and e->born is set. 0 and
  * e untouched otherwise. Every length is checked
  * against len; buf need not be aligned. */
 int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
                            apr_uint64_t hash, const char *key, apr_size_t klen,
                            isr_entry_t *e);
+
+/* What slot idx holds, for listings: lock-free and read-only (a purged
+ * entry is reported ABSENT and left for a lookup to drop). FRESH, STALE and
+ * EXPIRED copy the record into p (e as for a lookup, *pkey and *pklen its
+ * key); PENDING, PASS and FAILED have no record; ABSENT for an empty slot
+ * or one being written. */
+isr_look_t isr_store_peek(const isr_zone_t *zone, apr_uint32_t idx,
+                          apr_time_t now, apr_pool_t *p, isr_entry_t *e,
+                          const char **pkey, apr_size_t *pklen);
 
 /* Claim the right to refresh a STALE entry: lock-free CAS on the lease.
  * Returns 1 with *please set when the caller owns the refresh. The lease is
@@ -174,8 +201,10 @@ int isr_store_lease_live(apr_uint64_t lease, apr_time_t now);
 
 /* Store a fetched value for `key`, replacing any older version, and release
  * the caller's lease. APR_ENOSPC when the record can never fit this zone,
- * APR_EBUSY when no slot may take it now; on failure the caller still holds
- * its lease (mark the key, back off or release). */
+ * APR_EBUSY when no slot may take it now or when its fetch began before an
+ * operation the purge table no longer remembers (isr_shm.h, freed_at); on
+ * failure the caller still holds its lease (mark the key, back off or
+ * release). */
 apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
                                apr_uint64_t lease, const char *key,
                                apr_size_t klen, apr_uint64_t hash,
@@ -229,6 +258,9 @@ void isr_store_count(isr_zone_t *zone, isr_stat_t what);
 
 /* Add n to a counter in this thread's stripe. */
 void isr_store_add(isr_zone_t *zone, isr_stat_t what, apr_uint64_t n);
+
+/* Count a backend fetch that took `took` (the duration histogram). */
+void isr_store_fetched(isr_zone_t *zone, apr_interval_time_t took);
 
 /* A snapshot of the zone for status pages (lock-free, slightly stale). */
 typedef struct {

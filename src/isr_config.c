@@ -75,6 +75,7 @@ void *isr_conf_create_dir(apr_pool_t *p, char *dir)
     c->zlevel[ISR_CODING_IDENTITY] = UNSET;
     c->zmin = UNSET;
     c->fast_wait = UNSET;
+    c->refresh_ahead = UNSET;
     return c;
 }
 
@@ -114,6 +115,8 @@ void *isr_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     c->ztypes = MERGE_PTR(ztypes);
     c->zmin = MERGE(zmin);
     c->fast_wait = MERGE(fast_wait);
+    c->refresh_ahead = MERGE(refresh_ahead);
+    c->tag_headers = MERGE_PTR(tag_headers);
     return c;
 }
 
@@ -243,6 +246,16 @@ apr_size_t isr_conf_local_copies(const isr_srv_conf_t *sc)
 {
     return (apr_size_t)(sc->local_copies != UNSET ? sc->local_copies
                                                   : DEF_LOCAL);
+}
+
+const apr_array_header_t *isr_conf_tag_headers(const isr_dir_conf_t *c)
+{
+    return c->tag_headers;
+}
+
+int isr_conf_refresh_ahead(const isr_dir_conf_t *c)
+{
+    return c->refresh_ahead != UNSET ? c->refresh_ahead : 0;
 }
 
 apr_interval_time_t isr_conf_fast_wait(const isr_dir_conf_t *c)
@@ -540,6 +553,37 @@ static int forwardable(const char *name)
     return strncasecmp(name, "Proxy-", 6) != 0;
 }
 
+/* ISRTagHeader NAME... | None: None alone. A scope's names replace the
+ * enclosing scope's (several directives in one scope add up). */
+static const char *set_tag_header(cmd_parms *cmd, void *dc, const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    const char *p;
+    int none = !strcasecmp(arg, "None");
+
+    if (!c->tag_headers) {
+        c->tag_headers = apr_array_make(cmd->pool, 2, sizeof(const char *));
+        c->tag_none = 0;
+    }
+    if (none ? c->tag_headers->nelts > 0 : c->tag_none) {
+        return apr_psprintf(cmd->pool, "%s: None cannot be combined with "
+                            "header names ('%s')", cmd->cmd->name, arg);
+    }
+    if (none) {
+        c->tag_none = 1;
+        return NULL;
+    }
+    for (p = arg; *p && (apr_isalnum(*p) || strchr("!#$%&'*+-.^_`|~", *p));
+         p++) {
+    }
+    if (*p || !*arg) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a header name",
+                            cmd->cmd->name, arg);
+    }
+    APR_ARRAY_PUSH(c->tag_headers, const char *) = arg;
+    return NULL;
+}
+
 static const char *set_forward(cmd_parms *cmd, void *dc, const char *arg)
 {
     isr_dir_conf_t *c = dc;
@@ -669,6 +713,30 @@ static const char *set_local_copies(cmd_parms *cmd, void *dc, const char *arg)
                             "(e.g. 0, 32M)", cmd->cmd->name, arg);
     }
     sc->local_copies = n;
+    return NULL;
+}
+
+/* ISRRefreshAhead Off | N% (1 to 90) */
+static const char *set_refresh_ahead(cmd_parms *cmd, void *dc,
+                                     const char *arg)
+{
+    isr_dir_conf_t *c = dc;
+    apr_size_t n = strlen(arg);
+    char *end;
+    long v;
+
+    if (!strcasecmp(arg, "Off")) {
+        c->refresh_ahead = 0;
+        return NULL;
+    }
+    v = n > 1 && arg[n - 1] == '%' && apr_isdigit(*arg)
+        ? strtol(arg, &end, 10) : -1;
+    if (v < 1 || v > 90 || end != arg + n - 1) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not Off or a percentage "
+                            "of the fresh time from 1%% to 90%% (e.g. 10%%)",
+                            cmd->cmd->name, arg);
+    }
+    c->refresh_ahead = (int)v;
     return NULL;
 }
 
@@ -802,6 +870,9 @@ const command_rec isr_cmds[] = {
                   "verified against (default: the system's)"),
     AP_INIT_FLAG("ISR", set_enabled, NULL, DIRCONF,
                  "On|Off: Off disables mod_isr in this scope"),
+    AP_INIT_TAKE1("ISRRefreshAhead", set_refresh_ahead, NULL, DIRCONF,
+                  "Off, or N%: a hit in the last N% of an entry's fresh time "
+                  "starts its background refresh"),
     AP_INIT_TAKE1("ISRFastPath", set_fast_path, NULL, DIRCONF,
                   "On|Off|WAIT: under the event MPM, after a cached answer "
                   "look for the client's next request on the same worker "
@@ -838,6 +909,9 @@ const command_rec isr_cmds[] = {
     AP_INIT_TAKE1("ISRRelayTimeout", set_duration, DUR(relay_timeout, 0),
                   DIRCONF, "total time a body too large to store may take "
                   "to relay (default 5m)"),
+    AP_INIT_ITERATE("ISRTagHeader", set_tag_header, NULL, DIRCONF,
+                    "response headers whose values tag an entry for purges "
+                    "by tag (default Surrogate-Key Cache-Tag), or None"),
     AP_INIT_ITERATE("ISRForwardHeader", set_forward, NULL, DIRCONF,
                     "client request headers sent to the backend; each is "
                     "part of the cache key"),

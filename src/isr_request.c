@@ -11,6 +11,7 @@
 #include "isr_forward.h"
 #include "isr_http.h"
 #include "isr_local.h"
+#include "isr_purge.h"
 #include "isr_refresh.h"
 #include "isr_request.h"
 #include "isr_vary.h"
@@ -257,20 +258,42 @@ typedef struct {
     isr_policy_conf_t pc;
     const isr_status_set_t *cache_status;
     int authorized;             /* the request sent Authorization/Cookie */
+    /* The tag block (isr_purge.h): made from the request's path and URL
+     * key, or (a refresh) renewed from the entry's old block. */
+    const isr_zone_t *zone;
+    const apr_array_header_t *tag_headers;
+    const char *path;
+    apr_uint64_t url_hash, key_hash;
+    const unsigned char *old_tags;
+    apr_size_t old_taglen;
 } store_rules_t;
 
-static void rules_init(store_rules_t *sr, const isr_dir_conf_t *c)
+static void rules_init(store_rules_t *sr, const isr_dir_conf_t *c,
+                       const isr_zone_t *zone)
 {
+    memset(sr, 0, sizeof(*sr));
     isr_conf_policy(c, &sr->pc);
     sr->cache_status = c->cache_status;
-    sr->authorized = 0;
+    sr->zone = zone;
+    sr->tag_headers = isr_conf_tag_headers(c);
+}
+
+/* The request's own: its path and its URL's key (a variant's URL's). */
+static void rules_for(store_rules_t *sr, request_rec *r, const isr_req_t *q)
+{
+    rules_init(sr, q->conf, q->zone);
+    sr->authorized = q->authorized;
+    sr->path = r->uri;
+    sr->url_hash = isr_purge_url_hash(q->zone, q->ctx.unix_path, q->ctx.url);
+    sr->key_hash = q->hash;
 }
 
 static int value_make(apr_pool_t *p, isr_value_t *v, const store_rules_t *sr,
                       const isr_fetch_resp_t *resp, int status,
                       const char *headers, apr_size_t hdrlen,
                       const char *body, apr_size_t bodylen,
-                      apr_time_t asked, apr_time_t now)
+                      apr_time_t asked, const isr_purge_mark_t *born,
+                      apr_time_t now)
 {
     isr_policy_t pol;
     isr_times_t t;
@@ -289,6 +312,19 @@ static int value_make(apr_pool_t *p, isr_value_t *v, const store_rules_t *sr,
     v->swr_until = t.swr_until;
     v->sie_until = t.sie_until;
     v->stale_until = t.keep_until;
+    v->born = born->seq;
+    v->born_at = born->at;
+    if (sr->old_tags) {
+        isr_purge_block_renew(p, sr->zone, sr->old_tags, sr->old_taglen,
+                              sr->tag_headers, headers, hdrlen, &v->tags,
+                              &v->taglen);
+    }
+    else {
+        isr_purge_block_make(p, sr->zone, sr->path, sr->url_hash,
+                             sr->key_hash, sr->tag_headers, headers, hdrlen,
+                             &v->tags,
+                             &v->taglen);
+    }
     if (sr->pc.mode == ISR_CC_OFF) {
         return !resp->uncacheable && !resp->too_large
                && isr_http_storable(sr->cache_status, status,
@@ -453,6 +489,17 @@ static void send_interim(void *baton, int status, const char *headers,
     r->headers_out = saved;
 }
 
+/* isr_fetch(), its time counted in the zone's fetch-duration histogram. */
+static apr_status_t timed_fetch(isr_zone_t *zone, isr_fetch_resp_t **presp,
+                                const isr_fetch_req_t *req, apr_pool_t *p)
+{
+    apr_time_t t0 = apr_time_now();
+    apr_status_t rv = isr_fetch(presp, req, p);
+
+    isr_store_fetched(zone, apr_time_now() - t0);
+    return rv;
+}
+
 /* A fetch that produced no usable answer: 5xx counts as a failure. `rl`
  * (or NULL) relays bodies too large to store; `stale` (or NULL) is the
  * entry being revalidated: its validators make the request conditional. */
@@ -477,7 +524,7 @@ static apr_status_t fetch_sync(request_rec *r, isr_req_t *q,
         fr.sink_baton = rl;
     }
     q->fwd = stale ? "stale" : "uri-miss";
-    rv = isr_fetch(presp, &fr, r->pool);
+    rv = timed_fetch(q->zone, presp, &fr, r->pool);
     if (rv != APR_SUCCESS) {
         q->error = (*presp)->error;
         return rv;
@@ -713,6 +760,11 @@ static void marker_value(apr_pool_t *p, isr_value_t *m, const char *names,
     m->status = ISR_VARY_STATUS;
     isr_vary_marker(p, names, gen, &m->headers, &m->hdrlen);
     m->fetched = now;
+    m->born = v->born;
+    m->born_at = v->born_at;
+    m->no_span = 1;
+    m->tags = v->tags;
+    m->taglen = v->taglen;
     m->fresh_until = m->stale_until = m->swr_until = m->sie_until
         = (v->stale_until > now ? v->stale_until : now) + MARKER_SLACK;
 }
@@ -789,6 +841,7 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
     isr_fetch_resp_t *resp;
     isr_value_t v;
     apr_time_t asked = apr_time_now(), now;
+    isr_purge_mark_t born = q->mark;
     apr_status_t rv = fetch_sync(r, q, &resp, &rl, stale);
     const char *names;
     int ok, renewed = 0;
@@ -798,6 +851,7 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
         /* Not about the stored answer (another strong validator, or no
          * validator was sent): fetch it whole. */
         asked = apr_time_now();
+        isr_purge_mark(q->zone, &born);
         rv = fetch_sync(r, q, &resp, &rl, NULL);
     }
     now = apr_time_now();
@@ -824,8 +878,7 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                               now + isr_conf_error_ttl(q->conf));
         return rv;
     }
-    rules_init(&sr, q->conf);
-    sr.authorized = q->authorized;
+    rules_for(&sr, r, q);
     if (renewed) {
         /* RFC 9111 4.3.4: the stored answer, its head updated. */
         const char *h;
@@ -845,7 +898,7 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
                           &hl);
         sr.authorized = 0;
         ok = value_make(r->pool, &v, &sr, resp, stale->status, h, hl,
-                        stale->body, stale->bodylen, asked, now);
+                        stale->body, stale->bodylen, asked, &born, now);
         v.alts = stale->alts;
         v.altlen = stale->altlen;
         isr_compress_renewed(&v);
@@ -859,7 +912,8 @@ static apr_status_t fetch_and_store(request_rec *r, isr_req_t *q,
     }
     else {
         ok = value_make(r->pool, &v, &sr, resp, resp->status, resp->headers,
-                        resp->hdrlen, resp->body, resp->bodylen, asked, now);
+                        resp->hdrlen, resp->body, resp->bodylen, asked, &born,
+                        now);
         if (ok) {
             /* Compressed once, here; the miss is answered from it too
              * (its copies as stored: below). */
@@ -964,8 +1018,9 @@ static int same(const char *a, const char *b)
  * 304 names another strong validator). */
 static int refresh_not_modified(refresh_job_t *job,
                                 const isr_fetch_resp_t *resp,
-                                apr_time_t asked, apr_time_t now,
-                                isr_value_t *v)
+                                apr_time_t asked,
+                                const isr_purge_mark_t *born,
+                                apr_time_t now, isr_value_t *v)
 {
     isr_policy_t pol;
     isr_entry_t e;
@@ -988,7 +1043,7 @@ static int refresh_not_modified(refresh_job_t *job,
     isr_policy_update(job->pool, e.headers, e.hdrlen, resp->headers,
                       resp->hdrlen, &h, &hl);
     ok = value_make(job->pool, v, &job->rules, resp, e.status, h, hl, e.body,
-                    e.bodylen, asked, now);
+                    e.bodylen, asked, born, now);
     v->alts = e.alts;
     v->altlen = e.altlen;
     isr_compress_renewed(v);
@@ -1001,6 +1056,7 @@ static void refresh_run(void *baton)
     isr_fetch_resp_t *resp = NULL;
     isr_value_t v;
     apr_time_t now = apr_time_now(), asked;
+    isr_purge_mark_t born;
     apr_status_t rv;
     int ok = 0;
 
@@ -1016,11 +1072,12 @@ static void refresh_run(void *baton)
         goto leave;
     }
     asked = now;
-    rv = isr_fetch(&resp, &job->req, job->pool);
+    isr_purge_mark(job->zone, &born);
+    rv = timed_fetch(job->zone, &resp, &job->req, job->pool);
     now = apr_time_now();
     if (rv == APR_SUCCESS && resp->status == HTTP_NOT_MODIFIED
         && (job->etag || job->lastmod)) {
-        ok = refresh_not_modified(job, resp, asked, now, &v);
+        ok = refresh_not_modified(job, resp, asked, &born, now, &v);
         if (ok < 0) {
             /* Not this entry's: back off like any answer not to store. */
             ok = 0;
@@ -1038,7 +1095,7 @@ static void refresh_run(void *baton)
 
         ok = value_make(job->pool, &v, &job->rules, resp, resp->status,
                         resp->headers, resp->hdrlen, resp->body, resp->bodylen,
-                        asked, now);
+                        asked, &born, now);
         if (ok) {
             compress_with(job->pool, &job->compress, job->req.max_store, &v,
                           job->s, job->req.url, job->zone, job->slot,
@@ -1084,6 +1141,10 @@ static void refresh_run(void *baton)
         }
         else {
             isr_store_count(job->zone, ISR_STAT_STORE);
+            isr_store_count(job->zone, ISR_STAT_REFRESH_OK);
+            if (resp->status == HTTP_NOT_MODIFIED) {
+                isr_store_count(job->zone, ISR_STAT_REFRESH_304);
+            }
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, job->s, ISR_LOGNO(0023)
                          "refreshed %s%s", job->req.url,
                          resp->status == HTTP_NOT_MODIFIED
@@ -1092,6 +1153,24 @@ static void refresh_run(void *baton)
     }
 leave:
     apr_pool_destroy(job->pool);
+}
+
+/* An array of strings, copied into p (NULL stays NULL). */
+static const apr_array_header_t *strings_copy(apr_pool_t *p,
+                                              const apr_array_header_t *a)
+{
+    apr_array_header_t *c;
+    int i;
+
+    if (!a) {
+        return NULL;
+    }
+    c = apr_array_make(p, a->nelts ? a->nelts : 1, sizeof(const char *));
+    for (i = 0; i < a->nelts; i++) {
+        APR_ARRAY_PUSH(c, const char *) =
+            apr_pstrdup(p, APR_ARRAY_IDX(a, i, const char *));
+    }
+    return c;
 }
 
 /* The job owns what it needs: the request is gone when it runs. What it
@@ -1124,7 +1203,12 @@ static void refresh_start(request_rec *r, isr_req_t *q, const isr_entry_t *e,
     job->ttl = isr_conf_ttl(c);
     job->retry = isr_conf_retry(c);
     job->hold = LEASE_HOLD(c);
-    rules_init(&job->rules, c);
+    rules_init(&job->rules, c, q->zone);
+    job->rules.tag_headers = strings_copy(p, job->rules.tag_headers);
+    if (e->taglen) {
+        job->rules.old_tags = apr_pmemdup(p, e->tags, e->taglen);
+        job->rules.old_taglen = e->taglen;
+    }
     compress_conf_copy(p, c, &job->compress);
     if (job->rules.cache_status) {
         job->rules.cache_status = apr_pmemdup(p, c->cache_status,
@@ -1203,6 +1287,19 @@ static int stale_accepted(const isr_req_t *q, const isr_entry_t *e,
     return !pol.no_cache && !pol.must_revalidate;
 }
 
+/* ISRRefreshAhead: a fresh entry (fresh for a second or more) in the last
+ * part of its fresh time. A hit then costs a comparison, and one load of
+ * the lease while a refresh runs (isr_store_claim_refresh). */
+static int ahead(const isr_dir_conf_t *c, const isr_entry_t *e,
+                 apr_time_t now)
+{
+    int pct = isr_conf_refresh_ahead(c);
+    apr_interval_time_t life = e->fresh_until - e->fetched;
+
+    return pct > 0 && life >= APR_USEC_PER_SEC
+           && e->fresh_until - now <= life / 100 * pct;
+}
+
 /* FRESH is answered at once, and STALE inside its stale-while-revalidate
  * window, starting its refresh unless another is under way or backing off.
  * Returns 1 when answered. */
@@ -1219,6 +1316,12 @@ static int answer_cached(request_rec *r, isr_req_t *q, isr_look_t st,
             q->collapsed = 1;
         }
         answer_entry(q, e, waited ? "MISS" : "HIT");
+        if (!waited && ahead(q->conf, e, now)
+            && isr_store_claim_refresh(q->zone, e, now, LEASE_HOLD(q->conf),
+                                       &lease)) {
+            refresh_start(r, q, e, lease);
+            q->detail = "refresh-ahead";
+        }
         return 1;
     }
     if (st != ISR_LOOK_STALE || now > e->swr_until) {
@@ -1293,6 +1396,9 @@ static apr_status_t obtain(request_rec *r, isr_req_t *q)
     int waited = 0, check;
 
     for (;; now = apr_time_now()) {
+        /* Before the lookup: a fetch that revalidates what it finds must
+         * not be newer than a purge made after it looked. */
+        isr_purge_mark(q->zone, &q->mark);
         st = lookup(r, q, now, &e);
         if (is_marker(st, &e)) {
             /* The URL varies: its variant for this request. */

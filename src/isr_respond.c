@@ -14,6 +14,7 @@
 #include "isr_local.h"
 #include "isr_policy.h"
 #include "isr_request.h"
+#include "isr_purge.h"
 
 /* RFC 9211: how this answer came about, after any upstream cache's entry
  * (the list runs from the origin's side to the client's). */
@@ -81,6 +82,10 @@ void isr_respond_apply(request_rec *r, const isr_req_t *q)
  * fallback file name is dropped first. */
 void isr_respond_set_headers(request_rec *r, const char *h, apr_size_t len)
 {
+    const isr_dir_conf_t *c = ap_get_module_config(r->per_dir_config,
+                                                   &isr_module);
+    const apr_array_header_t *tag_headers = c ? isr_conf_tag_headers(c)
+                                              : NULL;
     isr_http_walk_t w = { h, h + len };
     const char *name, *value;
 
@@ -92,8 +97,10 @@ void isr_respond_set_headers(request_rec *r, const char *h, apr_size_t len)
         if (!strcasecmp(name, "Content-Type")) {
             ap_set_content_type(r, value);
         }
-        else if (isr_policy_is_targeted(name)) {
-            /* For this cache alone (RFC 9213): not sent on. */
+        else if (isr_policy_is_targeted(name)
+                 || isr_purge_is_tag_header(tag_headers, name)) {
+            /* For this cache alone (RFC 9213), or its tags (isr_purge.h):
+             * not sent on. */
         }
         else {
             apr_table_addn(r->headers_out, name, value);

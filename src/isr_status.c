@@ -11,10 +11,16 @@
 #include "isr_status.h"
 #include "isr_zone.h"
 
-static const char *const names[ISR_STAT_COUNT] = {
+/* The counters shown: all but the fetch-duration histogram (isr-admin's
+ * metrics has it). */
+#define SHOWN ISR_STAT_FETCH_LE
+
+static const char *const names[SHOWN] = {
     "Hits", "Stale", "Misses", "Waited", "Errors", "Stores", "NotStored",
     "Refreshes", "RefreshFailures", "Evictions", "SecondChances",
-    "BodyBytes", "GzipSourceBytes", "GzipBytes", "BrSourceBytes", "BrBytes"
+    "BodyBytes", "GzipSourceBytes", "GzipBytes", "BrSourceBytes", "BrBytes",
+    "PurgeOps", "Purged", "RefreshesStored", "RefreshesNotModified",
+    "Fetches", "FetchMicroseconds"
 };
 
 /* Compressed bytes per identity byte of the bodies compressed ("-" when
@@ -29,7 +35,7 @@ static void zone_short(request_rec *r, const isr_zone_t *z,
 {
     int k;
 
-    for (k = 0; k < ISR_STAT_COUNT; k++) {
+    for (k = 0; k < SHOWN; k++) {
         ap_rprintf(r, "ISRZone %s %s: %" APR_UINT64_T_FMT "\n", z->name,
                    names[k], in->counts[k]);
     }
@@ -51,7 +57,7 @@ static void zone_row(request_rec *r, const isr_zone_t *z,
     int k;
 
     ap_rprintf(r, "<tr><td>%s</td>", ap_escape_html(r->pool, z->name));
-    for (k = 0; k < ISR_STAT_COUNT; k++) {
+    for (k = 0; k < SHOWN; k++) {
         ap_rprintf(r, "<td>%" APR_UINT64_T_FMT "</td>", in->counts[k]);
     }
     ap_rprintf(r, "<td>%u / %u</td><td>%" APR_UINT64_T_FMT "K / %"
@@ -75,7 +81,7 @@ static int isr_status_hook(request_rec *r, int flags)
     if (!(flags & AP_STATUS_SHORT)) {
         ap_rputs("<hr />\n<h2>mod_isr zones</h2>\n<table border=\"1\"><tr>"
                  "<th>zone</th>", r);
-        for (k = 0; k < ISR_STAT_COUNT; k++) {
+        for (k = 0; k < SHOWN; k++) {
             ap_rprintf(r, "<th>%s</th>", names[k]);
         }
         ap_rputs("<th>entries / slots</th><th>ring used / size</th>"

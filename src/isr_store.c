@@ -17,11 +17,16 @@
 #include "isr_key.h"
 #include "isr_store_int.h"
 #include "isr_signal.h"
+#include "isr_purge.h"
 
 /* The layout is shared by processes that may run different builds across a
  * graceful restart: sizes are part of the contract. */
 typedef char isr_slot_is_64_bytes[sizeof(isr_slot_t) == 64 ? 1 : -1];
-typedef char isr_record_is_64_bytes[sizeof(isr_record_t) == 64 ? 1 : -1];
+typedef char isr_record_is_80_bytes[sizeof(isr_record_t) == 80 ? 1 : -1];
+typedef char isr_purge_bucket_is_128_bytes[sizeof(isr_purge_bucket_t) == 128
+                                           ? 1 : -1];
+typedef char isr_stats_is_320_bytes[sizeof(isr_stats_t) == 320 ? 1 : -1];
+typedef char isr_stats_fit[ISR_STAT_COUNT <= 40 ? 1 : -1];
 
 #define LOOKUP_TRIES 8
 
@@ -32,14 +37,23 @@ apr_status_t isr_store_format(void *base, apr_size_t size,
 {
     isr_shm_header_t *h = base;
     apr_uint64_t want = size / 1024, slots_bytes;
-    apr_uint32_t nb = 8;
+    apr_uint32_t nb = 8, np = 128;
 
     while ((apr_uint64_t)nb * ISR_BUCKET_WAYS < want && nb < (1u << 30)) {
         nb <<= 1;
     }
+    /* The purge table: at most 1/32 of the zone (a 1 MiB zone: 16 KiB),
+     * up to 8 MiB (65536 buckets of 4 ways). */
+    while ((apr_uint64_t)np * 2 * sizeof(isr_purge_bucket_t) <= size / 32
+           && np < 65536) {
+        np <<= 1;
+    }
     memset(h, 0, sizeof(*h));
     h->stats_off = ALIGN_UP(sizeof(*h), ISR_REC_ALIGN);
-    h->tags_off = h->stats_off + ISR_STAT_STRIPES * sizeof(isr_stats_t);
+    h->purge_off = h->stats_off + ISR_STAT_STRIPES * sizeof(isr_stats_t);
+    h->purge_buckets = np;
+    h->tags_off = h->purge_off + sizeof(isr_purge_head_t)
+                  + (apr_uint64_t)np * sizeof(isr_purge_bucket_t);
     h->slots_off = h->tags_off
                    + (apr_uint64_t)nb * ISR_BUCKET_WAYS * sizeof(apr_uint64_t);
     slots_bytes = (apr_uint64_t)nb * ISR_BUCKET_WAYS * sizeof(isr_slot_t);
@@ -67,7 +81,12 @@ apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size)
         || h->layout != ISR_SHM_LAYOUT || h->size != size
         || h->nbuckets < 2 || (h->nbuckets & (h->nbuckets - 1))
         || h->stats_off < sizeof(*h) || h->stats_off % ISR_REC_ALIGN
-        || h->stats_off + ISR_STAT_STRIPES * sizeof(isr_stats_t) > h->tags_off
+        || h->stats_off + ISR_STAT_STRIPES * sizeof(isr_stats_t)
+           > h->purge_off
+        || h->purge_off % ISR_REC_ALIGN || h->purge_buckets < 2
+        || (h->purge_buckets & (h->purge_buckets - 1))
+        || h->purge_off + sizeof(isr_purge_head_t) + (apr_uint64_t)
+           h->purge_buckets * sizeof(isr_purge_bucket_t) > h->tags_off
         || h->tags_off % ISR_REC_ALIGN
         || h->tags_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
            * sizeof(apr_uint64_t) > h->slots_off
@@ -78,6 +97,9 @@ apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size)
     }
     zone->hdr = h;
     zone->stats = (isr_stats_t *)((char *)base + h->stats_off);
+    zone->purge = (isr_purge_head_t *)((char *)base + h->purge_off);
+    zone->pbuckets = (isr_purge_bucket_t *)(zone->purge + 1);
+    zone->npurge = h->purge_buckets;
     zone->tags = (apr_uint64_t *)((char *)base + h->tags_off);
     zone->slots = (isr_slot_t *)((char *)base + h->slots_off);
     zone->ring = (unsigned char *)base + h->ring_off;
@@ -120,6 +142,25 @@ void isr_store_add(isr_zone_t *zone, isr_stat_t what, apr_uint64_t n)
                  % ISR_STAT_STRIPES;
     }
     __atomic_fetch_add(&zone->stats[stripe].n[what], n, __ATOMIC_RELAXED);
+}
+
+void isr_store_fetched(isr_zone_t *zone, apr_interval_time_t took)
+{
+    static const apr_interval_time_t bounds[ISR_FETCH_BUCKETS] =
+        ISR_FETCH_BOUNDS_US;
+    int i;
+
+    if (took < 0) {
+        took = 0;
+    }
+    isr_store_count(zone, ISR_STAT_FETCHES);
+    isr_store_add(zone, ISR_STAT_FETCH_USEC, (apr_uint64_t)took);
+    for (i = 0; i < ISR_FETCH_BUCKETS; i++) {
+        if (took <= bounds[i]) {
+            isr_store_count(zone, (isr_stat_t)(ISR_STAT_FETCH_LE + i));
+            break;
+        }
+    }
 }
 
 void isr_store_info(const isr_zone_t *zone, isr_store_info_t *info)
@@ -217,8 +258,7 @@ static void slot_check(isr_zone_t *zone, isr_slot_t *s)
     }
 }
 
-/* Held with prefork's exit signals blocked (include/isr_signal.h). */
-static int zone_lock(isr_zone_t *zone, sigset_t *saved)
+int isr_store_lock(isr_zone_t *zone, sigset_t *saved)
 {
     isr_signals_block(saved);
     if (zone->mutex && apr_global_mutex_lock(zone->mutex) == APR_SUCCESS) {
@@ -228,7 +268,7 @@ static int zone_lock(isr_zone_t *zone, sigset_t *saved)
     return 0;
 }
 
-static void zone_unlock(isr_zone_t *zone, const sigset_t *saved)
+void isr_store_unlock(isr_zone_t *zone, const sigset_t *saved)
 {
     apr_global_mutex_unlock(zone->mutex);
     isr_signals_restore(saved);
@@ -361,7 +401,7 @@ int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
         return 0;
     }
     used = (apr_uint64_t)sizeof(rec) + rec.keylen + rec.hdrlen + rec.bodylen
-           + rec.altlen;
+           + rec.altlen + rec.taglen;
     if (used > len || rec.keylen != klen
         || memcmp(buf + sizeof(rec), key, klen) != 0) {
         return 0;
@@ -373,6 +413,10 @@ int isr_store_record_parse(const unsigned char *buf, apr_size_t len,
     e->bodylen = rec.bodylen;
     e->alts = rec.altlen ? e->body + rec.bodylen : NULL;
     e->altlen = rec.altlen;
+    e->tags = rec.taglen ? (const unsigned char *)e->body + rec.bodylen
+                           + rec.altlen : NULL;
+    e->taglen = rec.taglen;
+    e->born = rec.born;
     e->swr_until = rec.swr_until;
     e->sie_until = rec.sie_until;
     return 1;
@@ -409,6 +453,28 @@ static void record_done(const isr_copy_t *copy, const void *rec, int from_copy,
     if (rec && from_copy) {
         copy->done(copy->baton, rec, ok, zone, slot, seq);
     }
+}
+
+/* A lookup met a purged entry: it leaves the ring (once: the first to
+ * come drops it, the others find the slot changed). */
+static void purge_drop(isr_zone_t *zone, isr_slot_t *s, apr_uint32_t seq,
+                       apr_time_t now)
+{
+    sigset_t sigs;
+
+    if (!isr_store_lock(zone, &sigs)) {
+        return;
+    }
+    (void)now;
+    if (LOAD(&s->seq) == seq && LOAD(&s->state) == ISR_SLOT_VALID) {
+        /* Cleared even while a refresh of it runs: that refresh began
+         * before the purge, so what it brings is purged too; nobody waits
+         * for it (its publish finds the slot gone and lands elsewhere, to
+         * be dropped in turn). */
+        slot_clear(zone, s);
+        isr_store_count(zone, ISR_STAT_PURGED);
+    }
+    isr_store_unlock(zone, &sigs);
 }
 
 isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
@@ -492,6 +558,21 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
                     e->until = now + APR_USEC_PER_SEC;
                     return e->state = ISR_LOOK_PASS;
                 }
+                switch (isr_purge_check(zone, e->born, e->tags, e->taglen)) {
+                case ISR_PURGE_HARD:
+                    record_done(copy, rec, from_copy, 0, zone, e->slot, seq);
+                    purge_drop(zone, s, seq, now);
+                    memset(e, 0, sizeof(*e));
+                    return e->state = ISR_LOOK_ABSENT;
+                case ISR_PURGE_SOFT:
+                    if (e->fresh_until >= now) {
+                        e->fresh_until = now - 1;
+                    }
+                    e->revalidated = 1;
+                    break;
+                default:
+                    break;
+                }
                 record_done(copy, rec, from_copy, 1, zone, e->slot, seq);
                 e->record = rec;
                 /* CLOCK: count the hit, a plain store and only when the
@@ -510,6 +591,92 @@ isr_look_t isr_store_lookup_with(isr_zone_t *zone, const char *key,
         }
     }
     return e->state = ISR_LOOK_ABSENT;
+}
+
+isr_look_t isr_store_peek(const isr_zone_t *zone, apr_uint32_t idx,
+                          apr_time_t now, apr_pool_t *p, isr_entry_t *e,
+                          const char **pkey, apr_size_t *pklen)
+{
+    apr_uint64_t off, ring_size = zone->hdr->ring_size, hash;
+    apr_uint32_t seq, state, len, tries;
+    isr_slot_t *s;
+    unsigned char *rec;
+    isr_record_t rh;
+
+    memset(e, 0, sizeof(*e));
+    *pkey = NULL;
+    *pklen = 0;
+    if (idx >= zone->nslots) {
+        return ISR_LOOK_ABSENT;
+    }
+    s = &zone->slots[idx];
+    for (tries = 0; tries < LOOKUP_TRIES; tries++) {
+        seq = LOAD_ACQ(&s->seq);
+        if (seq & 1u) {
+            continue;
+        }
+        hash = LOAD(&s->hash);
+        state = LOAD(&s->state);
+        e->slot = idx;
+        e->seq = seq;
+        e->hash = hash;
+        e->lease = LOAD(&s->lease);
+        e->fresh_until = LOAD(&s->fresh_until);
+        e->until = LOAD(&s->until);
+        e->fetched = LOAD(&s->fetched);
+        off = LOAD(&s->rec_off);
+        len = LOAD(&s->rec_len);
+        rec = NULL;
+        if (state == ISR_SLOT_VALID) {
+            if (off > ring_size || len > ring_size - off
+                || len < sizeof(isr_record_t)) {
+                continue;
+            }
+            rec = apr_palloc(p, len);
+            memcpy(rec, zone->ring + off, len);
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (LOAD(&s->seq) != seq) {
+            continue;
+        }
+        switch (state) {
+        case ISR_SLOT_EMPTY:
+            return e->state = ISR_LOOK_ABSENT;
+        case ISR_SLOT_PENDING:
+            return e->state = ISR_LOOK_PENDING;
+        case ISR_SLOT_PASS:
+            return e->state = ISR_LOOK_PASS;
+        case ISR_SLOT_FAILED:
+            return e->state = ISR_LOOK_FAILED;
+        case ISR_SLOT_VALID:
+            memcpy(&rh, rec, sizeof(rh));
+            if (rh.keylen > len - sizeof(rh)
+                || !isr_store_record_parse(rec, len, hash,
+                                           (const char *)rec + sizeof(rh),
+                                           rh.keylen, e)) {
+                return e->state = ISR_LOOK_ABSENT;
+            }
+            *pkey = (const char *)rec + sizeof(rh);
+            *pklen = rh.keylen;
+            e->record = rec;
+            if (now > e->until) {
+                return e->state = ISR_LOOK_EXPIRED;
+            }
+            switch (isr_purge_check(zone, e->born, e->tags, e->taglen)) {
+            case ISR_PURGE_HARD:
+                return e->state = ISR_LOOK_ABSENT;
+            case ISR_PURGE_SOFT:
+                e->revalidated = 1;
+                return e->state = ISR_LOOK_STALE;
+            default:
+                return e->state = now <= e->fresh_until ? ISR_LOOK_FRESH
+                                                        : ISR_LOOK_STALE;
+            }
+        default:
+            return e->state = ISR_LOOK_ABSENT;
+        }
+    }
+    return e->state = ISR_LOOK_ABSENT;   /* busy: skipped */
 }
 
 isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
@@ -623,7 +790,7 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
     int found;
     long idx;
 
-    if (!zone_lock(zone, &sigs)) {
+    if (!isr_store_lock(zone, &sigs)) {
         return ISR_CLAIM_NOSLOT;
     }
     idx = bucket_find(zone, hash, now, &found);
@@ -663,7 +830,7 @@ isr_claim_t isr_store_claim_miss(isr_zone_t *zone, apr_uint64_t hash,
         slot_end(s);
     }
 leave:
-    zone_unlock(zone, &sigs);
+    isr_store_unlock(zone, &sigs);
     if (res == ISR_CLAIM_OWNED) {
         *please = mine;
     }
@@ -679,7 +846,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
 {
     sigset_t sigs;
     apr_uint64_t need = sizeof(isr_record_t) + (apr_uint64_t)klen + v->hdrlen
-                        + v->bodylen + v->altlen, phys;
+                        + v->bodylen + v->altlen + v->taglen, phys;
     isr_slot_t *orig = &zone->slots[slot % zone->nslots], *s = orig;
     isr_record_t *rec;
     unsigned char *w;
@@ -693,17 +860,31 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
      * refuse a record of 4 GiB or more rather than truncate its length. */
     if (klen > zone->hdr->ring_size || v->hdrlen > zone->hdr->ring_size
         || v->bodylen > zone->hdr->ring_size
-        || v->altlen > zone->hdr->ring_size) {
+        || v->altlen > zone->hdr->ring_size
+        || v->taglen > zone->hdr->ring_size) {
         return APR_ENOSPC;
     }
     need = ALIGN_UP(need, ISR_REC_ALIGN);
     if (need > zone->hdr->ring_size / 2 || need > APR_UINT32_MAX) {
         return APR_ENOSPC;
     }
-    if (!zone_lock(zone, &sigs)) {
+    if (!isr_store_lock(zone, &sigs)) {
         return APR_EGENERAL;
     }
     now = apr_time_now();
+    /* A fetch that began before an operation whose way was since reused
+     * could be an answer that operation purged (isr_purge.c). */
+    if (v->born_at && v->born_at <= LOAD(&zone->purge->freed_at)) {
+        isr_store_unlock(zone, &sigs);
+        return APR_EBUSY;
+    }
+    if (!v->no_span) {
+        apr_int64_t span = v->stale_until - (v->born_at ? v->born_at : now);
+
+        if (span > LOAD(&zone->purge->max_span)) {
+            STORE(&zone->purge->max_span, span);
+        }
+    }
     /* Room first: making it may drop records (this key's own included,
      * which turns its slot PENDING while our lease is live) and move
      * others, so the slot is chosen once the ring has settled. */
@@ -713,7 +894,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
         || (LOAD(&s->seq) & 1u)) {
         idx = bucket_find(zone, hash, now, &found);
         if (idx < 0) {
-            zone_unlock(zone, &sigs);
+            isr_store_unlock(zone, &sigs);
             return APR_EBUSY;
         }
         s = &zone->slots[idx];
@@ -730,6 +911,8 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     rec->hdrlen = (apr_uint32_t)v->hdrlen;
     rec->bodylen = (apr_uint32_t)v->bodylen;
     rec->altlen = (apr_uint32_t)v->altlen;
+    rec->taglen = (apr_uint32_t)v->taglen;
+    rec->born = v->born;
     rec->swr_until = v->swr_until;
     rec->sie_until = v->sie_until;
     w = (unsigned char *)(rec + 1);
@@ -742,6 +925,10 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
     }
     if (v->altlen) {
         memcpy(w + klen + v->hdrlen + v->bodylen, v->alts, v->altlen);
+    }
+    if (v->taglen) {
+        memcpy(w + klen + v->hdrlen + v->bodylen + v->altlen, v->tags,
+               v->taglen);
     }
     /* Only now does the record become part of the ring. */
     isr_ring_commit(zone, need);
@@ -771,7 +958,7 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
          * released too. */
         lease_drop(orig, lease, 0);
     }
-    zone_unlock(zone, &sigs);
+    isr_store_unlock(zone, &sigs);
     return APR_SUCCESS;
 }
 
@@ -784,7 +971,7 @@ static void mark(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
     apr_uint64_t owner;
     apr_uint32_t cur;
 
-    if (!zone_lock(zone, &sigs)) {
+    if (!isr_store_lock(zone, &sigs)) {
         lease_drop(s, lease, 0);
         return;
     }
@@ -804,7 +991,7 @@ static void mark(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
         slot_end(s);
     }
     lease_drop(s, lease, 0);
-    zone_unlock(zone, &sigs);
+    isr_store_unlock(zone, &sigs);
 }
 
 void isr_store_mark_pass(isr_zone_t *zone, apr_uint32_t slot, apr_uint64_t hash,
@@ -870,7 +1057,7 @@ isr_inval_t isr_store_invalidate(isr_zone_t *zone, const char *key,
     isr_slot_t *s;
     int i;
 
-    if (!zone_lock(zone, &sigs)) {
+    if (!isr_store_lock(zone, &sigs)) {
         return ISR_INVAL_NONE;
     }
     isr_store_buckets(zone, hash, b);
@@ -906,6 +1093,6 @@ isr_inval_t isr_store_invalidate(isr_zone_t *zone, const char *key,
             break;
         }
     }
-    zone_unlock(zone, &sigs);
+    isr_store_unlock(zone, &sigs);
     return res;
 }

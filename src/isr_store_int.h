@@ -6,6 +6,7 @@
 #define ISR_STORE_INT_H
 
 #include <limits.h>
+#include <signal.h>
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -22,6 +23,11 @@
 #define CAS(p, e, d) \
     __atomic_compare_exchange_n((p), (e), (d), 0, __ATOMIC_ACQ_REL, \
                                 __ATOMIC_RELAXED)
+
+/* The zone mutex, held with prefork's exit signals blocked
+ * (include/isr_signal.h): 0 when it cannot be taken. */
+int isr_store_lock(isr_zone_t *zone, sigset_t *saved);
+void isr_store_unlock(isr_zone_t *zone, const sigset_t *saved);
 
 /* ---- slot writers (zone mutex held) ------------------------------------- */
 

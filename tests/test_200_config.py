@@ -13,6 +13,11 @@ LOC = """
 # (id, server-level lines, location-level lines, directive, value expected in the message)
 BAD = [
     ("ttl-garbage", "", "ISRCacheTTL abc", "ISRCacheTTL", "abc"),
+    ("tag-header-name", "", "ISRTagHeader Bad:Name", "ISRTagHeader", "Bad:Name"),
+    ("refresh-ahead-big", "", "ISRRefreshAhead 95%", "ISRRefreshAhead", "95%"),
+    ("refresh-ahead-word", "", "ISRRefreshAhead soon", "ISRRefreshAhead", "soon"),
+    ("refresh-ahead-no-pct", "", "ISRRefreshAhead 10", "ISRRefreshAhead", "10"),
+    ("tag-header-none-mixed", "", "ISRTagHeader X-Tags None", "ISRTagHeader", "None"),
     ("ttl-unit", "", "ISRCacheTTL 5x", "ISRCacheTTL", "5x"),
     ("ttl-negative", "", "ISRCacheTTL -5", "ISRCacheTTL", "-5"),
     ("stale-garbage", "", "ISRStaleTTL 1hour", "ISRStaleTTL", "1hour"),
@@ -69,6 +74,10 @@ GOOD = [
     ("threads-256", "ISRRefreshThreads 256", "ISR Off"),
     ("default-zone", "", "ISRCache default"),
     ("key", "", 'ISRCacheKey "%{REQUEST_URI}|%{HTTP:Accept-Language}"'),
+    ("tag-headers", "", "ISRTagHeader X-Tags Surrogate-Key\n ISRTagHeader xkey"),
+    ("tag-header-none", "", "ISRTagHeader None"),
+    ("refresh-ahead", "", "ISRRefreshAhead 10%"),
+    ("refresh-ahead-off", "", "ISRRefreshAhead Off"),
 ]
 
 

@@ -91,6 +91,13 @@ def test_store_cases(unit_bin):
     assert ", 0 failed" in out
 
 
+def test_purge_cases(unit_bin):
+    """The purge table: by tag, prefix, key and all; in-flight fetches; full buckets; an
+    operation writes nothing outside the table (no walk of the zone)."""
+    out = _check([os.path.join(unit_bin, "test_purge")], 30)
+    assert ", 0 failed" in out and "ok   no_scan" in out
+
+
 @pytest.mark.parametrize("args", [
     # 1 MiB zone, 300 keys: bucket pressure, CLOCK victims, eviction, wrap-around.
     ["-t", "4"],

@@ -7,7 +7,6 @@ matters.
 
 The origin is a small scripted one in this file (a route per path: status, head, body, and
 what a revalidation gets), so that it can send encoded bodies, lie, and shape its 304s.
-Run with the module built in /work/main unless ISR_MODULE says otherwise.
 """
 
 import gzip
@@ -23,9 +22,6 @@ import pytest
 
 import isr_env
 from isr_env import wait_for
-
-if not os.environ.get("ISR_MODULE") and os.path.isfile("/work/main/.libs/mod_isr.so"):
-    isr_env.MODULE_PATH = "/work/main/.libs/mod_isr.so"
 
 BROTLI = "/usr/bin/brotli"
 
@@ -516,7 +512,7 @@ ISRCacheZone tiny 1M
     ISRBackend %(raw)s/
     ISRCache tiny
     ISRCompress gzip br
-    ISRMaxObjectSize 450K
+    ISRMaxObjectSize 440K
     AddOutputFilterByType DEFLATE text/html
 </Location>
 """ % {"m": isr_env.MODULES_DIR, "raw": RAW}

@@ -65,6 +65,7 @@ static inline isr_value_t VAL(int status, const char *hdrs, apr_size_t hdrlen,
 {
     isr_value_t v;
 
+    memset(&v, 0, sizeof(v));
     v.status = status;
     v.headers = hdrs;
     v.hdrlen = hdrlen;

@@ -951,8 +951,9 @@ static int case_oversize(apr_pool_t *p)
     CHECK_EQ(t.z.slots[slot].lease, 0);
     CHECK_EQ(t.z.slots[slot].state, ISR_SLOT_PASS);
 
-    /* The largest record the zone takes is half the ring... */
-    fit = rs / 2 - sizeof(isr_record_t) - klen;
+    /* The largest record the zone takes is half the ring (in whole
+     * ISR_REC_ALIGN units)... */
+    fit = rs / 2 / ISR_REC_ALIGN * ISR_REC_ALIGN - sizeof(isr_record_t) - klen;
     CHECK_EQ(isr_store_claim_miss(&t.z, hash, now, 10 * SEC, &slot, &seq, &l),
              ISR_CLAIM_OWNED);
     v = VAL(200, NULL, 0, body, fit + 1, now, now + SEC, now + 2 * SEC);

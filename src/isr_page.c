@@ -1,0 +1,140 @@
+/* isr-admin's live status page (GET <admin>/): one HTML document with its
+ * style and script inline, no external assets. The script polls the JSON
+ * reports (status, entries) and drives purge and revalidate with same-origin
+ * POSTs (the CSRF check in isr_admin.c lets those through). Framing and
+ * every other origin are refused by the page's own headers. */
+#include "isr.h"
+#include <http_protocol.h>
+
+#include "isr_page.h"
+
+static const char page[] =
+"<!DOCTYPE html>\n"
+"<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+"<title>mod_isr</title>\n"
+"<style>\n"
+"body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\n"
+"h1{font-size:1.3em;margin:0 0 .5em}h2{font-size:1.1em;margin:1.2em 0 .4em}\n"
+"table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;"
+"text-align:left;vertical-align:top}\n"
+"th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}\n"
+".bar{width:10em;height:.8em;background:#eee;display:inline-block;vertical-align:middle}\n"
+".bar>span{display:block;height:100%;background:#4a7}\n"
+"canvas{border:1px solid #ddd}button{font-size:.9em}#msg{color:#a40;min-height:1.2em}\n"
+"code{font-size:.9em}\n"
+"</style></head><body>\n"
+"<h1>mod_isr <small id=\"updated\"></small></h1>\n"
+"<div id=\"msg\"></div>\n"
+"<h2>Zones</h2>\n"
+"<table id=\"zones\"><thead><tr><th>zone</th><th>fill</th><th>entries</th>"
+"<th>hits</th><th>stale</th><th>misses</th><th>hit ratio</th>"
+"<th>refreshes</th><th>failed</th><th>errors</th><th>purges</th>"
+"<th>last op</th><th></th></tr></thead><tbody></tbody></table>\n"
+"<h2>Hit ratio</h2>\n"
+"<canvas id=\"ratio\" width=\"600\" height=\"80\"></canvas>\n"
+"<h2>Entries</h2>\n"
+"<form id=\"filter\">prefix <input id=\"prefix\" size=\"30\" placeholder=\"/\"> "
+"state <select id=\"state\"><option value=\"\">any</option><option>fresh</option>"
+"<option>stale</option><option>expired</option><option>pending</option>"
+"<option>pass</option><option>failed</option></select> "
+"<button type=\"submit\">list</button></form>\n"
+"<table id=\"entries\"><thead><tr><th>zone</th><th>path</th><th>state</th>"
+"<th>age s</th><th>fresh s</th><th>bytes</th><th>tags</th><th></th></tr></thead>"
+"<tbody></tbody></table>\n"
+"<p id=\"more\"></p>\n"
+"<script>\n"
+"'use strict';\n"
+"const $=s=>document.querySelector(s);\n"
+"const hist={};let last={};\n"
+"const opt=v=>v===undefined||v===null?'':v;\n"
+"function td(text,cls){const e=document.createElement('td');"
+"e.textContent=text;if(cls)e.className=cls;return e;}\n"
+"function btn(label,op,params){const b=document.createElement('button');"
+"b.textContent=label;b.dataset.op=op;"
+"b.addEventListener('click',()=>act(op,params));return b;}\n"
+"async function act(op,params){\n"
+" const body=new URLSearchParams(params);\n"
+" try{const r=await fetch(op,{method:'POST',body,credentials:'same-origin'});\n"
+"  const j=await r.json();\n"
+"  $('#msg').textContent=r.ok?op+' '+j.selector+': operation '+"
+"j.zones.map(z=>z.zone+' #'+z.seq).join(', '):(j.error||r.status);\n"
+" }catch(e){$('#msg').textContent=String(e);}\n"
+" poll();entries();}\n"
+"function ratio(z){const p=last[z.zone];last[z.zone]=z;if(!p)return null;\n"
+" const h=z.hits-p.hits,s=z.stale_hits-p.stale_hits,m=z.misses-p.misses;\n"
+" return h+s+m>0?(h+s)/(h+s+m):null;}\n"
+"function draw(){const c=$('#ratio'),x=c.getContext('2d');"
+"x.clearRect(0,0,c.width,c.height);\n"
+" const cols=['#4a7','#47a','#a74','#a47'];let i=0;\n"
+" for(const k in hist){const v=hist[k];x.strokeStyle=cols[i++%4];x.beginPath();\n"
+"  v.forEach((r,j)=>{const px=c.width-(v.length-j)*5,py=c.height-r*(c.height-4)-2;"
+"j?x.lineTo(px,py):x.moveTo(px,py);});x.stroke();}}\n"
+"async function poll(){\n"
+" try{const r=await fetch('status',{cache:'no-store'});const j=await r.json();\n"
+"  const tb=$('#zones tbody');tb.textContent='';\n"
+"  for(const z of j.zones){const tr=document.createElement('tr');tr.dataset.zone=z.zone;\n"
+"   const f=document.createElement('td');const bar=document.createElement('span');"
+"bar.className='bar';\n"
+"   const fill=document.createElement('span');"
+"fill.style.width=(100*z.bytes_used/Math.max(1,z.bytes_size)).toFixed(1)+'%';\n"
+"   bar.appendChild(fill);f.appendChild(bar);"
+"f.append(' '+(z.bytes_used/1048576).toFixed(1)+' / '+"
+"(z.bytes_size/1048576).toFixed(1)+' MiB');\n"
+"   const q=ratio(z);if(q!==null){(hist[z.zone]=hist[z.zone]||[]).push(q);"
+"if(hist[z.zone].length>120)hist[z.zone].shift();}\n"
+"   const all=z.hits+z.stale_hits+z.misses;\n"
+"   tr.append(td(z.zone),f,td(z.entries,'n'),td(z.hits,'n'),td(z.stale_hits,'n'),"
+"td(z.misses,'n'),td(all?(100*(z.hits+z.stale_hits)/all).toFixed(1)+'%':'-','n'),"
+"td(z.refreshes_succeeded+' / '+z.refreshes_started,'n'),"
+"td(z.refreshes_failed,'n'),td(z.errors,'n'),td(z.purge_operations,'n'),"
+"td(z.last_seq,'n'));\n"
+"   const a=document.createElement('td');"
+"a.append(btn('revalidate all','revalidate',{all:'1',zone:z.zone}),' ',"
+"btn('purge all','purge',{all:'1',zone:z.zone}));tr.appendChild(a);\n"
+"   tb.appendChild(tr);}\n"
+"  draw();$('#updated').textContent=new Date(j.time*1000).toLocaleTimeString();\n"
+"  document.body.dataset.polls=(+document.body.dataset.polls||0)+1;\n"
+" }catch(e){$('#msg').textContent=String(e);}}\n"
+"async function entries(){\n"
+" const p=new URLSearchParams({limit:'50'});\n"
+" if($('#prefix').value)p.set('prefix',$('#prefix').value);\n"
+" if($('#state').value)p.set('state',$('#state').value);\n"
+" try{const r=await fetch('entries?'+p,{cache:'no-store'});const j=await r.json();\n"
+"  if(!r.ok){$('#msg').textContent=j.error||r.status;return;}\n"
+"  const tb=$('#entries tbody');tb.textContent='';\n"
+"  for(const e of j.entries){const tr=document.createElement('tr');"
+"tr.dataset.path=e.path||'';\n"
+"   tr.append(td(e.zone),td(e.path||e.url||''),td(e.state),td(opt(e.age),'n'),"
+"td(opt(e.fresh_for),'n'),td(opt(e.body_bytes),'n'),"
+"td((e.tags||[]).join(' ')+(e.more_tags?' ...':'')));\n"
+"   const a=document.createElement('td');\n"
+"   if(e.key!==null){a.append(btn('revalidate','revalidate',{key:e.key,zone:e.zone}),"
+"' ',btn('purge','purge',{key:e.key,zone:e.zone}));}\n"
+"   tr.appendChild(a);tb.appendChild(tr);}\n"
+"  $('#more').textContent=j.truncated?'(more: narrow the prefix)':'';\n"
+"  document.body.dataset.listed=(+document.body.dataset.listed||0)+1;\n"
+" }catch(e){$('#msg').textContent=String(e);}}\n"
+"$('#filter').addEventListener('submit',ev=>{ev.preventDefault();entries();});\n"
+"poll();entries();setInterval(poll,1000);setInterval(entries,5000);\n"
+"</script></body></html>\n";
+
+int isr_page_send(request_rec *r)
+{
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    /* Its own script and style only, its own origin only, never framed
+     * (its buttons must not be clicked through another page). */
+    apr_table_setn(r->headers_out, "Content-Security-Policy",
+                   "default-src 'none'; script-src 'unsafe-inline'; "
+                   "style-src 'unsafe-inline'; connect-src 'self'; "
+                   "frame-ancestors 'none'; base-uri 'none'; "
+                   "form-action 'self'");
+    apr_table_setn(r->headers_out, "X-Frame-Options", "DENY");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "Referrer-Policy", "same-origin");
+    if (!r->header_only) {
+        ap_rwrite(page, (int)(sizeof(page) - 1), r);
+    }
+    return OK;
+}
