@@ -18,6 +18,12 @@ apr_status_t isr_refresh_start(apr_pool_t *pchild, int threads, server_rec *s);
  * running (the caller keeps ownership of the baton then). */
 apr_status_t isr_refresh_submit(isr_refresh_fn fn, void *baton);
 
+/* Work an operator asked for in bulk (POST <admin>/warm): at the lowest
+ * priority, so that refreshes of stale entries go first, and only while
+ * the queue is less than half full, so that it always has room for them.
+ * APR_EAGAIN when it has not. */
+apr_status_t isr_refresh_submit_bulk(isr_refresh_fn fn, void *baton);
+
 /* Non-zero once the child is stopping: fetches check it to abort early. */
 volatile int *isr_refresh_stopping(void);
 

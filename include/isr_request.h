@@ -82,6 +82,17 @@ apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q);
  * APR_NOTFOUND. */
 apr_status_t isr_request_lookup(request_rec *r, isr_req_t *q);
 
+/* POST <admin>/warm, one URL: q is prepared for a GET of it. Queues the
+ * background fetch that stores its answer (at a low priority, within half
+ * the refresh queue: isr_refresh_submit_bulk): an entry's under its lease
+ * and with its validators, as a refresh; a key without one claimed as a
+ * miss when the job starts. What is stored never replaces an answer newer
+ * than the one fetched (isr_store_publish). Returns "queued", "busy" (a
+ * fetch or refresh of the key is under way), "uncacheable" (stored as not
+ * to be cached, for now), "varies" (a marker this request has no variant
+ * of) or "queue full". */
+const char *isr_request_warm(request_rec *r, isr_req_t *q);
+
 /* Apply the answer for ISRApply env=/header= (fixups). */
 void isr_respond_apply(request_rec *r, const isr_req_t *q);
 

@@ -95,7 +95,7 @@
 #include <apr.h>
 
 #define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
-#define ISR_SHM_LAYOUT  7u          /* bump on any change to this file */
+#define ISR_SHM_LAYOUT  8u          /* bump on any change to this file */
 #define ISR_BUCKET_WAYS 8
 #define ISR_REC_ALIGN   64
 #define ISR_REC_MAGIC   0x43455249u /* "IREC" */
@@ -133,6 +133,7 @@ typedef struct {
      * longer than one allocation's share still gets moved, while the moving
      * stays a bounded multiple of what is written. Zone mutex only. */
     apr_uint64_t move_credit;
+    apr_uint64_t health_off;  /* one isr_health_t per slot */
 } isr_shm_header_t;
 
 typedef struct {
@@ -169,6 +170,31 @@ typedef struct {
     apr_uint32_t taglen;      /* the tag block (isr_purge.h, after alts) */
     apr_uint32_t reserved;
 } isr_record_t;
+
+/* Per-key refresh health (GET <admin>/entries): how the key's last
+ * background refresh or warm ended, next to the slot it was made for.
+ * Plain 32-bit stores by the refreshing thread, read without a lock: a
+ * reader may see a mix of two notes (it is a report, never a decision);
+ * `key` tells whether the note is the slot's present key's. */
+#define ISR_HEALTH_OK           1u /* stored */
+#define ISR_HEALTH_NOT_MODIFIED 2u /* 304: the stored answer renewed */
+#define ISR_HEALTH_FAILED       3u /* no answer to store: status or error */
+#define ISR_HEALTH_NOT_STORED   4u /* fetched, not stored (zone, newer) */
+#define ISR_HEALTH_UNCACHEABLE  5u /* the answer may not be stored */
+
+#define ISR_HEALTH_ERR_STATUS   1u /* an answer of `status` */
+#define ISR_HEALTH_ERR_TIMEOUT  2u
+#define ISR_HEALTH_ERR_CONNECT  3u
+#define ISR_HEALTH_ERR_OTHER    4u
+
+typedef struct {
+    apr_uint32_t key;         /* low 32 bits of the key's hash; 0: none */
+    apr_uint32_t at;          /* when it ended (apr_time_sec) */
+    apr_uint32_t status;      /* the backend's status, 0: none */
+    apr_uint16_t result;      /* ISR_HEALTH_* */
+    unsigned char error;      /* ISR_HEALTH_ERR_*, 0: none */
+    unsigned char failures;   /* failures in a row, up to 255 */
+} isr_health_t;               /* 16 bytes */
 
 /* Counters (relaxed atomic adds; a reader sums the stripes and accepts
  * slightly stale values, as mod_status does with the scoreboard). */

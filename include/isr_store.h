@@ -15,6 +15,7 @@ typedef struct isr_zone_t {
     apr_uint64_t *tags;         /* one per slot: its hash (a hint) */
     isr_stats_t *stats;         /* ISR_STAT_STRIPES stripes */
     isr_slot_t *slots;
+    isr_health_t *health;       /* one per slot */
     unsigned char *ring;
     isr_purge_head_t *purge;    /* the purge table (isr_purge.h) */
     isr_purge_bucket_t *pbuckets;
@@ -118,6 +119,17 @@ apr_status_t isr_store_format(void *base, apr_size_t size,
 apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size);
 
 /* The key's SipHash-2-4 under the zone's key; never 0. */
+/* Note how a background refresh (or warm) of the key `hash` ended, for the
+ * slot it was made for: result ISR_HEALTH_*, the backend's status (0:
+ * none), rv the fetch's status (a failure's kind). */
+void isr_store_health_note(isr_zone_t *zone, apr_uint32_t slot,
+                           apr_uint64_t hash, unsigned result, int status,
+                           apr_status_t rv, apr_time_t now);
+
+/* The note of slot for key `hash`: 1 with *out, 0 when it has none. */
+int isr_store_health_get(const isr_zone_t *zone, apr_uint32_t slot,
+                         apr_uint64_t hash, isr_health_t *out);
+
 apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,
                             apr_size_t len);
 
@@ -202,8 +214,9 @@ int isr_store_lease_live(apr_uint64_t lease, apr_time_t now);
 /* Store a fetched value for `key`, replacing any older version, and release
  * the caller's lease. APR_ENOSPC when the record can never fit this zone,
  * APR_EBUSY when no slot may take it now or when its fetch began before an
- * operation the purge table no longer remembers (isr_shm.h, freed_at); on
- * failure the caller still holds its lease (mark the key, back off or
+ * operation the purge table no longer remembers (isr_shm.h, freed_at),
+ * APR_EEXIST when the key holds an answer newer than this one already (its
+ * backend answered after v->born_at: nothing to replace); on failure the caller still holds its lease (mark the key, back off or
  * release). */
 apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
                                apr_uint64_t lease, const char *key,

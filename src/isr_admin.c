@@ -2,6 +2,8 @@
  *
  *   POST <admin>/purge       one selector: url= key= prefix= tag= all=1
  *   POST <admin>/revalidate  the same; matching entries become stale (soft)
+ *   POST <admin>/warm        URLs (a text body, one a line, or url=) fetched
+ *                            in the background
  *   GET  <admin>/status      per-zone counters as JSON (isr_report.c)
  *   GET  <admin>/metrics     the same in Prometheus text format
  *   GET  <admin>/entries     a bounded listing: prefix= state= limit= zone=
@@ -34,6 +36,7 @@
 #define ADMIN_TAGS_MAX 256      /* tags one operation may name */
 #define ENTRIES_DEFAULT 100     /* entries listed without limit= */
 #define ENTRIES_MAX 10000
+#define WARM_MAX 1000           /* URLs one warm may name */
 
 typedef struct {
     request_rec *r;
@@ -327,36 +330,60 @@ static long stored(request_rec *r, isr_zone_t *z, const char *key,
     return st == ISR_LOOK_FRESH || st == ISR_LOOK_STALE;
 }
 
-/* url=: the key a GET of it would have, in the zone its location uses. */
-static const char *by_url(admin_op_t *op)
+/* The request for url a client's GET would be, prepared (*prr, *pq), or
+ * why not. *prr is to be destroyed once done with *pq (its pool holds the
+ * key). `plain`: without the operator's credentials and cookies, which are
+ * not the clients' (a warm stores what a client gets). */
+static const char *url_req(request_rec *r, const char *url, apr_size_t len,
+                           int plain, request_rec **prr, isr_req_t **pq)
 {
-    request_rec *r = op->r, *rr;
+    request_rec *rr;
     const isr_dir_conf_t *c;
-    apr_uint64_t h, seq = 0, ev;
-    apr_status_t rv;
     isr_req_t *q;
-    long matched;
-    const char *url = apr_pstrmemdup(r->pool, op->value, op->vlen);
 
-    if (strlen(url) != op->vlen || strchr(url, '#')
+    if (strlen(url) != len || *url != '/' || strchr(url, '#')
         || !isr_forward_value_ok(url)) {
-        return "url= takes a path and query";
+        return "takes a path and query";
     }
     apr_table_setn(r->notes, ISR_PROXY_NOTE_LOOKUP, "1");
     rr = ap_sub_req_method_uri("GET", url, r, NULL);
     apr_table_unset(r->notes, ISR_PROXY_NOTE_LOOKUP);
+    if (plain) {
+        apr_table_unset(rr->headers_in, "Authorization");
+        apr_table_unset(rr->headers_in, "Proxy-Authorization");
+        apr_table_unset(rr->headers_in, "Cookie");
+    }
     c = ap_get_module_config(rr->per_dir_config, &isr_module);
-    q = apr_pcalloc(r->pool, sizeof(*q));
+    q = apr_pcalloc(rr->pool, sizeof(*q));
     if (!c || !isr_conf_enabled(c) || isr_request_prepare(rr, c, q) != OK
         || !q->zone) {
         ap_destroy_sub_req(rr);
-        return apr_psprintf(r->pool, "%s is not answered by mod_isr here",
-                            url);
+        return "is not answered by mod_isr here";
     }
-    ap_destroy_sub_req(rr);
+    *prr = rr;
+    *pq = q;
+    return NULL;
+}
+
+/* url=: the key a GET of it would have, in the zone its location uses. */
+static const char *by_url(admin_op_t *op)
+{
+    request_rec *r = op->r, *rr;
+    apr_uint64_t h, seq = 0, ev;
+    apr_status_t rv;
+    isr_req_t *q;
+    long matched;
+    const char *url = apr_pstrmemdup(r->pool, op->value, op->vlen), *err;
+
+    if ((err = url_req(r, url, op->vlen, 0, &rr, &q))) {
+        return apr_psprintf(r->pool, "url= %s: %s",
+                            ap_escape_logitem(r->pool, url), err);
+    }
     if (op->zone && strcmp(op->zone, q->zone->name)) {
-        return apr_psprintf(r->pool, "%s is cached in zone %s, not %s", url,
-                            q->zone->name, op->zone);
+        err = apr_psprintf(r->pool, "%s is cached in zone %s, not %s", url,
+                           q->zone->name, op->zone);
+        ap_destroy_sub_req(rr);
+        return err;
     }
     matched = stored(r, q->zone, q->key, q->klen, q->hash);
     /* Every entry of that URL: whatever forwarded headers, ISRCacheKey
@@ -365,7 +392,153 @@ static const char *by_url(admin_op_t *op)
     ev = q->zone->purge->evictions;
     rv = isr_purge_apply(q->zone, op->hard, &h, 1, &seq);
     zone_done(op, q->zone, rv, seq, matched, ev);
+    ap_destroy_sub_req(rr);
     return NULL;
+}
+
+/* ---- warm --------------------------------------------------------------- */
+
+typedef struct {
+    const char *url;
+    apr_size_t len;
+} warm_url_t;
+
+static void warm_add(apr_array_header_t *urls, const char *url,
+                     apr_size_t len)
+{
+    warm_url_t *w = apr_array_push(urls);
+
+    w->url = url;
+    w->len = len;
+}
+
+/* The URLs of a warm: a text body, one a line (blank lines and # comments
+ * skipped), or url= form parameters. */
+static const char *warm_urls(request_rec *r, apr_array_header_t *urls)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    apr_bucket_brigade *bb;
+    char *body, *line, *last;
+    apr_size_t len;
+    apr_off_t total = 0;
+    apr_status_t rv;
+    int seen_eos = 0, i;
+
+    if (ct && !strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
+        apr_array_header_t *fp = NULL;
+
+        if (ap_parse_form_data(r, NULL, &fp, WARM_MAX, ADMIN_BODY_MAX) != OK) {
+            return apr_psprintf(r->pool, "the form body could not be read "
+                                "(at most %d parameters and 64 KiB)",
+                                WARM_MAX);
+        }
+        for (i = 0; fp && i < fp->nelts; i++) {
+            ap_form_pair_t *f = &APR_ARRAY_IDX(fp, i, ap_form_pair_t);
+
+            if (strcmp(f->name, "url")) {
+                return apr_psprintf(r->pool, "unknown parameter '%s' (warm "
+                                    "takes url=, or a text body of URLs)",
+                                    ap_escape_logitem(r->pool, f->name));
+            }
+            body = (char *)brigade_str(r, f->value, &len);
+            warm_add(urls, body, len);
+        }
+        return NULL;
+    }
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    body = apr_palloc(r->pool, ADMIN_BODY_MAX + 1);
+    len = 0;
+    do {
+        apr_bucket *b;
+
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                            APR_BLOCK_READ, HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            return "the request body could not be read";
+        }
+        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+             b = APR_BUCKET_NEXT(b)) {
+            const char *d;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(b)) {
+                seen_eos = 1;
+                break;
+            }
+            if (apr_bucket_read(b, &d, &n, APR_BLOCK_READ) != APR_SUCCESS) {
+                return "the request body could not be read";
+            }
+            total += n;
+            if (total > ADMIN_BODY_MAX) {
+                return "a body of more than 64 KiB";
+            }
+            memcpy(body + len, d, n);
+            len += n;
+        }
+        apr_brigade_cleanup(bb);
+    } while (!seen_eos);
+    body[len] = '\0';
+    if (strlen(body) != len) {
+        return "a NUL byte in the body";
+    }
+    for (line = apr_strtok(body, "\r\n", &last); line;
+         line = apr_strtok(NULL, "\r\n", &last)) {
+        apr_collapse_spaces(line, line);
+        if (*line && *line != '#') {
+            warm_add(urls, line, strlen(line));
+        }
+    }
+    return NULL;
+}
+
+/* POST warm: each URL's answer fetched in the background (at most the
+ * refresh threads at once, within half their queue), never stored over a
+ * newer one (isr_request_warm). */
+static int warm(request_rec *r)
+{
+    apr_array_header_t *urls = apr_array_make(r->pool, 16,
+                                              sizeof(warm_url_t));
+    apr_array_header_t *out = apr_array_make(r->pool, 16,
+                                             sizeof(const char *));
+    const char *err, *res;
+    const warm_url_t *w;
+    request_rec *rr;
+    isr_req_t *q;
+    int i, n, queued = 0;
+
+    if ((err = warm_urls(r, urls))) {
+        return fail(r, HTTP_BAD_REQUEST, err);
+    }
+    n = urls->nelts;
+    if (!n) {
+        return fail(r, HTTP_BAD_REQUEST, "no URL to warm (a text body, one a "
+                    "line, or url=)");
+    }
+    if (n > WARM_MAX) {
+        return fail(r, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                    apr_psprintf(r->pool, "more than %d URLs", WARM_MAX));
+    }
+    for (i = 0; i < n; i++) {
+        w = &APR_ARRAY_IDX(urls, i, warm_url_t);
+        if ((err = url_req(r, w->url, w->len, 1, &rr, &q))) {
+            res = err;
+        }
+        else {
+            res = isr_request_warm(rr, q);
+            queued += !strcmp(res, "queued");
+            ap_destroy_sub_req(rr);
+        }
+        APR_ARRAY_PUSH(out, const char *) = apr_psprintf(
+            r->pool, "{\"url\":%s,\"result\":%s}",
+            isr_report_json_str(r->pool, w->url, w->len),
+            isr_report_json_str(r->pool, res, strlen(res)));
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISR_LOGNO(0059)
+                  "isr-admin: warm of %d URLs, %d queued", n, queued);
+    return answer(r, queued ? HTTP_ACCEPTED : HTTP_OK, apr_psprintf(
+        r->pool, "{\"operation\":\"warm\",\"urls\":%d,\"queued\":%d,"
+        "\"results\":[%s]}", n, queued,
+        apr_array_pstrcat(r->pool, out, ',')));
 }
 
 /* Every other selector, in one zone. */
@@ -545,6 +718,17 @@ static int admin_handler(request_rec *r)
         }
         return run(&op);
     }
+    if (!strcmp(name, "warm")) {
+        if (r->method_number != M_POST) {
+            r->allowed = (AP_METHOD_BIT << M_POST);
+            apr_table_setn(r->headers_out, "Allow", "POST");
+            return fail(r, HTTP_METHOD_NOT_ALLOWED, "warm takes POST");
+        }
+        if (cross_site(r)) {
+            return fail(r, HTTP_FORBIDDEN, "a cross-site request");
+        }
+        return warm(r);
+    }
     if (!*name || !strcmp(name, "page")) {
         if (r->method_number != M_GET) {
             r->allowed = (AP_METHOD_BIT << M_GET);
@@ -584,7 +768,7 @@ static int admin_handler(request_rec *r)
     }
     return fail(r, HTTP_NOT_FOUND,
                 apr_psprintf(r->pool, "no operation '%s' (purge, "
-                             "revalidate, status, metrics, entries, or the "
+                             "revalidate, warm, status, metrics, entries, or the "
                              "page at the location's own path with a "
                              "trailing /)", name));
 }

@@ -102,13 +102,14 @@ apr_status_t isr_refresh_start(apr_pool_t *pchild, int threads, server_rec *s)
     return APR_SUCCESS;
 }
 
-apr_status_t isr_refresh_submit(isr_refresh_fn fn, void *baton)
+static apr_status_t submit(isr_refresh_fn fn, void *baton, apr_size_t max,
+                           apr_byte_t priority)
 {
     sigset_t saved;
     task_t *task;
     apr_status_t rv;
 
-    if (!pool || stopping || apr_thread_pool_tasks_count(pool) >= queue_max) {
+    if (!pool || stopping || apr_thread_pool_tasks_count(pool) >= max) {
         return APR_EAGAIN;
     }
     if (!(task = malloc(sizeof(*task)))) {
@@ -117,13 +118,22 @@ apr_status_t isr_refresh_submit(isr_refresh_fn fn, void *baton)
     task->fn = fn;
     task->baton = baton;
     isr_signals_block(&saved);
-    rv = apr_thread_pool_push(pool, run_task, task,
-                              APR_THREAD_TASK_PRIORITY_NORMAL, NULL);
+    rv = apr_thread_pool_push(pool, run_task, task, priority, NULL);
     isr_signals_restore(&saved);
     if (rv != APR_SUCCESS) {
         free(task);
     }
     return rv;
+}
+
+apr_status_t isr_refresh_submit(isr_refresh_fn fn, void *baton)
+{
+    return submit(fn, baton, queue_max, APR_THREAD_TASK_PRIORITY_NORMAL);
+}
+
+apr_status_t isr_refresh_submit_bulk(isr_refresh_fn fn, void *baton)
+{
+    return submit(fn, baton, queue_max / 2, APR_THREAD_TASK_PRIORITY_LOWEST);
 }
 
 volatile int *isr_refresh_stopping(void)

@@ -307,6 +307,39 @@ static apr_int64_t secs(apr_time_t t)
     return (apr_int64_t)apr_time_sec(t);
 }
 
+/* How the key's last background refresh (or warm) ended, or "null". */
+static const char *refresh_json(apr_pool_t *p, const isr_zone_t *z,
+                                const isr_entry_t *e, apr_time_t now)
+{
+    static const char *const results[] = {
+        NULL, "ok", "not-modified", "failed", "not-stored", "uncacheable"
+    };
+    static const char *const errors[] = {
+        NULL, NULL, "timed out", "cannot connect", "fetch failed"
+    };
+    apr_int64_t ago;
+    const char *err;
+    isr_health_t h;
+
+    if (!isr_store_health_get(z, e->slot, e->hash, &h)) {
+        return "null";
+    }
+    ago = (apr_int64_t)apr_time_sec(now) - (apr_int64_t)h.at;
+    err = h.error == ISR_HEALTH_ERR_STATUS
+              ? apr_psprintf(p, "\"status %u\"", h.status)
+          : h.error > ISR_HEALTH_ERR_STATUS && h.error <= ISR_HEALTH_ERR_OTHER
+              ? apr_psprintf(p, "\"%s\"", errors[h.error])
+              : "null";
+    return apr_psprintf(p, "{\"ago\":%" APR_INT64_T_FMT ",\"result\":\"%s\","
+                        "\"ok\":%s,\"status\":%u,\"error\":%s,"
+                        "\"failures_in_a_row\":%u}", ago > 0 ? ago : 0,
+                        results[h.result],
+                        h.result == ISR_HEALTH_OK
+                        || h.result == ISR_HEALTH_NOT_MODIFIED ? "true"
+                                                               : "false",
+                        h.status, err, (unsigned)h.failures);
+}
+
 static void entry_json(request_rec *r, const isr_zone_t *z,
                        const isr_entry_t *e, isr_look_t st, const char *key,
                        apr_size_t klen, const char *path,
@@ -346,9 +379,11 @@ static void entry_json(request_rec *r, const isr_zone_t *z,
             ap_rprintf(r, "%s%s", i ? "," : "",
                        isr_report_json_str(p, t, strlen(t)));
         }
-        ap_rprintf(r, "],\"more_tags\":%s", overflow ? "true" : "false");
+        ap_rprintf(r, "],\"more_tags\":%s,\"last_good_age\":%"
+                   APR_INT64_T_FMT, overflow ? "true" : "false",
+                   secs(now - e->fetched));
     }
-    ap_rputs("}", r);
+    ap_rprintf(r, ",\"last_refresh\":%s}", refresh_json(p, z, e, now));
 }
 
 int isr_report_entries(request_rec *r, const char *only, const char *prefix,

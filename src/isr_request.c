@@ -682,6 +682,12 @@ static apr_status_t store_value(request_rec *r, isr_req_t *q,
     apr_status_t rv = publish(r->pool, q->zone, slot, lease, key, klen, hash,
                               v);
 
+    if (rv == APR_EEXIST) {
+        /* A newer answer is there already: this one goes to its client
+         * only. */
+        isr_store_release(q->zone, slot, lease);
+        return rv;
+    }
     isr_store_count(q->zone, rv == APR_SUCCESS ? ISR_STAT_STORE
                                                : ISR_STAT_PASS);
     if (rv != APR_SUCCESS) {
@@ -783,6 +789,7 @@ static void store_varied(request_rec *r, isr_req_t *q, apr_uint32_t slot,
     apr_uint32_t vslot, vseq;
     const char *vkey, *gen;
     apr_size_t vklen;
+    apr_status_t rv;
     isr_value_t m;
     isr_ctx_t vctx;
 
@@ -824,8 +831,11 @@ static void store_varied(request_rec *r, isr_req_t *q, apr_uint32_t slot,
         (void)store_value(r, q, vslot, vlease, vkey, vklen, vhash, v, now);
     }
     marker_value(r->pool, &m, names, gen, v, now);
-    if (isr_store_publish(q->zone, slot, lease, q->key, q->klen, q->hash, &m)
-        != APR_SUCCESS) {
+    rv = isr_store_publish(q->zone, slot, lease, q->key, q->klen, q->hash, &m);
+    if (rv == APR_EEXIST) {
+        isr_store_release(q->zone, slot, lease);
+    }
+    else if (rv != APR_SUCCESS) {
         isr_store_mark_pass(q->zone, slot, q->hash, lease,
                             now + APR_USEC_PER_SEC);
     }
@@ -984,8 +994,14 @@ typedef struct {
     const char *etag, *lastmod;  /* the validators sent, or NULL */
     int url_key;                 /* Strict mode, the key of a URL (not of
                                   * a variant) */
+    int warm;                    /* POST <admin>/warm: WARM_ENTRY, or
+                                  * WARM_MISS when no entry was there: the
+                                  * job claims the key as a miss would */
     isr_compress_conf_t compress;
 } refresh_job_t;
+
+#define WARM_ENTRY 1
+#define WARM_MISS  2
 
 /* A refresh that fetched but could not store: the entry stays stale. A
  * record too large for the zone is dropped for a TTL (like a miss); any
@@ -993,6 +1009,14 @@ typedef struct {
 static void refresh_not_stored(refresh_job_t *job, apr_status_t rv,
                                apr_time_t now)
 {
+    if (rv == APR_EEXIST) {
+        isr_store_release(job->zone, job->slot, job->lease);
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, job->s, ISR_LOGNO(0058)
+                     "%s of %s not stored: zone %s holds a newer answer",
+                     job->warm ? "warm" : "refresh", job->req.url,
+                     job->zone->name);
+        return;
+    }
     isr_store_count(job->zone, ISR_STAT_PASS);
     if (rv == APR_ENOSPC) {
         isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
@@ -1050,6 +1074,14 @@ static int refresh_not_modified(refresh_job_t *job,
     return ok;
 }
 
+static void refresh_health(const refresh_job_t *job, unsigned result,
+                           const isr_fetch_resp_t *resp, apr_status_t rv,
+                           apr_time_t now)
+{
+    isr_store_health_note(job->zone, job->slot, job->hash, result,
+                          resp ? resp->status : 0, rv, now);
+}
+
 static void refresh_run(void *baton)
 {
     refresh_job_t *job = baton;
@@ -1058,9 +1090,20 @@ static void refresh_run(void *baton)
     apr_time_t now = apr_time_now(), asked;
     isr_purge_mark_t born;
     apr_status_t rv;
+    apr_uint32_t seq;
     int ok = 0;
 
-    if (*isr_refresh_stopping()) {
+    if (job->warm == WARM_MISS) {
+        /* Claimed only now, so that no client waits for a job in the
+         * queue; READY: an answer was stored meanwhile. */
+        if (*isr_refresh_stopping()
+            || isr_store_claim_miss(job->zone, job->hash, now, job->hold,
+                                    &job->slot, &seq, &job->lease)
+               != ISR_CLAIM_OWNED) {
+            goto leave;
+        }
+    }
+    else if (*isr_refresh_stopping()) {
         /* The child is stopping: let another child refresh soon. */
         isr_store_release(job->zone, job->slot, job->lease);
         goto leave;
@@ -1087,6 +1130,7 @@ static void refresh_run(void *baton)
         else if (!ok) {
             isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
                                 now + job->ttl);
+            refresh_health(job, ISR_HEALTH_UNCACHEABLE, resp, rv, now);
             goto leave;
         }
     }
@@ -1106,9 +1150,15 @@ static void refresh_run(void *baton)
                == ISR_VARY_SOME) {
             /* The URL varies now: the refresh sent none of the client's
              * headers, so its answer is no variant's. The entry goes; the
-             * next request stores the marker and its own variant. */
-            isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
-                                now + APR_USEC_PER_SEC);
+             * next request stores the marker and its own variant. A warm
+             * leaves the key to that request. */
+            if (job->warm) {
+                isr_store_release(job->zone, job->slot, job->lease);
+            }
+            else {
+                isr_store_mark_pass(job->zone, job->slot, job->hash,
+                                    job->lease, now + APR_USEC_PER_SEC);
+            }
             goto leave;
         }
     }
@@ -1119,34 +1169,52 @@ static void refresh_run(void *baton)
                                   && (resp->uncacheable || resp->too_large))) {
         isr_store_mark_pass(job->zone, job->slot, job->hash, job->lease,
                             now + job->ttl);
+        refresh_health(job, ISR_HEALTH_UNCACHEABLE, resp, rv, now);
     }
     else if (!ok) {
         /* A 5xx, or an answer of a status not to store (a 400 or a 429
-         * must not replace a good page): keep serving the stale entry. */
-        isr_store_backoff(job->zone, job->slot, job->lease, now + job->retry);
+         * must not replace a good page): keep serving the stale entry. A
+         * warm of a key without one leaves it to the next request. */
+        if (job->warm == WARM_MISS) {
+            isr_store_release(job->zone, job->slot, job->lease);
+        }
+        else {
+            isr_store_backoff(job->zone, job->slot, job->lease,
+                              now + job->retry);
+        }
         isr_store_count(job->zone, ISR_STAT_REFRESH_FAIL);
+        refresh_health(job, ISR_HEALTH_FAILED, resp, rv, now);
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, job->s, ISR_LOGNO(0022)
-                     "refresh of %s failed (%s): serving stale, next try "
-                     "in %" APR_TIME_T_FMT "s", job->req.url,
+                     "%s of %s failed (%s)%s", job->warm ? "warm" : "refresh",
+                     job->req.url,
                      rv == APR_SUCCESS
                          ? apr_psprintf(job->pool, "status %d", resp->status)
                          : resp->error,
-                     apr_time_sec(job->retry));
+                     job->warm == WARM_MISS ? ""
+                     : apr_psprintf(job->pool, ": serving stale, next try in "
+                                    "%" APR_TIME_T_FMT "s",
+                                    apr_time_sec(job->retry)));
     }
     else {
         rv = publish(job->pool, job->zone, job->slot, job->lease, job->key,
                      job->klen, job->hash, &v);
         if (rv != APR_SUCCESS) {
             refresh_not_stored(job, rv, now);
+            refresh_health(job, ISR_HEALTH_NOT_STORED, resp, APR_SUCCESS,
+                           now);
         }
         else {
+            refresh_health(job, resp->status == HTTP_NOT_MODIFIED
+                                    ? ISR_HEALTH_NOT_MODIFIED : ISR_HEALTH_OK,
+                           resp, APR_SUCCESS, now);
             isr_store_count(job->zone, ISR_STAT_STORE);
             isr_store_count(job->zone, ISR_STAT_REFRESH_OK);
             if (resp->status == HTTP_NOT_MODIFIED) {
                 isr_store_count(job->zone, ISR_STAT_REFRESH_304);
             }
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, job->s, ISR_LOGNO(0023)
-                         "refreshed %s%s", job->req.url,
+                         "%s %s%s", job->warm ? "warmed" : "refreshed",
+                         job->req.url,
                          resp->status == HTTP_NOT_MODIFIED
                              ? " (not modified)" : "");
         }
@@ -1177,35 +1245,48 @@ static const apr_array_header_t *strings_copy(apr_pool_t *p,
  * sends is parsed back out of the entry's key, the context recorded with
  * the entry, never taken from the request that found it stale; the
  * validators are the entry's own. */
-static void refresh_start(request_rec *r, isr_req_t *q, const isr_entry_t *e,
-                          apr_uint64_t lease)
+static apr_status_t refresh_queue(request_rec *r, isr_req_t *q,
+                                  const isr_entry_t *e, apr_uint64_t lease,
+                                  int warm)
 {
     const isr_dir_conf_t *c = q->conf;
     refresh_job_t *job;
     isr_policy_t pol;
     isr_ctx_t *ctx;
     apr_pool_t *p;
+    apr_status_t rv;
 
-    if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) {
-        isr_store_release(q->zone, e->slot, lease);
-        return;
+    if (APR_SUCCESS != (rv = apr_pool_create_unmanaged_ex(&p, NULL, NULL))) {
+        if (e) {
+            isr_store_release(q->zone, e->slot, lease);
+        }
+        return rv;
     }
     job = apr_pcalloc(p, sizeof(*job));
     ctx = apr_pcalloc(p, sizeof(*ctx));
     job->pool = p;
     job->s = r->server;
     job->zone = q->zone;
-    job->slot = e->slot;
+    job->slot = e ? e->slot : 0;
     job->lease = lease;
+    job->warm = warm;
     job->hash = q->hash;
     job->key = apr_pmemdup(p, q->key, q->klen);
     job->klen = q->klen;
     job->ttl = isr_conf_ttl(c);
     job->retry = isr_conf_retry(c);
     job->hold = LEASE_HOLD(c);
-    rules_init(&job->rules, c, q->zone);
+    if (e) {
+        rules_init(&job->rules, c, q->zone);
+    }
+    else {
+        /* No entry to renew the tag block of: the request's own, as a
+         * miss makes it (its path and URL, for purges by prefix and url). */
+        rules_for(&job->rules, r, q);
+        job->rules.path = apr_pstrdup(p, r->uri);
+    }
     job->rules.tag_headers = strings_copy(p, job->rules.tag_headers);
-    if (e->taglen) {
+    if (e && e->taglen) {
         job->rules.old_tags = apr_pmemdup(p, e->tags, e->taglen);
         job->rules.old_taglen = e->taglen;
     }
@@ -1219,25 +1300,79 @@ static void refresh_start(request_rec *r, isr_req_t *q, const isr_entry_t *e,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, ISR_LOGNO(0041)
                       "%s: the stored key does not parse, not refreshed",
                       q->url);
-        isr_store_release(q->zone, e->slot, lease);
+        if (e) {
+            isr_store_release(q->zone, e->slot, lease);
+        }
         apr_pool_destroy(p);
-        return;
+        return APR_EGENERAL;
     }
     fetch_req_init(&job->req, q, ctx, 0);
     job->url_key = q->strict && !ctx->variant;
-    isr_policy_read(e->headers, e->hdrlen, &pol);
-    job->etag = pol.etag ? apr_pstrdup(p, pol.etag) : NULL;
-    job->lastmod = pol.last_modified_str ? apr_pstrdup(p, pol.last_modified_str)
-                                         : NULL;
+    if (e) {
+        isr_policy_read(e->headers, e->hdrlen, &pol);
+        job->etag = pol.etag ? apr_pstrdup(p, pol.etag) : NULL;
+        job->lastmod = pol.last_modified_str
+                           ? apr_pstrdup(p, pol.last_modified_str) : NULL;
+    }
     job->req.headers = conditional(p, ctx->headers, e);
     job->req.ca_file = c->ca_file ? apr_pstrdup(p, c->ca_file) : NULL;
     isr_store_count(q->zone, ISR_STAT_REFRESH);
-    if (isr_refresh_submit(refresh_run, job) != APR_SUCCESS) {
+    rv = warm ? isr_refresh_submit_bulk(refresh_run, job)
+              : isr_refresh_submit(refresh_run, job);
+    if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, ISR_LOGNO(0024)
-                      "%s: refresh queue full, a later request will retry",
-                      q->url);
-        isr_store_release(q->zone, e->slot, lease);
+                      "%s: refresh queue full, %s", q->url,
+                      warm ? "not warmed" : "a later request will retry");
+        if (e) {
+            isr_store_release(q->zone, e->slot, lease);
+        }
         apr_pool_destroy(p);
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
+static void refresh_start(request_rec *r, isr_req_t *q, const isr_entry_t *e,
+                          apr_uint64_t lease)
+{
+    (void)refresh_queue(r, q, e, lease, 0);
+}
+
+const char *isr_request_warm(request_rec *r, isr_req_t *q)
+{
+    apr_time_t now = apr_time_now();
+    apr_uint64_t lease;
+    isr_entry_t e;
+    isr_look_t st;
+
+    st = isr_store_lookup(q->zone, q->key, q->klen, q->hash, now, r->pool, &e);
+    if (is_marker(st, &e)) {
+        /* The URL varies: the variant of the warm request's headers. */
+        if (!to_variant(r, q, &e)) {
+            return "varies";
+        }
+        st = isr_store_lookup(q->zone, q->key, q->klen, q->hash, now, r->pool,
+                              &e);
+    }
+    switch (st) {
+    case ISR_LOOK_FRESH:
+    case ISR_LOOK_STALE:
+        /* Under the entry's lease, as a refresh: with its validators and
+         * stored context, and nobody else fetches it meanwhile. */
+        if (!isr_store_claim_refresh(q->zone, &e, now, LEASE_HOLD(q->conf),
+                                     &lease)) {
+            return "busy";
+        }
+        return refresh_queue(r, q, &e, lease, WARM_ENTRY) == APR_SUCCESS
+                   ? "queued" : "queue full";
+    case ISR_LOOK_PENDING:
+        return "busy";
+    case ISR_LOOK_PASS:
+        return "uncacheable";
+    default:
+        /* Absent, expired or failed: fetched as a miss would be. */
+        return refresh_queue(r, q, NULL, 0, WARM_MISS) == APR_SUCCESS
+                   ? "queued" : "queue full";
     }
 }
 

@@ -57,7 +57,9 @@ apr_status_t isr_store_format(void *base, apr_size_t size,
     h->slots_off = h->tags_off
                    + (apr_uint64_t)nb * ISR_BUCKET_WAYS * sizeof(apr_uint64_t);
     slots_bytes = (apr_uint64_t)nb * ISR_BUCKET_WAYS * sizeof(isr_slot_t);
-    h->ring_off = ALIGN_UP(h->slots_off + slots_bytes, ISR_REC_ALIGN);
+    h->health_off = ALIGN_UP(h->slots_off + slots_bytes, ISR_REC_ALIGN);
+    h->ring_off = ALIGN_UP(h->health_off + (apr_uint64_t)nb * ISR_BUCKET_WAYS
+                           * sizeof(isr_health_t), ISR_REC_ALIGN);
     if (h->ring_off + 64 * 1024 > size) {
         return APR_ENOMEM;
     }
@@ -92,7 +94,10 @@ apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size)
            * sizeof(apr_uint64_t) > h->slots_off
         || h->ring_off + h->ring_size > size
         || h->slots_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
-           * sizeof(isr_slot_t) > h->ring_off) {
+           * sizeof(isr_slot_t) > h->health_off
+        || h->health_off % ISR_REC_ALIGN
+        || h->health_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
+           * sizeof(isr_health_t) > h->ring_off) {
         return APR_EINVAL;
     }
     zone->hdr = h;
@@ -103,8 +108,54 @@ apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size)
     zone->tags = (apr_uint64_t *)((char *)base + h->tags_off);
     zone->slots = (isr_slot_t *)((char *)base + h->slots_off);
     zone->ring = (unsigned char *)base + h->ring_off;
+    zone->health = (isr_health_t *)((char *)base + h->health_off);
     zone->nslots = h->nbuckets * ISR_BUCKET_WAYS;
     return APR_SUCCESS;
+}
+
+/* ---- refresh health ----------------------------------------------------- */
+
+void isr_store_health_note(isr_zone_t *zone, apr_uint32_t slot,
+                           apr_uint64_t hash, unsigned result, int status,
+                           apr_status_t rv, apr_time_t now)
+{
+    isr_health_t *h = &zone->health[slot % zone->nslots];
+    apr_uint32_t key = (apr_uint32_t)hash ? (apr_uint32_t)hash : 1u;
+    unsigned char fails = LOAD(&h->key) == key ? LOAD(&h->failures) : 0;
+    unsigned err = 0;
+
+    if (result == ISR_HEALTH_FAILED) {
+        err = rv == APR_SUCCESS ? ISR_HEALTH_ERR_STATUS
+              : APR_STATUS_IS_TIMEUP(rv) ? ISR_HEALTH_ERR_TIMEOUT
+              : rv == APR_ECONNREFUSED ? ISR_HEALTH_ERR_CONNECT
+              : ISR_HEALTH_ERR_OTHER;
+        fails = fails < 255 ? fails + 1 : 255;
+    }
+    else if (result != ISR_HEALTH_NOT_STORED) {
+        fails = 0;
+    }
+    STORE(&h->key, key);
+    STORE(&h->at, (apr_uint32_t)apr_time_sec(now));
+    STORE(&h->status, (apr_uint32_t)(status > 0 ? status : 0));
+    STORE(&h->result, (apr_uint16_t)result);
+    STORE(&h->error, (unsigned char)err);
+    STORE(&h->failures, fails);
+}
+
+int isr_store_health_get(const isr_zone_t *zone, apr_uint32_t slot,
+                         apr_uint64_t hash, isr_health_t *out)
+{
+    const isr_health_t *h = &zone->health[slot % zone->nslots];
+    apr_uint32_t key = (apr_uint32_t)hash ? (apr_uint32_t)hash : 1u;
+
+    out->key = LOAD(&h->key);
+    out->at = LOAD(&h->at);
+    out->status = LOAD(&h->status);
+    out->result = LOAD(&h->result);
+    out->error = LOAD(&h->error);
+    out->failures = LOAD(&h->failures);
+    return out->key == key && out->result >= ISR_HEALTH_OK
+           && out->result <= ISR_HEALTH_UNCACHEABLE;
 }
 
 apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,
@@ -839,6 +890,13 @@ leave:
 
 /* ---- results ------------------------------------------------------------ */
 
+/* s holds an answer for hash that its backend gave after `since`. */
+static int newer(isr_slot_t *s, apr_uint64_t hash, apr_time_t since)
+{
+    return LOAD(&s->hash) == hash && !(LOAD(&s->seq) & 1u)
+           && LOAD(&s->state) == ISR_SLOT_VALID && LOAD(&s->fetched) > since;
+}
+
 apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
                                apr_uint64_t lease, const char *key,
                                apr_size_t klen, apr_uint64_t hash,
@@ -878,6 +936,13 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
         isr_store_unlock(zone, &sigs);
         return APR_EBUSY;
     }
+    /* Never over an answer newer than this one: one whose fetch answered
+     * after this one's began (a fetch made after a purge, say, while this
+     * one was under way). */
+    if (v->born_at && newer(orig, hash, v->born_at)) {
+        isr_store_unlock(zone, &sigs);
+        return APR_EEXIST;
+    }
     if (!v->no_span) {
         apr_int64_t span = v->stale_until - (v->born_at ? v->born_at : now);
 
@@ -898,6 +963,10 @@ apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
             return APR_EBUSY;
         }
         s = &zone->slots[idx];
+        if (found && v->born_at && newer(s, hash, v->born_at)) {
+            isr_store_unlock(zone, &sigs);
+            return APR_EEXIST;
+        }
     }
     rec = (isr_record_t *)(zone->ring + phys);
     memset(rec, 0, sizeof(*rec));

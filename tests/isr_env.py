@@ -441,15 +441,23 @@ class HttpdEnv:
     def generations(self):
         return len(re.findall(r"resuming normal operations", self._read_log()))
 
-    def graceful(self, deadline=20.0):
-        """`-k graceful`, then wait until the new generation serves."""
+    def graceful(self, deadline=20.0, settle=False):
+        """`-k graceful`, then wait until the new generation serves. settle: also wait (at
+        most 10 s, without failing) until the old generation's children are gone, so that no
+        later request can reach one of them (one may still take a new connection meanwhile:
+        a test that checks the new configuration's answers wants settle)."""
         before = self.generations()
+        old = self.child_pids() if settle else []
         rc, out = self._ctl("graceful")
         if rc != 0:
             raise RuntimeError("graceful failed rc=%d: %s\n%s" % (rc, out, self.log_dump()))
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             if self.generations() > before and self.port_answers():
+                settled = time.monotonic() + 10.0
+                while old and time.monotonic() < settled:
+                    old = [p for p in old if p in self.child_pids()]
+                    time.sleep(0.05)
                 return
             time.sleep(0.05)
         raise RuntimeError("graceful restart did not complete within %.0fs\n%s"

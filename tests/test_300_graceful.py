@@ -51,7 +51,7 @@ ISRCacheZone keep 4M
         isr_env.expect_log(isr_env.ISR_WARN_LOG)
         assert env.get("/g/e").body == b"/e|v=1"
         env.write_config(env.body.replace("ISRCacheZone keep 4M", "ISRCacheZone keep 8M"))
-        env.graceful()
+        env.graceful(settle=True)
         r = env.get("/g/e")
         assert r.status == 200 and r.body in (b"/e|v=1", b"/e|v=2"), r
         r = env.get("/g/e")

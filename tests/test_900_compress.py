@@ -1333,7 +1333,7 @@ class TestGraceful:
 </Location>
 """
         env.write_config(conftest.substitute(gz_only, env, origin))
-        env.graceful()
+        env.graceful(settle=True)
         n = fetch(env, "/gn/grn")
         assert n.isr == "MISS" and coding(n) is None, n
         for ae, want in (("br", None), ("gzip, br", "gzip"), ("gzip", "gzip"), (None, None)):
@@ -1345,7 +1345,7 @@ class TestGraceful:
                 "<Location /gn/>\n    ISRBackend @ORIGIN@/",
                 "<Location /gn/>\n    ISRBackend @ORIGIN@/\n    ISRCompress gzip br"),
             env, origin))
-        env.graceful()
+        env.graceful(settle=True)
         for ae in ("gzip", "br", "gzip, br"):
             r = fetch(env, "/gr/grc", ae=ae)
             assert r.isr == "HIT" and coding(r) is None and r.body == i.body, (ae, r)

@@ -153,7 +153,9 @@ class TestStatusPage:
             assert env.get("/app" + p).isr == "MISS"
         browser.call("Page.enable")
         browser.call("Page.navigate", url="http://127.0.0.1:%d/isr-admin/" % env.port)
-        assert browser.wait("+document.body.dataset.polls>=1"), browser.errors()
+        # While the navigation is under way the old document (no body) may still answer.
+        assert browser.wait("!!document.body && +document.body.dataset.polls>=1"), \
+            browser.errors()
         hits0 = int(cell(browser, "default", 3))
         for _ in range(25):
             assert env.get("/app/pg1").isr == "HIT"
