@@ -3,13 +3,15 @@
 #   make            build .libs/mod_isr.so with apxs
 #   make deps       apt-get install what is missing (only when something is missing; needs root)
 #   make test       deps + build + the pytest suite in tests/ (the fast everyday target)
-#   make check      what CI runs: make test + make asan + make fuzz + a short make soak
+#   make check      what CI runs: make test, asan, fuzz, a short soak, deb-check
 #   make asan       the module built with ASan+UBSan (build/asan/), the whole suite against it
 #   make fuzz       build every fuzz/fuzz_*.c with libFuzzer, run each for FUZZ_SECONDS
 #   make soak       SOAK_SECONDS (300) of mixed traffic, restarts and origin faults, checked
 #   make run        deps + build + demo origin on :8081 + httpd in the foreground on :8080
 #   make install    module into `apxs -q LIBEXECDIR`, isr.load/isr.conf into mods-available
 #   make uninstall  undo `make install`
+#   make deb        the Debian package libapache2-mod-isr (debian/), into dist/
+#   make deb-check  make deb + lintian; as root also its install, a2enmod and purge on this machine
 #   make bench      bench/run.sh            make bench-peers   bench/install-peers.sh
 #   make cache-tests        the HTTP cache conformance suite (cache-tests.fyi) against mod_isr
 #   make cache-tests-peers  the same against every installed peer cache too, one table
@@ -41,6 +43,9 @@ DEB_PACKAGES := apache2 apache2-dev apache2-utils libcurl4-openssl-dev python3-p
                 chromium python3-websocket
 # make fuzz: Debian's clang (14 on bookworm) with libFuzzer and its sanitizer runtimes.
 FUZZ_PACKAGES := clang libfuzzer-14-dev libclang-rt-14-dev
+# make deb: the tools, and the package's Build-Depends (debian/control).
+DEB_BUILD_PACKAGES := debhelper dpkg-dev fakeroot build-essential lintian \
+                      apache2-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev
 
 # --- make asan ---------------------------------------------------------------
 # A second build of the module in build/asan/ (sources symlinked there, so that libtool's
@@ -92,8 +97,9 @@ DESTDIR     ?=
 LIBEXECDIR   = $(shell $(APXS) -q LIBEXECDIR)
 MODS_AVAIL  ?= /etc/apache2/mods-available
 
-.PHONY: all deps deps-fuzz test check asan asan-build asan-unit fuzz fuzz-build soak soak-short \
-        run install uninstall bench bench-peers cache-tests cache-tests-peers clean
+.PHONY: all deps deps-fuzz deps-deb test check asan asan-build asan-unit fuzz fuzz-build soak \
+        soak-short run install uninstall deb deb-check bench bench-peers cache-tests \
+        cache-tests-peers clean
 
 all: $(MODULE)
 
@@ -130,20 +136,25 @@ deps:
 deps-fuzz:
 	$(call install_missing,$(FUZZ_PACKAGES))
 
+deps-deb:
+	$(call install_missing,$(DEB_BUILD_PACKAGES))
+
 # deps first, then the build, also under `make -j` (hence the sub-make).
 test: deps
 	@$(MAKE) --no-print-directory all
 	$(PYTEST) $(PYTEST_ARGS) tests/
 
 # What CI runs (.ci/run): the suite, the suite under ASan+UBSan, every fuzz target for
-# CHECK_FUZZ_SECONDS, and a CHECK_SOAK_SECONDS soak. Sequential, so that failures read in order.
+# CHECK_FUZZ_SECONDS, a CHECK_SOAK_SECONDS soak, and the Debian package built, linted, installed
+# and purged. Sequential, so that failures read in order.
 check:
 	@$(MAKE) --no-print-directory test
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS)
 	@$(MAKE) --no-print-directory soak SOAK_SECONDS=$(CHECK_SOAK_SECONDS)
-	@echo "check: test, asan, fuzz, soak"
-	@echo "check: 4 passed, 0 failed"
+	@$(MAKE) --no-print-directory deb-check
+	@echo "check: test, asan, fuzz, soak, deb"
+	@echo "check: 5 passed, 0 failed"
 
 # --- make asan ---------------------------------------------------------------
 asan-build: $(ASAN_MODULE)
@@ -266,6 +277,44 @@ uninstall:
 	rm -f "$(DESTDIR)$(LIBEXECDIR)/mod_isr.so" \
 	      "$(DESTDIR)$(MODS_AVAIL)/isr.load" "$(DESTDIR)$(MODS_AVAIL)/isr.conf"
 
+# --- make deb / make deb-check -------------------------------------------------
+# dpkg-buildpackage writes next to the source tree, so the package is built in a copy of the
+# work tree in a temporary directory (what git tracks plus files it does not ignore: uncommitted
+# changes are built, build products are not copied); the .deb files, .buildinfo and .changes
+# replace any earlier ones in dist/. The version is debian/changelog's, which must be
+# ISR_VERSION (include/isr.h). Builds without network and without running the test suite.
+DEB_NAME := libapache2-mod-isr
+
+deb: deps-deb
+	@set -euo pipefail; \
+	ver=$$(dpkg-parsechangelog -S Version); \
+	src=$$(sed -n 's/^#define ISR_VERSION "\(.*\)"$$/\1/p' include/isr.h); \
+	if [ "$$ver" != "$$src" ]; then \
+	    echo "deb: debian/changelog is at $$ver, include/isr.h ISR_VERSION at $$src:" \
+	         "add a changelog entry for $$src (dch -v $$src)" >&2; exit 1; \
+	fi; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir "$$tmp/src"; \
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	    git ls-files -z --cached --others --exclude-standard | \
+	        while IFS= read -r -d '' f; do \
+	            if [ -e "$$f" ] || [ -L "$$f" ]; then printf '%s\0' "$$f"; fi; \
+	        done | \
+	        tar -c --null -T - | tar -x -C "$$tmp/src"; \
+	else \
+	    tar -c --exclude-vcs --exclude=./$(BUILD_DIR) --exclude=./run --exclude='./dist/*_*' . | \
+	        tar -x -C "$$tmp/src"; \
+	fi; \
+	echo "deb: dpkg-buildpackage -us -uc -b in $$tmp/src"; \
+	(cd "$$tmp/src" && dpkg-buildpackage -us -uc -b); \
+	out=$$(cd "$$tmp" && ls $(DEB_NAME)*_*.deb $(DEB_NAME)_*.buildinfo $(DEB_NAME)_*.changes); \
+	rm -f dist/$(DEB_NAME)*_*.deb dist/$(DEB_NAME)_*.buildinfo dist/$(DEB_NAME)_*.changes; \
+	for f in $$out; do mv "$$tmp/$$f" dist/; echo "deb: dist/$$f"; done
+
+deb-check:
+	@$(MAKE) --no-print-directory deb
+	bash tests/deb_check.sh
+
 bench:
 	bash bench/run.sh
 
@@ -300,4 +349,4 @@ cache-tests-peers: deps
 clean:
 	rm -rf "$(BUILD_DIR)" .libs src/.libs *.lo *.la *.slo *.o src/*.lo src/*.la src/*.slo src/*.o \
 	       .pytest_cache tests/.pytest_cache tests/__pycache__ tests/*/__pycache__ \
-	       "$(RUNDIR)"
+	       "$(RUNDIR)" dist/$(DEB_NAME)*_*.deb dist/$(DEB_NAME)_*.buildinfo dist/$(DEB_NAME)_*.changes
