@@ -22,7 +22,7 @@ policy=/usr/sbin/policy-rc.d
 mods=/etc/apache2/mods
 # Everything the package installs, and what a2enmod/a2dismod and the maintainer scripts keep.
 files=(/usr/lib/apache2/modules/mod_isr.so "$mods-available/isr.load" "$mods-available/isr.conf"
-       "$mods-enabled/isr.load" "$mods-enabled/isr.conf" "/usr/share/doc/$pkg")
+       /usr/bin/isrctl "$mods-enabled/isr.load" "$mods-enabled/isr.conf" "/usr/share/doc/$pkg")
 statefiles=(/var/lib/apache2/module/{enabled,disabled}_by_{admin,maint}/isr)
 apt=(apt-get -q -y -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300)
 export DEBIAN_FRONTEND=noninteractive
@@ -119,7 +119,7 @@ installed=1
 "${apt[@]}" install "./$deb" </dev/null
 status=$(pkg_status)
 [ "$status" = "install ok installed" ] || fail "dpkg status after install: $status"
-for f in "${files[@]:0:3}"; do
+for f in "${files[@]:0:4}"; do
     [ -f "$f" ] || fail "$f missing after install"
 done
 [ ! -e "$mods-enabled/isr.load" ] || fail "the install enabled the module (expected: a2enmod)"
@@ -130,6 +130,8 @@ apache2ctl -t || fail "apache2ctl -t with isr enabled"
 modules=$(apache2ctl -M 2>/dev/null) || fail "apache2ctl -M"
 grep -q '^ *isr_module ' <<<"$modules" || fail "apache2ctl -M does not list isr_module"
 echo "deb-check: apache2ctl -M: $(grep '^ *isr_module ' <<<"$modules" | sed 's/^ *//')"
+[ -x /usr/bin/isrctl ] || fail "/usr/bin/isrctl is not executable"
+isrctl frobnicate 2>/dev/null && fail "isrctl accepted an unknown operation"
 
 step "a2dismod isr; apt-get purge $pkg"
 a2dismod isr
