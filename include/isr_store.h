@@ -172,6 +172,11 @@ isr_look_t isr_store_peek(const isr_zone_t *zone, apr_uint32_t idx,
                           apr_time_t now, apr_pool_t *p, isr_entry_t *e,
                           const char **pkey, apr_size_t *pklen);
 
+/* 1 when e's lease holds refresh claims off now: a refresh under way or
+ * queued, or the backoff after a failed one (isr_store_claim_refresh would
+ * refuse). */
+int isr_store_refresh_held(const isr_entry_t *e, apr_time_t now);
+
 /* Claim the right to refresh a STALE entry: lock-free CAS on the lease.
  * Returns 1 with *please set when the caller owns the refresh. The lease is
  * marked queued (ISR_LEASE_QUEUED): it holds other refresh claims off, but

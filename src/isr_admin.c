@@ -337,6 +337,7 @@ static long stored(request_rec *r, isr_zone_t *z, const char *key,
 static const char *url_req(request_rec *r, const char *url, apr_size_t len,
                            int plain, request_rec **prr, isr_req_t **pq)
 {
+    apr_table_t *headers = r->headers_in;
     request_rec *rr;
     const isr_dir_conf_t *c;
     isr_req_t *q;
@@ -345,13 +346,25 @@ static const char *url_req(request_rec *r, const char *url, apr_size_t len,
         || !isr_forward_value_ok(url)) {
         return "takes a path and query";
     }
+    if (plain) {
+        /* Before the subrequest copies them: its access checks judge a
+         * client without credentials too. */
+        r->headers_in = apr_table_copy(r->pool, headers);
+        apr_table_unset(r->headers_in, "Authorization");
+        apr_table_unset(r->headers_in, "Proxy-Authorization");
+        apr_table_unset(r->headers_in, "Cookie");
+    }
     apr_table_setn(r->notes, ISR_PROXY_NOTE_LOOKUP, "1");
     rr = ap_sub_req_method_uri("GET", url, r, NULL);
     apr_table_unset(r->notes, ISR_PROXY_NOTE_LOOKUP);
-    if (plain) {
-        apr_table_unset(rr->headers_in, "Authorization");
-        apr_table_unset(rr->headers_in, "Proxy-Authorization");
-        apr_table_unset(rr->headers_in, "Cookie");
+    r->headers_in = headers;
+    if (plain && rr->status != HTTP_OK) {
+        /* Denied to such a client (Require), or no URL of this server (a
+         * redirect, a bad path): not the operator's to fetch for them. */
+        int st = rr->status;
+
+        ap_destroy_sub_req(rr);
+        return apr_psprintf(r->pool, "refused: a client gets %d", st);
     }
     c = ap_get_module_config(rr->per_dir_config, &isr_module);
     q = apr_pcalloc(rr->pool, sizeof(*q));
@@ -483,9 +496,17 @@ static const char *warm_urls(request_rec *r, apr_array_header_t *urls)
     }
     for (line = apr_strtok(body, "\r\n", &last); line;
          line = apr_strtok(NULL, "\r\n", &last)) {
-        apr_collapse_spaces(line, line);
-        if (*line && *line != '#') {
-            warm_add(urls, line, strlen(line));
+        apr_size_t n;
+
+        while (apr_isspace(*line)) {
+            line++;
+        }
+        n = strlen(line);
+        while (n && apr_isspace(line[n - 1])) {
+            line[--n] = '\0';
+        }
+        if (n && *line != '#') {
+            warm_add(urls, line, n);
         }
     }
     return NULL;

@@ -994,14 +994,18 @@ typedef struct {
     const char *etag, *lastmod;  /* the validators sent, or NULL */
     int url_key;                 /* Strict mode, the key of a URL (not of
                                   * a variant) */
-    int warm;                    /* POST <admin>/warm: WARM_ENTRY, or
-                                  * WARM_MISS when no entry was there: the
-                                  * job claims the key as a miss would */
+    int warm;                    /* POST <admin>/warm: the job claims the
+                                  * key when it runs (no client waits for a
+                                  * job in the queue, no refresh of a stale
+                                  * entry is held off by one): WARM_ENTRY
+                                  * under the entry's lease, as a refresh,
+                                  * or WARM_MISS as a miss would */
     isr_compress_conf_t compress;
 } refresh_job_t;
 
-#define WARM_ENTRY 1
-#define WARM_MISS  2
+#define WARM_QUEUED 1
+#define WARM_ENTRY  2
+#define WARM_MISS   3
 
 /* A refresh that fetched but could not store: the entry stays stale. A
  * record too large for the zone is dropped for a TTL (like a miss); any
@@ -1010,7 +1014,15 @@ static void refresh_not_stored(refresh_job_t *job, apr_status_t rv,
                                apr_time_t now)
 {
     if (rv == APR_EEXIST) {
-        isr_store_release(job->zone, job->slot, job->lease);
+        /* A refresh backs off as after a failure: were the clock stepped
+         * back, each stale hit would fetch again and again be refused. */
+        if (job->warm) {
+            isr_store_release(job->zone, job->slot, job->lease);
+        }
+        else {
+            isr_store_backoff(job->zone, job->slot, job->lease,
+                              now + job->retry);
+        }
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, job->s, ISR_LOGNO(0058)
                      "%s of %s not stored: zone %s holds a newer answer",
                      job->warm ? "warm" : "refresh", job->req.url,
@@ -1082,6 +1094,54 @@ static void refresh_health(const refresh_job_t *job, unsigned result,
                           resp ? resp->status : 0, rv, now);
 }
 
+/* A warm job's claim, when it runs: the key's entry under its lease (with
+ * its validators and tag block, as a refresh), or the key as a miss. 0 when
+ * there is nothing for it to do: a fetch or refresh under way or backing
+ * off, an uncacheable key, a Vary marker (its variants are clients'). */
+static int warm_claim(refresh_job_t *job, apr_time_t now)
+{
+    isr_policy_t pol;
+    isr_entry_t e;
+    apr_uint32_t seq;
+
+    switch (isr_store_lookup(job->zone, job->key, job->klen, job->hash, now,
+                             job->pool, &e)) {
+    case ISR_LOOK_FRESH:
+    case ISR_LOOK_STALE:
+        if (e.status == ISR_VARY_STATUS
+            || !isr_store_claim_refresh(job->zone, &e, now, job->hold,
+                                        &job->lease)) {
+            return 0;
+        }
+        job->warm = WARM_ENTRY;
+        job->slot = e.slot;
+        if (e.taglen) {
+            job->rules.old_tags = apr_pmemdup(job->pool, e.tags, e.taglen);
+            job->rules.old_taglen = e.taglen;
+        }
+        isr_policy_read(e.headers, e.hdrlen, &pol);
+        job->etag = pol.etag ? apr_pstrdup(job->pool, pol.etag) : NULL;
+        job->lastmod = pol.last_modified_str
+                           ? apr_pstrdup(job->pool, pol.last_modified_str)
+                           : NULL;
+        job->req.headers = conditional(job->pool, job->req.headers, &e);
+        return 1;
+    case ISR_LOOK_PENDING:
+        if (isr_store_lease_live(e.lease, now)) {
+            return 0;
+        }
+        break;
+    case ISR_LOOK_PASS:
+        return 0;
+    default:
+        break;
+    }
+    job->warm = WARM_MISS;
+    return isr_store_claim_miss(job->zone, job->hash, now, job->hold,
+                                &job->slot, &seq, &job->lease)
+           == ISR_CLAIM_OWNED;
+}
+
 static void refresh_run(void *baton)
 {
     refresh_job_t *job = baton;
@@ -1090,16 +1150,10 @@ static void refresh_run(void *baton)
     apr_time_t now = apr_time_now(), asked;
     isr_purge_mark_t born;
     apr_status_t rv;
-    apr_uint32_t seq;
     int ok = 0;
 
-    if (job->warm == WARM_MISS) {
-        /* Claimed only now, so that no client waits for a job in the
-         * queue; READY: an answer was stored meanwhile. */
-        if (*isr_refresh_stopping()
-            || isr_store_claim_miss(job->zone, job->hash, now, job->hold,
-                                    &job->slot, &seq, &job->lease)
-               != ISR_CLAIM_OWNED) {
+    if (job->warm) {
+        if (*isr_refresh_stopping() || !warm_claim(job, now)) {
             goto leave;
         }
     }
@@ -1280,8 +1334,9 @@ static apr_status_t refresh_queue(request_rec *r, isr_req_t *q,
         rules_init(&job->rules, c, q->zone);
     }
     else {
-        /* No entry to renew the tag block of: the request's own, as a
-         * miss makes it (its path and URL, for purges by prefix and url). */
+        /* A warm: the request's own tag block, as a miss makes it (its
+         * path and URL, for purges by prefix and url), unless the job
+         * finds an entry whose block it renews (warm_claim). */
         rules_for(&job->rules, r, q);
         job->rules.path = apr_pstrdup(p, r->uri);
     }
@@ -1341,7 +1396,6 @@ static void refresh_start(request_rec *r, isr_req_t *q, const isr_entry_t *e,
 const char *isr_request_warm(request_rec *r, isr_req_t *q)
 {
     apr_time_t now = apr_time_now();
-    apr_uint64_t lease;
     isr_entry_t e;
     isr_look_t st;
 
@@ -1354,26 +1408,26 @@ const char *isr_request_warm(request_rec *r, isr_req_t *q)
         st = isr_store_lookup(q->zone, q->key, q->klen, q->hash, now, r->pool,
                               &e);
     }
+    /* What the job would find now; it decides again when it runs. */
     switch (st) {
     case ISR_LOOK_FRESH:
     case ISR_LOOK_STALE:
-        /* Under the entry's lease, as a refresh: with its validators and
-         * stored context, and nobody else fetches it meanwhile. */
-        if (!isr_store_claim_refresh(q->zone, &e, now, LEASE_HOLD(q->conf),
-                                     &lease)) {
+        if (isr_store_refresh_held(&e, now)) {
             return "busy";
         }
-        return refresh_queue(r, q, &e, lease, WARM_ENTRY) == APR_SUCCESS
-                   ? "queued" : "queue full";
+        break;
     case ISR_LOOK_PENDING:
-        return "busy";
+        if (isr_store_lease_live(e.lease, now)) {
+            return "busy";
+        }
+        break;
     case ISR_LOOK_PASS:
         return "uncacheable";
     default:
-        /* Absent, expired or failed: fetched as a miss would be. */
-        return refresh_queue(r, q, NULL, 0, WARM_MISS) == APR_SUCCESS
-                   ? "queued" : "queue full";
+        break;
     }
+    return refresh_queue(r, q, NULL, 0, WARM_QUEUED) == APR_SUCCESS
+               ? "queued" : "queue full";
 }
 
 /* ---- the flow ----------------------------------------------------------- */

@@ -739,6 +739,11 @@ isr_look_t isr_store_lookup(isr_zone_t *zone, const char *key, apr_size_t klen,
 
 /* ---- claims ------------------------------------------------------------- */
 
+int isr_store_refresh_held(const isr_entry_t *e, apr_time_t now)
+{
+    return e->lease != 0 && ISR_LEASE_DEADLINE(e->lease) >= sec_ceil(now);
+}
+
 int isr_store_claim_refresh(isr_zone_t *zone, const isr_entry_t *e,
                             apr_time_t now, apr_interval_time_t hold,
                             apr_uint64_t *please)

@@ -512,7 +512,7 @@ ISRCacheZone tiny 1M
     ISRBackend %(raw)s/
     ISRCache tiny
     ISRCompress gzip br
-    ISRMaxObjectSize 440K
+    ISRMaxObjectSize 430K
     AddOutputFilterByType DEFLATE text/html
 </Location>
 """ % {"m": isr_env.MODULES_DIR, "raw": RAW}

@@ -49,8 +49,16 @@ class TestIsrctl:
         rc, out, err = ctl(env, "warm", "-", stdin=b"/app/w1\n/app/w2\n")
         assert rc == 0, err
         assert json.loads(out)["queued"] == 2, out
+        assert origin.wait_count("/w2", 1, timeout=10) == 1
         r = env.wait_status("/app/w2", lambda x: x.isr == "HIT", deadline=10)
         assert r.body == b"/w2|v=1", r
+        # -s: the site's Host, which the warmed keys follow.
+        rc, out, err = ctl(env, "-s", "www.example.test", "warm", "-", stdin=b"/app/w3\n")
+        assert rc == 0 and json.loads(out)["queued"] == 1, (out, err)
+        assert origin.wait_count("/w3", 1, timeout=10) == 1
+        r = env.wait_status("/app/w3", lambda x: x.isr == "HIT", deadline=10,
+                            headers={"Host": "www.example.test"})
+        assert r.body == b"/w3|v=1", r
 
     def test_957_02_reports(self, env, origin):
         assert env.get("/app/r1").isr in ("MISS", "HIT")

@@ -262,6 +262,8 @@ class TestRefreshHealth:
     def test_958_21_warm_is_noted(self, env, origin):
         st, a = warm(env, ["/app/h2"])
         assert st == 202, a
+        # The job claims the key when it runs: a GET before that would be a miss of its own.
+        assert origin.wait_count("/h2", 1, timeout=10) == 1
         env.wait_status("/app/h2", lambda x: x.isr == "HIT", deadline=10)
         # Noted just after the answer is stored: a moment after it can be a HIT.
         deadline = time.monotonic() + 10
