@@ -554,7 +554,7 @@ static int warm(request_rec *r)
             isr_report_json_str(r->pool, w->url, w->len),
             isr_report_json_str(r->pool, res, strlen(res)));
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISR_LOGNO(0059)
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, ISR_LOGNO(0067)
                   "isr-admin: warm of %d URLs, %d queued", n, queued);
     return answer(r, queued ? HTTP_ACCEPTED : HTTP_OK, apr_psprintf(
         r->pool, "{\"operation\":\"warm\",\"urls\":%d,\"queued\":%d,"

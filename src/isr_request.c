@@ -1023,7 +1023,7 @@ static void refresh_not_stored(refresh_job_t *job, apr_status_t rv,
             isr_store_backoff(job->zone, job->slot, job->lease,
                               now + job->retry);
         }
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, job->s, ISR_LOGNO(0058)
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, job->s, ISR_LOGNO(0066)
                      "%s of %s not stored: zone %s holds a newer answer",
                      job->warm ? "warm" : "refresh", job->req.url,
                      job->zone->name);

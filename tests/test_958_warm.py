@@ -96,7 +96,7 @@ ISRRefreshThreads 2
         r = env.get("/app/n1")
         assert (r.isr, r.body) == ("MISS", b"/n1|v=3"), r
         # The warm's answer (v=2) lands and is refused.
-        line = env.wait_log(r"ISR0058.*warm of .*/n1 not stored: zone default holds a newer",
+        line = env.wait_log(r"ISR0066.*warm of .*/n1 not stored: zone default holds a newer",
                             since=mark, deadline=15)
         assert line, env.log_dump(mark)
         r = env.get("/app/n1")
