@@ -95,7 +95,7 @@
 #include <apr.h>
 
 #define ISR_SHM_MAGIC   0x31525349u /* "ISR1" */
-#define ISR_SHM_LAYOUT  7u          /* bump on any change to this file */
+#define ISR_SHM_LAYOUT  8u          /* bump on any change to this file */
 #define ISR_BUCKET_WAYS 8
 #define ISR_REC_ALIGN   64
 #define ISR_REC_MAGIC   0x43455249u /* "IREC" */
@@ -133,6 +133,10 @@ typedef struct {
      * longer than one allocation's share still gets moved, while the moving
      * stays a bounded multiple of what is written. Zone mutex only. */
     apr_uint64_t move_credit;
+    /* When a child last began (then finished) writing the zone to its
+     * persist= file (isr_persist.h): children compare-and-swap it, so that
+     * one of them writes per persist_every. 0 until the first time. */
+    apr_int64_t persist_at;
 } isr_shm_header_t;
 
 typedef struct {
