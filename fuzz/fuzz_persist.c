@@ -19,7 +19,8 @@
  *     chance, eviction);
  *   - the zone is saved (isr_persist_save) and loaded again: same bytes.
  *
- *   make fuzz-build && build/fuzz/fuzz_persist -max_total_time=30 fuzz/corpus/persist/
+ *   make fuzz-build
+ *   build/fuzz/fuzz_persist -max_total_time=30 fuzz/corpus/persist/
  */
 #include "../src/isr_store.c"
 #include "../src/isr_ring.c"
@@ -43,6 +44,12 @@ static apr_time_t now;
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void remove_files(void)
+{
+    unlink(path);
+    unlink(path2);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -57,8 +64,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     if (!seg || !seg2 || !img) {
         abort();
     }
-    snprintf(path, sizeof(path), "/tmp/isr-fuzz-persist-%d.zone", (int)getpid());
-    snprintf(path2, sizeof(path2), "/tmp/isr-fuzz-persist-%d.out", (int)getpid());
+    snprintf(path, sizeof(path), "/tmp/isr-fuzz-persist-%d.zone",
+             (int)getpid());
+    snprintf(path2, sizeof(path2), "/tmp/isr-fuzz-persist-%d.out",
+             (int)getpid());
+    atexit(remove_files);
     now = apr_time_now();
     return 0;
 }
@@ -102,7 +112,8 @@ static void check_recovered(isr_zone_t *z)
         if (s->state == ISR_SLOT_VALID) {
             apr_uint64_t tp = h->tail % h->ring_size;
             apr_uint64_t rel = (s->rec_off + h->ring_size - tp) % h->ring_size;
-            if (s->rec_off > h->ring_size || s->rec_len > h->ring_size - s->rec_off
+            if (s->rec_off > h->ring_size
+                || s->rec_len > h->ring_size - s->rec_off
                 || s->rec_len < sizeof(isr_record_t)
                 || rel + s->rec_len > h->head - h->tail) {
                 abort();

@@ -445,8 +445,8 @@ static const char *zone_option(cmd_parms *cmd, isr_zone_def_t *nd,
     if (!strncasecmp(arg, "persist=", 8)) {
         v = arg + 8;
         if (nd->persist) {
-            return apr_psprintf(cmd->pool, "%s %s: persist= given twice ('%s')",
-                                cmd->cmd->name, nd->name, arg);
+            return apr_psprintf(cmd->pool, "%s %s: persist= given twice "
+                                "('%s')", cmd->cmd->name, nd->name, arg);
         }
         if (!*v || !(nd->persist = ap_server_root_relative(cmd->pool, v))) {
             return apr_psprintf(cmd->pool, "%s %s: '%s' is not a file path "
@@ -465,7 +465,8 @@ static const char *zone_option(cmd_parms *cmd, isr_zone_def_t *nd,
             || (t != 0 && t < apr_time_from_sec(1))) {
             return apr_psprintf(cmd->pool, "%s %s: '%s' is not 0 (write only "
                                 "at stop) or a duration of at least 1s (e.g. "
-                                "30s, 10m, 1h)", cmd->cmd->name, nd->name, arg);
+                                "30s, 10m, 1h)", cmd->cmd->name, nd->name,
+                                arg);
         }
         nd->persist_every = t;
         *every = arg;

@@ -264,7 +264,8 @@ static void zone_save(isr_zone_t *zone, const isr_zone_rt_t *rt, int lock,
                      "zone %s: written to %s %s (%" APR_UINT64_T_FMT
                      " bytes in %" APR_TIME_T_FMT " ms)", zone->name,
                      rt->persist, when,
-                     zone->hdr->size + (apr_uint64_t)sizeof(isr_persist_head_t),
+                     zone->hdr->size
+                     + (apr_uint64_t)sizeof(isr_persist_head_t),
                      apr_time_as_msec(apr_time_now() - t0));
     }
     else {
@@ -361,7 +362,7 @@ apr_status_t isr_zones_child_init(apr_pool_t *pchild, server_rec *s)
     return APR_SUCCESS;
 }
 
-/* ---- periodic writes (children, on a refresh thread) --------------------- */
+/* ---- periodic writes (children, on a refresh thread) ------------------- */
 
 typedef struct {
     isr_zone_t *zone;
