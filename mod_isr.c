@@ -81,6 +81,8 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
     isr_local_init(pchild, isr_conf_local_copies(sc), isr_conf_zero_copy(sc));
     isr_fast_child_init(pchild, s);
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
+    /* On the refresh threads: after them. */
+    isr_zones_child_start(s);
 }
 
 /* In the quick handler r->uri is still the raw request path: httpd decodes

@@ -24,6 +24,13 @@ apr_status_t isr_refresh_submit(isr_refresh_fn fn, void *baton);
  * APR_EAGAIN when it has not. */
 apr_status_t isr_refresh_submit_bulk(isr_refresh_fn fn, void *baton);
 
+/* Run fn(baton) on a refresh thread once `delay` has passed (periodic work:
+ * the task schedules itself again). APR_EAGAIN when the pool is not
+ * running (the caller keeps the baton). A task still waiting when the child
+ * stops is dropped with the pool, its baton not freed (the child exits). */
+apr_status_t isr_refresh_schedule(isr_refresh_fn fn, void *baton,
+                                  apr_interval_time_t delay);
+
 /* Non-zero once the child is stopping: fetches check it to abort early. */
 volatile int *isr_refresh_stopping(void);
 

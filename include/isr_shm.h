@@ -133,6 +133,10 @@ typedef struct {
      * longer than one allocation's share still gets moved, while the moving
      * stays a bounded multiple of what is written. Zone mutex only. */
     apr_uint64_t move_credit;
+    /* When a child last began (then finished) writing the zone to its
+     * persist= file (isr_persist.h): children compare-and-swap it, so that
+     * one of them writes per persist_every. 0 until the first time. */
+    apr_int64_t persist_at;
     apr_uint64_t health_off;  /* one isr_health_t per slot */
 } isr_shm_header_t;
 

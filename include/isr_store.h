@@ -118,6 +118,16 @@ apr_status_t isr_store_format(void *base, apr_size_t size,
  * ours (wrong magic, layout or size). */
 apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size);
 
+/* Make an attached image read from a file (isr_persist.h) safe, as if a
+ * writer had died at the moment it was copied: the ring is walked from
+ * tail to head (all of it dropped if it does not parse), every lease is
+ * cleared (no process of that run exists), odd slots and PENDING ones
+ * become EMPTY, a VALID slot stays only if its record is one of the ring's
+ * and agrees with it (offset, length, magic, hash, slot, lengths), and the
+ * tags are rebuilt from the slots. Returns the entries kept. Call it before
+ * any other process maps the segment. */
+apr_uint32_t isr_store_recover(isr_zone_t *zone);
+
 /* The key's SipHash-2-4 under the zone's key; never 0. */
 /* Note how a background refresh (or warm) of the key `hash` ended, for the
  * slot it was made for: result ISR_HEALTH_*, the backend's status (0:

@@ -12,21 +12,33 @@
 #define ISR_ZONE_MIN_SIZE     (1024 * 1024)
 #define ISR_MUTEX_TYPE        "isr-zone"
 
+/* persist_every when persist= is given without it. */
+#define ISR_ZONE_PERSIST_EVERY apr_time_from_sec(600)
+
 typedef struct {
     const char *name;
     apr_size_t size;
     const char *where;   /* "file:line" of the directive, for messages */
+    const char *persist; /* persist=PATH (absolute), or NULL */
+    apr_interval_time_t persist_every; /* 0: only at stop (isr_persist.h) */
 } isr_zone_def_t;
 
 /* pre_config: register the mutex type so that `Mutex isr-zone ...` works. */
 apr_status_t isr_zones_pre_config(apr_pool_t *pconf);
 
-/* post_config: create or re-attach a segment for every definition. */
+/* post_config: create or re-attach a segment for every definition. A zone
+ * with persist= that is created (not kept across a graceful restart) is
+ * restored from its file when the file passes every check, and written to
+ * it when the server stops (not at restarts). */
 apr_status_t isr_zones_setup(const apr_array_header_t *defs, server_rec *s,
                              apr_pool_t *pconf);
 
 /* child_init: re-open the zone mutexes in the child. */
 apr_status_t isr_zones_child_init(apr_pool_t *pchild, server_rec *s);
+
+/* child_init, once the refresh threads run: schedule the periodic writes
+ * of zones with persist= and a persist_every (one child writes each time). */
+void isr_zones_child_start(server_rec *s);
 
 /* This generation's zones, for status pages: isr_zone_at(0 .. count-1). */
 int isr_zones_count(void);

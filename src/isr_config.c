@@ -10,6 +10,7 @@
 #include "isr_ctx.h"
 #include "isr_fast.h"
 #include "isr_zone.h"
+#include "isr_persist.h"
 
 #define UNSET -1
 #define MERGE(f) (add->f != UNSET ? add->f : base->f)
@@ -434,13 +435,55 @@ static int valid_name(const char *s)
     return 1;
 }
 
-static const char *set_zone_def(cmd_parms *cmd, void *dc, const char *name,
-                                const char *size)
+/* persist=PATH and persist_every=DURATION of ISRCacheZone NAME SIZE. */
+static const char *zone_option(cmd_parms *cmd, isr_zone_def_t *nd,
+                               const char *arg, const char **every)
+{
+    const char *v;
+    apr_interval_time_t t;
+
+    if (!strncasecmp(arg, "persist=", 8)) {
+        v = arg + 8;
+        if (nd->persist) {
+            return apr_psprintf(cmd->pool, "%s %s: persist= given twice "
+                                "('%s')", cmd->cmd->name, nd->name, arg);
+        }
+        if (!*v || !(nd->persist = ap_server_root_relative(cmd->pool, v))) {
+            return apr_psprintf(cmd->pool, "%s %s: '%s' is not a file path "
+                                "(persist=/var/cache/isr/NAME.zone)",
+                                cmd->cmd->name, nd->name, arg);
+        }
+        return NULL;
+    }
+    if (!strncasecmp(arg, "persist_every=", 14)) {
+        v = arg + 14;
+        if (*every) {
+            return apr_psprintf(cmd->pool, "%s %s: persist_every= given twice "
+                                "('%s')", cmd->cmd->name, nd->name, arg);
+        }
+        if (isr_parse_duration(v, &t) != APR_SUCCESS
+            || (t != 0 && t < apr_time_from_sec(1))) {
+            return apr_psprintf(cmd->pool, "%s %s: '%s' is not 0 (write only "
+                                "at stop) or a duration of at least 1s (e.g. "
+                                "30s, 10m, 1h)", cmd->cmd->name, nd->name,
+                                arg);
+        }
+        nd->persist_every = t;
+        *every = arg;
+        return NULL;
+    }
+    return apr_psprintf(cmd->pool, "%s %s: unknown option '%s' (persist=PATH, "
+                        "persist_every=DURATION)", cmd->cmd->name, nd->name,
+                        arg);
+}
+
+static const char *set_zone_def(cmd_parms *cmd, void *dc, int argc,
+                                char *const argv[])
 {
     isr_srv_conf_t *sc = ap_get_module_config(cmd->server->module_config,
                                               &isr_module);
-    isr_zone_def_t *d = (isr_zone_def_t *)sc->zones->elts, *nd;
-    const char *err;
+    isr_zone_def_t *d = (isr_zone_def_t *)sc->zones->elts, nd;
+    const char *err, *name, *size, *every = NULL;
     apr_off_t n;
     int i;
     (void)dc;
@@ -448,6 +491,12 @@ static const char *set_zone_def(cmd_parms *cmd, void *dc, const char *name,
     if ((err = ap_check_cmd_context(cmd, GLOBAL_ONLY))) {
         return err;
     }
+    if (argc < 2) {
+        return apr_psprintf(cmd->pool, "%s: expects NAME SIZE [persist=PATH] "
+                            "[persist_every=DURATION]", cmd->cmd->name);
+    }
+    name = argv[0];
+    size = argv[1];
     if (!valid_name(name)) {
         return apr_psprintf(cmd->pool, "%s: zone name '%s' may contain only "
                             "letters, digits, '_', '-' and '.'",
@@ -464,10 +513,38 @@ static const char *set_zone_def(cmd_parms *cmd, void *dc, const char *name,
                                 "at %s", cmd->cmd->name, name, d[i].where);
         }
     }
-    nd = apr_array_push(sc->zones);
-    nd->name = name;
-    nd->size = (apr_size_t)n;
-    nd->where = where(cmd);
+    memset(&nd, 0, sizeof(nd));
+    nd.name = name;
+    nd.size = (apr_size_t)n;
+    nd.where = where(cmd);
+    for (i = 2; i < argc; i++) {
+        if ((err = zone_option(cmd, &nd, argv[i], &every))) {
+            return err;
+        }
+    }
+    if (every && !nd.persist) {
+        return apr_psprintf(cmd->pool, "%s %s: '%s' needs persist=PATH",
+                            cmd->cmd->name, name, every);
+    }
+    if (nd.persist) {
+        if (!every) {
+            nd.persist_every = ISR_ZONE_PERSIST_EVERY;
+        }
+        if (strlen(name) >= ISR_PERSIST_NAME) {
+            return apr_psprintf(cmd->pool, "%s %s: a zone with persist= needs "
+                                "a name of at most %d characters",
+                                cmd->cmd->name, name, ISR_PERSIST_NAME - 1);
+        }
+        for (i = 0; i < sc->zones->nelts; i++) {
+            if (d[i].persist && !strcmp(d[i].persist, nd.persist)) {
+                return apr_psprintf(cmd->pool, "%s %s: persist file '%s' is "
+                                    "already the file of zone %s (%s)",
+                                    cmd->cmd->name, name, nd.persist,
+                                    d[i].name, d[i].where);
+            }
+        }
+    }
+    *(isr_zone_def_t *)apr_array_push(sc->zones) = nd;
     return NULL;
 }
 
@@ -882,8 +959,10 @@ const command_rec isr_cmds[] = {
                  "and the rest of request processing (default Off)"),
     AP_INIT_TAKE1("ISRCacheKey", set_key, NULL, DIRCONF,
                   "string expression for the cache key (default: backend URL)"),
-    AP_INIT_TAKE2("ISRCacheZone", set_zone_def, NULL, RSRC_CONF,
-                  "NAME SIZE: define a shared-memory cache zone"),
+    AP_INIT_TAKE_ARGV("ISRCacheZone", set_zone_def, NULL, RSRC_CONF,
+                      "NAME SIZE [persist=PATH] [persist_every=DURATION]: "
+                      "define a shared-memory cache zone, optionally kept in "
+                      "a file across stops"),
     AP_INIT_TAKE1("ISRCache", set_zone_use, NULL, DIRCONF,
                   "the zone (ISRCacheZone NAME) this scope uses"),
     AP_INIT_TAKE1("ISRCacheTTL", set_duration, DUR(ttl, 0), DIRCONF,
@@ -968,6 +1047,8 @@ const char *isr_conf_check(apr_pool_t *p, server_rec *s)
         d->name = ISR_ZONE_DEFAULT;
         d->size = ISR_ZONE_DEFAULT_SIZE;
         d->where = "built in";
+        d->persist = NULL;
+        d->persist_every = 0;
     }
     d = (isr_zone_def_t *)sc->zones->elts;
     for (i = 0; zone_refs && i < zone_refs->nelts; i++) {

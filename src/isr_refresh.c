@@ -136,6 +136,32 @@ apr_status_t isr_refresh_submit_bulk(isr_refresh_fn fn, void *baton)
     return submit(fn, baton, queue_max / 2, APR_THREAD_TASK_PRIORITY_LOWEST);
 }
 
+apr_status_t isr_refresh_schedule(isr_refresh_fn fn, void *baton,
+                                  apr_interval_time_t delay)
+{
+    sigset_t saved;
+    task_t *task;
+    apr_status_t rv;
+
+    if (!pool || stopping) {
+        return APR_EAGAIN;
+    }
+    if (!(task = malloc(sizeof(*task)))) {
+        return APR_ENOMEM;
+    }
+    task->fn = fn;
+    task->baton = baton;
+    /* The pool may start a thread for it: the exit signals stay blocked
+     * in refresh threads (isr_signal.h). */
+    isr_signals_block(&saved);
+    rv = apr_thread_pool_schedule(pool, run_task, task, delay, NULL);
+    isr_signals_restore(&saved);
+    if (rv != APR_SUCCESS) {
+        free(task);
+    }
+    return rv;
+}
+
 volatile int *isr_refresh_stopping(void)
 {
     return &stopping;

@@ -57,7 +57,10 @@ static void ring_write_skip(isr_zone_t *zone, apr_uint64_t phys,
     isr_record_t *filler = (isr_record_t *)(zone->ring + phys);
 
     ring_write_fence();
-    memset(filler, 0, sizeof(*filler));
+    /* A filler may be as short as ISR_REC_ALIGN (64) bytes, less than a
+     * record header (80): clear only its own bytes. */
+    memset(filler, 0, len < sizeof(*filler) ? (apr_size_t)len
+                                            : sizeof(*filler));
     filler->magic = ISR_SKIP_MAGIC;
     filler->total = (apr_uint32_t)len;
     zone->hdr->head += len;

@@ -32,10 +32,11 @@ typedef char isr_stats_fit[ISR_STAT_COUNT <= 40 ? 1 : -1];
 
 /* ---- segment header ---------------------------------------------------- */
 
-apr_status_t isr_store_format(void *base, apr_size_t size,
-                              const apr_uint64_t seed[2], apr_time_t now)
+/* The offsets and sizes of every region of a `size`-byte segment: the one
+ * place they are computed, so that isr_store_attach() can require exactly
+ * what isr_store_format() writes (a header may come from a file). */
+static apr_status_t layout_make(apr_size_t size, isr_shm_header_t *h)
 {
-    isr_shm_header_t *h = base;
     apr_uint64_t want = size / 1024, slots_bytes;
     apr_uint32_t nb = 8, np = 128;
 
@@ -66,6 +67,22 @@ apr_status_t isr_store_format(void *base, apr_size_t size,
     h->ring_size = (size - h->ring_off) / ISR_REC_ALIGN * ISR_REC_ALIGN;
     h->nbuckets = nb;
     h->size = size;
+    return APR_SUCCESS;
+}
+
+apr_status_t isr_store_format(void *base, apr_size_t size,
+                              const apr_uint64_t seed[2], apr_time_t now)
+{
+    isr_shm_header_t *h = base;
+    apr_status_t rv;
+
+    if (size < sizeof(*h)) {
+        return APR_ENOMEM;
+    }
+    if (APR_SUCCESS != (rv = layout_make(size, h))) {
+        memset(h, 0, sizeof(*h));
+        return rv;
+    }
     h->seed[0] = seed[0];
     h->seed[1] = seed[1];
     h->created = now;
@@ -75,29 +92,32 @@ apr_status_t isr_store_format(void *base, apr_size_t size,
     return APR_SUCCESS;
 }
 
+/* The header may come from a file (isr_persist.h) as well as from
+ * isr_store_format(): every offset and size must be the one format makes
+ * for this size (which also keeps each region aligned, inside the segment
+ * and apart from the others, the counts powers of two and the ring at
+ * least 64 KiB and a multiple of ISR_REC_ALIGN). */
 apr_status_t isr_store_attach(isr_zone_t *zone, void *base, apr_size_t size)
 {
-    isr_shm_header_t *h = base;
+    isr_shm_header_t *h = base, want;
 
     if (size < sizeof(*h) || LOAD_ACQ(&h->magic) != ISR_SHM_MAGIC
         || h->layout != ISR_SHM_LAYOUT || h->size != size
+        || layout_make(size, &want) != APR_SUCCESS
+        || h->stats_off != want.stats_off || h->purge_off != want.purge_off
+        || h->purge_buckets != want.purge_buckets
+        || h->tags_off != want.tags_off || h->slots_off != want.slots_off
+        || h->health_off != want.health_off
+        || h->ring_off != want.ring_off || h->ring_size != want.ring_size
+        || h->nbuckets != want.nbuckets
+        /* Implied by the above; spelled out so that a change to
+         * layout_make() cannot quietly loosen them. */
         || h->nbuckets < 2 || (h->nbuckets & (h->nbuckets - 1))
-        || h->stats_off < sizeof(*h) || h->stats_off % ISR_REC_ALIGN
-        || h->stats_off + ISR_STAT_STRIPES * sizeof(isr_stats_t)
-           > h->purge_off
-        || h->purge_off % ISR_REC_ALIGN || h->purge_buckets < 2
+        || h->purge_buckets < 2
         || (h->purge_buckets & (h->purge_buckets - 1))
-        || h->purge_off + sizeof(isr_purge_head_t) + (apr_uint64_t)
-           h->purge_buckets * sizeof(isr_purge_bucket_t) > h->tags_off
-        || h->tags_off % ISR_REC_ALIGN
-        || h->tags_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
-           * sizeof(apr_uint64_t) > h->slots_off
-        || h->ring_off + h->ring_size > size
-        || h->slots_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
-           * sizeof(isr_slot_t) > h->health_off
-        || h->health_off % ISR_REC_ALIGN
-        || h->health_off + (apr_uint64_t)h->nbuckets * ISR_BUCKET_WAYS
-           * sizeof(isr_health_t) > h->ring_off) {
+        || h->ring_size < 64 * 1024 || h->ring_size % ISR_REC_ALIGN
+        || h->ring_off % ISR_REC_ALIGN || h->stats_off % ISR_REC_ALIGN
+        || h->ring_off + h->ring_size > size) {
         return APR_EINVAL;
     }
     zone->hdr = h;
@@ -156,6 +176,146 @@ int isr_store_health_get(const isr_zone_t *zone, apr_uint32_t slot,
     out->failures = LOAD(&h->failures);
     return out->key == key && out->result >= ISR_HEALTH_OK
            && out->result <= ISR_HEALTH_UNCACHEABLE;
+}
+
+/* ---- an image from a file (isr_persist.h) ------------------------------- */
+
+/* Whether VALID slot idx points at a record that could be its own: inside
+ * the ring, aligned, and a record header that agrees with the slot. */
+static int recover_record_ok(const isr_zone_t *zone, apr_uint32_t idx,
+                             const isr_slot_t *s)
+{
+    apr_uint64_t off = s->rec_off, ring_size = zone->hdr->ring_size;
+    apr_uint32_t len = s->rec_len;
+    isr_record_t rec;
+
+    if (off > ring_size || len > ring_size - off || len < sizeof(rec)
+        || off % ISR_REC_ALIGN || len % ISR_REC_ALIGN) {
+        return 0;
+    }
+    memcpy(&rec, zone->ring + off, sizeof(rec));
+    return rec.magic == ISR_REC_MAGIC && rec.total == len
+           && rec.hash == s->hash && rec.slot == idx
+           && (apr_uint64_t)sizeof(rec) + rec.keylen + rec.hdrlen
+              + rec.bodylen + rec.altlen + rec.taglen <= len;
+}
+
+/* Walk the ring from tail to head. Slots marked (odd seq) by the caller
+ * whose record is met on the way are confirmed (seq even again). Returns 0
+ * when the chain does not parse: then nothing in the ring can be trusted. */
+static int recover_ring(isr_zone_t *zone)
+{
+    isr_shm_header_t *h = zone->hdr;
+    apr_uint64_t pos, phys, ring_size = h->ring_size;
+    apr_uint32_t word[2], total;
+    isr_record_t rec;
+    isr_slot_t *s;
+
+    /* The ring size is a multiple of the alignment: a logical position is
+     * aligned exactly when its physical one is. */
+    if (h->tail > h->head || h->head - h->tail > ring_size
+        || h->tail % ISR_REC_ALIGN || h->head % ISR_REC_ALIGN) {
+        return 0;
+    }
+    for (pos = h->tail; pos != h->head; pos += total) {
+        phys = pos % ring_size;
+        /* phys is aligned and the ring a multiple of the alignment: the
+         * first ISR_REC_ALIGN bytes are inside the ring. */
+        if (phys % ISR_REC_ALIGN) {
+            return 0;
+        }
+        memcpy(word, zone->ring + phys, sizeof(word));
+        total = word[1];
+        if ((word[0] != ISR_REC_MAGIC && word[0] != ISR_SKIP_MAGIC)
+            || total < ISR_REC_ALIGN || total % ISR_REC_ALIGN
+            || total > h->head - pos || total > ring_size - phys) {
+            return 0;
+        }
+        if (word[0] != ISR_REC_MAGIC) {
+            continue;
+        }
+        if (total < sizeof(rec)) {
+            return 0;
+        }
+        memcpy(&rec, zone->ring + phys, sizeof(rec));
+        if (rec.slot < zone->nslots) {
+            s = &zone->slots[rec.slot];
+            if ((s->seq & 1u) && s->state == ISR_SLOT_VALID
+                && s->rec_off == phys && s->rec_len == total
+                && s->hash == rec.hash) {
+                s->seq++;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Single-threaded, before any child maps the segment: plain stores. */
+apr_uint32_t isr_store_recover(isr_zone_t *zone)
+{
+    isr_shm_header_t *h = zone->hdr;
+    apr_uint32_t i, kept = 0;
+    isr_slot_t *s;
+    int sound;
+
+    for (i = 0; i < zone->nslots; i++) {
+        s = &zone->slots[i];
+        /* No process of the run that wrote the image exists. */
+        s->lease = 0;
+        if (s->seq & 1u) {
+            /* A writer was inside its section when the copy was taken. */
+            s->state = ISR_SLOT_EMPTY;
+            s->seq++;
+        }
+        if (s->ref > ISR_REF_MAX) {
+            s->ref = ISR_REF_MAX;
+        }
+        switch (s->state) {
+        case ISR_SLOT_PASS:
+        case ISR_SLOT_FAILED:
+            break;
+        case ISR_SLOT_VALID:
+            if (recover_record_ok(zone, i, s)) {
+                s->seq |= 1u;   /* to be confirmed by the ring walk */
+                break;
+            }
+            /* fall through */
+        default:
+            /* EMPTY, PENDING (its fetch died with the old run), a record
+             * that is not its own, or a state this build does not know. */
+            s->state = ISR_SLOT_EMPTY;
+            s->hash = 0;
+            s->ref = 0;
+            break;
+        }
+    }
+    sound = recover_ring(zone);
+    if (!sound) {
+        /* Positions only have to grow while records of the ring may be
+         * referred to; none is now, and head may be anything. */
+        h->tail = h->head = 0;
+    }
+    for (i = 0; i < zone->nslots; i++) {
+        s = &zone->slots[i];
+        if (s->state == ISR_SLOT_VALID) {
+            if (!sound || (s->seq & 1u)) {
+                /* Its record is not one of the ring's. */
+                s->state = ISR_SLOT_EMPTY;
+                s->hash = 0;
+                s->ref = 0;
+                s->seq = (s->seq | 1u) + 1;
+            }
+            else {
+                kept++;
+            }
+        }
+        zone->tags[i] = s->hash;
+    }
+    if (h->move_credit > h->ring_size / 2) {
+        h->move_credit = h->ring_size / 2;
+    }
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    return kept;
 }
 
 apr_uint64_t isr_store_hash(const isr_zone_t *zone, const char *key,

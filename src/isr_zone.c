@@ -3,27 +3,40 @@
  * new generation must share one segment and one mutex while a graceful
  * restart overlaps them. */
 #include "isr.h"
+#include <stdlib.h>
+#include <unistd.h>
 #include <apr_hash.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <http_config.h>
+#include <http_core.h>
 #include <util_mutex.h>
 
 #include "isr_zone.h"
+#include "isr_persist.h"
+#include "isr_refresh.h"
 
 /* Versioned: a newer build loaded by a graceful restart must not read an
  * older build's isr_zone_rt_t. */
-#define REGISTRY_KEY "mod_isr:zones:1"
+#define REGISTRY_KEY "mod_isr:zones:2"
 
 /* What survives a restart, per zone name (allocated from the process pool). */
 typedef struct {
     apr_shm_t *shm;
     apr_global_mutex_t *mutex;
     apr_size_t size;
+    const char *name;
+    /* This generation's persist= and persist_every (copies in the
+     * process pool, made again only when they change). */
+    const char *persist;
+    apr_interval_time_t persist_every;
 } isr_zone_rt_t;
 
 static isr_zone_t *zones;   /* this generation's zones, from pconf */
+static isr_zone_rt_t **zone_rts; /* and their records, zone_rts[i] */
 static int nzones;
+static pid_t parent_pid;    /* who set the zones up: writes them at stop */
+static server_rec *main_server;
 
 apr_status_t isr_zones_pre_config(apr_pool_t *pconf)
 {
@@ -45,8 +58,92 @@ static apr_hash_t *registry(server_rec *s)
     return data;
 }
 
+/* "3h 2m 5s" */
+static const char *age_text(apr_pool_t *p, apr_interval_time_t t)
+{
+    apr_int64_t sec = t > 0 ? apr_time_sec(t) : 0;
+
+    if (sec >= 86400) {
+        return apr_psprintf(p, "%" APR_INT64_T_FMT "d %" APR_INT64_T_FMT "h",
+                            sec / 86400, sec % 86400 / 3600);
+    }
+    if (sec >= 3600) {
+        return apr_psprintf(p, "%" APR_INT64_T_FMT "h %" APR_INT64_T_FMT "m",
+                            sec / 3600, sec % 3600 / 60);
+    }
+    if (sec >= 60) {
+        return apr_psprintf(p, "%" APR_INT64_T_FMT "m %" APR_INT64_T_FMT "s",
+                            sec / 60, sec % 60);
+    }
+    return apr_psprintf(p, "%" APR_INT64_T_FMT "s", sec);
+}
+
+/* A new segment of a zone with persist=: filled from the file when the file
+ * passes every check (isr_persist.h), attached and made safe; 0 when the
+ * caller must format the segment (no file, or one refused). */
+static int zone_restore(isr_zone_rt_t *rt, const isr_zone_def_t *def,
+                        server_rec *s, apr_pool_t *ptemp)
+{
+    void *base = apr_shm_baseaddr_get(rt->shm);
+    apr_size_t size = apr_shm_size_get(rt->shm);
+    apr_time_t saved = 0, now;
+    const char *why = NULL;
+    apr_uint32_t kept;
+    isr_zone_t z;
+    apr_status_t rv;
+
+    if ((kept = (apr_uint32_t)isr_persist_sweep(def->persist, ptemp))) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ISR_LOGNO(0065)
+                     "zone %s: removed %u unfinished %s.XXXXXX (a writer "
+                     "was killed)", def->name, kept, def->persist);
+    }
+    rv = isr_persist_load(def->name, def->persist, base, size, ptemp, &saved,
+                          &why);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        const char *dir = ap_make_dirstr_parent(ptemp, def->persist);
+        apr_finfo_t fi;
+
+        if (apr_stat(&fi, dir, APR_FINFO_TYPE, ptemp) != APR_SUCCESS
+            || fi.filetype != APR_DIR) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ISR_LOGNO(0064)
+                         "zone %s: %s is not a directory: %s cannot be "
+                         "written (create it, writable by the User of the "
+                         "children)", def->name, dir, def->persist);
+            return 0;
+        }
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ISR_LOGNO(0058)
+                     "zone %s: no file yet at %s (written when the server "
+                     "stops%s)", def->name, def->persist,
+                     def->persist_every ? " and periodically" : "");
+        return 0;
+    }
+    memset(&z, 0, sizeof(z));
+    if (rv == APR_SUCCESS
+        && isr_store_attach(&z, base, size) != APR_SUCCESS) {
+        rv = APR_EINVAL;
+        why = "its header does not describe a zone of this size";
+    }
+    if (rv != APR_SUCCESS) {
+        /* A refusal is not an I/O error: no APR text for it. */
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv == APR_EINVAL ? 0 : rv, s,
+                     ISR_LOGNO(0059) "zone %s: ignoring %s: %s; the zone "
+                     "starts empty", def->name, def->persist,
+                     why ? why : "unreadable");
+        return 0;
+    }
+    z.name = def->name;
+    kept = isr_store_recover(&z);
+    now = apr_time_now();
+    z.hdr->persist_at = now;
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, ISR_LOGNO(0060)
+                 "zone %s: restored %u entries from %s (saved %s ago)",
+                 def->name, kept, def->persist,
+                 age_text(ptemp, now - saved));
+    return 1;
+}
+
 static apr_status_t zone_create(isr_zone_rt_t *rt, const isr_zone_def_t *def,
-                                server_rec *s)
+                                server_rec *s, apr_pool_t *ptemp)
 {
     apr_pool_t *pp = s->process->pool;
     apr_uint64_t seed[2];   /* the zone's SipHash key */
@@ -55,17 +152,40 @@ static apr_status_t zone_create(isr_zone_rt_t *rt, const isr_zone_def_t *def,
     if (APR_SUCCESS != (rv = apr_shm_create(&rt->shm, def->size, NULL, pp))) {
         return rv;
     }
+    rt->size = def->size;
+    if (def->persist && zone_restore(rt, def, s, ptemp)) {
+        return APR_SUCCESS;
+    }
     if (APR_SUCCESS != (rv = apr_generate_random_bytes((unsigned char *)seed,
                                                        sizeof(seed)))) {
         return rv;
     }
-    rt->size = def->size;
-    return isr_store_format(apr_shm_baseaddr_get(rt->shm),
-                            apr_shm_size_get(rt->shm), seed, apr_time_now());
+    rv = isr_store_format(apr_shm_baseaddr_get(rt->shm),
+                          apr_shm_size_get(rt->shm), seed, apr_time_now());
+    if (rv == APR_SUCCESS) {
+        ((isr_shm_header_t *)apr_shm_baseaddr_get(rt->shm))->persist_at =
+            apr_time_now();
+    }
+    return rv;
 }
 
-static apr_status_t zone_open(isr_zone_t *zone, const isr_zone_def_t *def,
-                              server_rec *s)
+/* The settings of this generation, copied into the process pool only when
+ * they changed (a graceful restart a day must not grow it for ever). */
+static void zone_settings(isr_zone_rt_t *rt, const isr_zone_def_t *def,
+                          apr_pool_t *pp)
+{
+    if (!def->persist) {
+        rt->persist = NULL;
+    }
+    else if (!rt->persist || strcmp(rt->persist, def->persist)) {
+        rt->persist = apr_pstrdup(pp, def->persist);
+    }
+    rt->persist_every = def->persist_every;
+}
+
+static apr_status_t zone_open(isr_zone_t *zone, isr_zone_rt_t **prt,
+                              const isr_zone_def_t *def, server_rec *s,
+                              apr_pool_t *ptemp)
 {
     apr_hash_t *reg = registry(s);
     apr_pool_t *pp = s->process->pool;
@@ -85,12 +205,12 @@ static apr_status_t zone_open(isr_zone_t *zone, const isr_zone_def_t *def,
         }
         else {
             rt = apr_pcalloc(pp, sizeof(*rt));
-            apr_hash_set(reg, apr_pstrdup(pp, def->name), APR_HASH_KEY_STRING,
-                         rt);
+            rt->name = apr_pstrdup(pp, def->name);
+            apr_hash_set(reg, rt->name, APR_HASH_KEY_STRING, rt);
         }
         rt->shm = NULL;
         rt->size = 0;
-        if (APR_SUCCESS != (rv = zone_create(rt, def, s))
+        if (APR_SUCCESS != (rv = zone_create(rt, def, s, ptemp))
             || APR_SUCCESS != (rv = isr_store_attach(
                                    zone, apr_shm_baseaddr_get(rt->shm),
                                    apr_shm_size_get(rt->shm)))) {
@@ -112,6 +232,8 @@ static apr_status_t zone_open(isr_zone_t *zone, const isr_zone_def_t *def,
     }
     zone->name = def->name;
     zone->mutex = rt->mutex;
+    zone_settings(rt, def, pp);
+    *prt = rt;
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ISR_LOGNO(0003)
                  "zone %s: %s %" APR_SIZE_T_FMT " bytes, %u slots, ring %"
                  APR_UINT64_T_FMT " bytes", def->name,
@@ -120,22 +242,105 @@ static apr_status_t zone_open(isr_zone_t *zone, const isr_zone_def_t *def,
     return APR_SUCCESS;
 }
 
+/* ---- writing the zones to their files ----------------------------------- */
+
+static void zone_save(isr_zone_t *zone, const isr_zone_rt_t *rt, int lock,
+                      const char *when, server_rec *s)
+{
+    apr_pool_t *p;
+    const char *why = NULL;
+    apr_time_t t0;
+    apr_status_t rv;
+
+    /* Unmanaged: at exit the process pool is being destroyed, and a
+     * refresh thread must not allocate from pchild. */
+    if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) {
+        return;
+    }
+    t0 = apr_time_now();
+    rv = isr_persist_save(zone, rt->persist, lock, p, &why);
+    if (rv == APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ISR_LOGNO(0061)
+                     "zone %s: written to %s %s (%" APR_UINT64_T_FMT
+                     " bytes in %" APR_TIME_T_FMT " ms)", zone->name,
+                     rt->persist, when,
+                     zone->hdr->size
+                     + (apr_uint64_t)sizeof(isr_persist_head_t),
+                     apr_time_as_msec(apr_time_now() - t0));
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, ISR_LOGNO(0062)
+                     "zone %s: not written to %s %s: %s", zone->name,
+                     rt->persist, when, why ? why : "failed");
+    }
+    apr_pool_destroy(p);
+}
+
+/* A pre-cleanup of the process pool: it runs when httpd exits, while
+ * pconf (this generation's zones), the log and the segments still exist.
+ * Only in the parent (children inherit the cleanup) and only when httpd
+ * stops: at restarts the segments are kept instead. The children are gone
+ * by then (the MPM reaps them before it returns), so nobody writes and the
+ * mutex is not needed; a child killed mid-write left at worst a slot that
+ * isr_store_recover() repairs at the next start. */
+static apr_status_t zones_save_at_exit(void *data)
+{
+    int i;
+    (void)data;
+
+    if (getpid() != parent_pid
+        || ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < nzones; i++) {
+        if (zone_rts[i]->persist) {
+            zone_save(&zones[i], zone_rts[i], 0, "at stop", main_server);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* With pconf: a restart unloads this module (mod_so) before loading it
+ * again, maybe elsewhere, so the process pool must not keep a pointer to
+ * zones_save_at_exit past this generation. The next one registers it
+ * again. */
+static apr_status_t zones_unregister(void *data)
+{
+    apr_pool_cleanup_kill((apr_pool_t *)data, NULL, zones_save_at_exit);
+    return APR_SUCCESS;
+}
+
 apr_status_t isr_zones_setup(const apr_array_header_t *defs, server_rec *s,
                              apr_pool_t *pconf)
 {
     const isr_zone_def_t *d = (const isr_zone_def_t *)defs->elts;
-    apr_status_t rv;
-    int i;
+    apr_pool_t *pp = s->process->pool, *ptemp;
+    apr_status_t rv = APR_SUCCESS;
+    int i, n = defs->nelts ? defs->nelts : 1, persist = 0;
 
-    zones = apr_pcalloc(pconf, sizeof(*zones) * (defs->nelts ? defs->nelts : 1));
+    zones = apr_pcalloc(pconf, sizeof(*zones) * n);
+    zone_rts = apr_pcalloc(pconf, sizeof(*zone_rts) * n);
     nzones = 0;
+    parent_pid = getpid();
+    main_server = s;
+    if (APR_SUCCESS != (rv = apr_pool_create(&ptemp, pconf))) {
+        return rv;
+    }
     for (i = 0; i < defs->nelts; i++) {
-        if (APR_SUCCESS != (rv = zone_open(&zones[nzones], &d[i], s))) {
-            return rv;
+        if (APR_SUCCESS != (rv = zone_open(&zones[nzones], &zone_rts[nzones],
+                                           &d[i], s, ptemp))) {
+            break;
         }
+        persist |= d[i].persist != NULL;
         nzones++;
     }
-    return APR_SUCCESS;
+    apr_pool_destroy(ptemp);
+    if (persist) {
+        apr_pool_pre_cleanup_register(pp, NULL, zones_save_at_exit);
+        apr_pool_cleanup_register(pconf, pp, zones_unregister,
+                                  apr_pool_cleanup_null);
+    }
+    return rv;
 }
 
 apr_status_t isr_zones_child_init(apr_pool_t *pchild, server_rec *s)
@@ -155,6 +360,80 @@ apr_status_t isr_zones_child_init(apr_pool_t *pchild, server_rec *s)
         }
     }
     return APR_SUCCESS;
+}
+
+/* ---- periodic writes (children, on a refresh thread) ------------------- */
+
+typedef struct {
+    isr_zone_t *zone;
+    const isr_zone_rt_t *rt;
+    server_rec *s;
+} persist_job_t;
+
+/* Every child checks each persist_every; the compare-and-swap on the
+ * zone's persist_at lets one of them write per interval, counted from when
+ * the last write ended, so that writes never queue up behind each other. */
+static void persist_tick(void *baton)
+{
+    persist_job_t *j = baton;
+    apr_int64_t *at = &j->zone->hdr->persist_at;
+    apr_interval_time_t every = j->rt->persist_every, next = every;
+    apr_time_t now = apr_time_now();
+    apr_int64_t prev = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+
+    if (*isr_refresh_stopping()) {
+        free(j);
+        return;
+    }
+    if (prev > now || now - prev >= every) {
+        if (__atomic_compare_exchange_n(at, &prev, now, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            zone_save(j->zone, j->rt, 1, "periodically", j->s);
+            prev = now;
+            now = apr_time_now();
+            /* The next interval starts when this write ended (unless
+             * another child changed the mark meanwhile). */
+            (void)__atomic_compare_exchange_n(at, &prev, now, 0,
+                                              __ATOMIC_ACQ_REL,
+                                              __ATOMIC_RELAXED);
+        }
+    }
+    else {
+        next = prev + every - now;
+    }
+    if (next < apr_time_from_sec(1)) {
+        next = apr_time_from_sec(1);
+    }
+    if (isr_refresh_schedule(persist_tick, j, next) != APR_SUCCESS) {
+        free(j);
+    }
+}
+
+void isr_zones_child_start(server_rec *s)
+{
+    persist_job_t *j;
+    int i;
+
+    for (i = 0; i < nzones; i++) {
+        if (!zone_rts[i]->persist || !zone_rts[i]->persist_every
+            || !zones[i].mutex) {
+            continue;
+        }
+        if (!(j = malloc(sizeof(*j)))) {
+            continue;
+        }
+        j->zone = &zones[i];
+        j->rt = zone_rts[i];
+        j->s = s;
+        if (isr_refresh_schedule(persist_tick, j,
+                                 zone_rts[i]->persist_every) != APR_SUCCESS) {
+            free(j);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, ISR_LOGNO(0063)
+                         "zone %s: no refresh threads in this child: it "
+                         "does not write %s periodically", zones[i].name,
+                         zone_rts[i]->persist);
+        }
+    }
 }
 
 int isr_zones_count(void)

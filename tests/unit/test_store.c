@@ -1837,6 +1837,127 @@ static int case_scan_resistance(apr_pool_t *p)
     return 0;
 }
 
+/* An image read back from a file (isr_persist.h) is made safe before use:
+ * what a dead run left (leases, odd slots, PENDING fetches) is cleared, and
+ * a slot is kept only if its record is one of the ring's and agrees with
+ * it; a ring that does not parse drops everything. The attach checks
+ * every offset of a header that may come from a file. */
+static int case_recover(apr_pool_t *p)
+{
+    tzone_t t;
+    const char *keys[6] = {"k/lease", "k/odd", "k/wild", "k/plain",
+                           "k/pending", "k/moved"};
+    apr_uint32_t idx[6], slot, seq, free_off;
+    apr_time_t now = apr_time_now();
+    isr_shm_header_t saved;
+    isr_zone_t z2;
+    isr_value_t v;
+    isr_entry_t e;
+    apr_uint64_t l;
+    int i;
+
+    CHECK_RV(tzone_make(p, 1 * MiB, 31, &t));
+    for (i = 0; i < 6; i++) {
+        if (i == 4) {
+            continue;
+        }
+        v = VAL(200, NULL, 0, keys[i], strlen(keys[i]), now, now + 60 * SEC,
+                now + 120 * SEC);
+        CHECK_RV(put(&t.z, keys[i], &v, now, p));
+        CHECK_LOOK(LOOK(&t.z, keys[i], now, p, &e), ISR_LOOK_FRESH);
+        idx[i] = e.slot;
+    }
+    CHECK_EQ(isr_store_claim_miss(&t.z, H(&t.z, keys[4]), now, 10 * SEC,
+                                  &slot, &seq, &l), ISR_CLAIM_OWNED);
+    idx[4] = slot;
+    CHECK_EQ(t.z.slots[idx[4]].state, ISR_SLOT_PENDING);
+    /* What the dead run left. */
+    t.z.slots[idx[0]].lease = ISR_LEASE_MAKE(apr_time_sec(now) + 100,
+                                             getpid(), 1);
+    t.z.slots[idx[1]].seq |= 1u;
+    t.z.slots[idx[2]].rec_off = t.z.hdr->ring_size + 4096;
+    t.z.tags[idx[3]] = 0;   /* a stale hint: rebuilt */
+    /* A copy of a sound record in free space, the slot pointing at it:
+     * only the ring's own records count. */
+    free_off = (apr_uint32_t)((t.z.hdr->head % t.z.hdr->ring_size) + 8192);
+    CHECK(free_off + t.z.slots[idx[5]].rec_len < t.z.hdr->ring_size);
+    memcpy(t.z.ring + free_off, t.z.ring + t.z.slots[idx[5]].rec_off,
+           t.z.slots[idx[5]].rec_len);
+    t.z.slots[idx[5]].rec_off = free_off;
+
+    CHECK_EQ(isr_store_recover(&t.z), 2);
+    for (apr_uint32_t k = 0; k < t.z.nslots; k++) {
+        CHECKF(t.z.slots[k].seq % 2 == 0, "slot %u left odd", k);
+        CHECKF(t.z.slots[k].lease == 0, "slot %u keeps a lease", k);
+        CHECKF(t.z.tags[k] == t.z.slots[k].hash, "tag %u not rebuilt", k);
+        CHECKF(t.z.slots[k].state != ISR_SLOT_PENDING, "slot %u pending", k);
+    }
+    CHECK_LOOK(LOOK(&t.z, keys[0], now, p, &e), ISR_LOOK_FRESH);
+    CHECK(e.bodylen == strlen(keys[0]) && !memcmp(e.body, keys[0], e.bodylen));
+    CHECK_LOOK(LOOK(&t.z, keys[3], now, p, &e), ISR_LOOK_FRESH);
+    for (i = 1; i < 6; i++) {
+        if (i != 3) {
+            CHECK_LOOK(LOOK(&t.z, keys[i], now, p, &e), ISR_LOOK_ABSENT);
+        }
+    }
+    /* The owner of the dead run's claim is gone: the key is free. */
+    CHECK_EQ(isr_store_claim_miss(&t.z, H(&t.z, keys[4]), now, 10 * SEC,
+                                  &slot, &seq, &l), ISR_CLAIM_OWNED);
+    v = VAL(200, NULL, 0, "new", 3, now, now + 60 * SEC, now + 120 * SEC);
+    CHECK_RV(isr_store_publish(&t.z, slot, l, keys[4], strlen(keys[4]),
+                               H(&t.z, keys[4]), &v));
+    CHECK_ZONE(&t.z);
+    /* Recovering a sound image again changes nothing. */
+    CHECK_EQ(isr_store_recover(&t.z), 3);
+    CHECK_ZONE(&t.z);
+
+    /* A ring that does not parse from its tail: nothing is kept. */
+    memcpy(t.z.ring + t.z.hdr->tail % t.z.hdr->ring_size, "BAD!", 4);
+    CHECK_EQ(isr_store_recover(&t.z), 0);
+    CHECK_EQ(t.z.hdr->tail, t.z.hdr->head);
+    CHECK_EQ(t.z.hdr->head, 0);
+    for (i = 0; i < 6; i++) {
+        CHECK_LOOK(LOOK(&t.z, keys[i], now, p, &e), ISR_LOOK_ABSENT);
+    }
+    CHECK_RV(put(&t.z, keys[3], &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, keys[3], now, p, &e), ISR_LOOK_FRESH);
+    CHECK_ZONE(&t.z);
+    /* head - tail larger than the ring, or a position not aligned (even
+     * with nothing between them): dropped too, and positions aligned. */
+    t.z.hdr->head += t.z.hdr->ring_size + 64;
+    CHECK_EQ(isr_store_recover(&t.z), 0);
+    CHECK_EQ(t.z.hdr->tail, t.z.hdr->head);
+    CHECK_ZONE(&t.z);
+    t.z.hdr->tail = t.z.hdr->head = 4096 + 2;
+    CHECK_EQ(isr_store_recover(&t.z), 0);
+    CHECK_EQ(t.z.hdr->head % ISR_REC_ALIGN, 0);
+    CHECK_RV(put(&t.z, keys[3], &v, now, p));
+    CHECK_LOOK(LOOK(&t.z, keys[3], now, p, &e), ISR_LOOK_FRESH);
+    CHECK_ZONE(&t.z);
+
+    /* Every offset of the header is checked against what format makes. */
+    saved = *t.z.hdr;
+    memset(&z2, 0, sizeof(z2));
+    t.z.hdr->ring_size -= ISR_REC_ALIGN;
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    *t.z.hdr = saved;
+    t.z.hdr->purge_buckets *= 2;
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    *t.z.hdr = saved;
+    t.z.hdr->tags_off += ISR_REC_ALIGN;
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    *t.z.hdr = saved;
+    t.z.hdr->stats_off += 8;
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    *t.z.hdr = saved;
+    t.z.hdr->nbuckets /= 2;
+    CHECK_EQ(isr_store_attach(&z2, t.base, t.size), APR_EINVAL);
+    *t.z.hdr = saved;
+    CHECK(z2.hdr == NULL);
+    CHECK_RV(isr_store_attach(&z2, t.base, t.size));
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 
 static const struct {
@@ -1867,6 +1988,7 @@ static const struct {
     {"ring_evict_keeps_live_lease", case_ring_evict_keeps_live_lease},
     {"scan_resistance", case_scan_resistance},
     {"record_parse", case_record_parse},
+    {"recover", case_recover},
 };
 
 /* Cases that show store bugs not fixed yet: they fail today. Run with
