@@ -28,6 +28,8 @@
 #define ISR_PERSIST_VERSION 1u
 #define ISR_PERSIST_NAME    64          /* zone name bytes incl. the NUL */
 #define ISR_PERSIST_CHUNK   (1024 * 1024)
+/* A write goes to PATH ISR_PERSIST_TMP "XXXXXX" (mkstemp), then is renamed. */
+#define ISR_PERSIST_TMP     ".isr-tmp."
 
 typedef struct {
     apr_uint32_t magic;       /* ISR_PERSIST_MAGIC */
@@ -41,7 +43,7 @@ typedef struct {
     apr_uint32_t pad[7];      /* 0 */
 } isr_persist_head_t;         /* 128 bytes */
 
-/* Write the zone's segment to `path`: a temporary file PATH.XXXXXX in the
+/* Write the zone's segment to `path`: a temporary file PATH.isr-tmp.XXXXXX in the
  * same directory (mode 0600), the header, the segment in chunks of
  * ISR_PERSIST_CHUNK copied out of the mapping (so the checksum is of the
  * bytes written), fsync, then renamed over `path`, so a reader never sees a
@@ -53,7 +55,7 @@ typedef struct {
 apr_status_t isr_persist_save(isr_zone_t *zone, const char *path, int lock,
                               apr_pool_t *p, const char **why);
 
-/* Remove the temporary files PATH.XXXXXX that writers killed in the middle
+/* Remove the temporary files PATH.isr-tmp.XXXXXX that writers killed in the middle
  * of a write left (call it before any writer of this run exists). Returns
  * how many. */
 int isr_persist_sweep(const char *path, apr_pool_t *p);

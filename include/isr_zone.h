@@ -40,6 +40,12 @@ apr_status_t isr_zones_child_init(apr_pool_t *pchild, server_rec *s);
  * of zones with persist= and a persist_every (one child writes each time). */
 void isr_zones_child_start(server_rec *s);
 
+/* After a purge or revalidate in a zone with persist=: its file is written
+ * again soon (a second after, at least PERSIST_SOON_GAP after the last
+ * write, by this child on a refresh thread), so that a crash does not
+ * bring back what the operation removed. */
+void isr_zone_persist_soon(isr_zone_t *zone, server_rec *s);
+
 /* This generation's zones, for status pages: isr_zone_at(0 .. count-1). */
 int isr_zones_count(void);
 isr_zone_t *isr_zone_at(int i);

@@ -287,7 +287,7 @@ static const char *read_params(admin_op_t *op)
 
 /* ---- operations --------------------------------------------------------- */
 
-static void zone_done(admin_op_t *op, const isr_zone_t *z, apr_status_t rv,
+static void zone_done(admin_op_t *op, isr_zone_t *z, apr_status_t rv,
                       apr_uint64_t seq, long matched, apr_uint64_t ev_before)
 {
     apr_pool_t *p = op->r->pool;
@@ -312,6 +312,9 @@ static void zone_done(admin_op_t *op, const isr_zone_t *z, apr_status_t rv,
                       "entries older than them that share their table "
                       "buckets are purged too (a larger zone has a larger "
                       "table)", z->name, z->purge->evictions);
+    }
+    if (rv == APR_SUCCESS) {
+        isr_zone_persist_soon(z, op->r->server);
     }
     ap_log_rerror(APLOG_MARK, rv == APR_SUCCESS ? APLOG_INFO : APLOG_ERR, rv,
                   op->r, ISR_LOGNO(0056) "isr-admin: %s by %s in zone %s: "

@@ -3,13 +3,17 @@
  * before the store trusts it: this file checks the container (magic,
  * version, layout, name, size, checksums), isr_store_attach() the header's
  * offsets and isr_store_recover() every slot and record. */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <apr_file_io.h>
 #include <apr_file_info.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
 
 #include "isr_persist.h"
@@ -77,12 +81,13 @@ apr_status_t isr_persist_save(isr_zone_t *zone, const char *path, int lock,
 {
     isr_persist_head_t h;
     apr_file_t *f = NULL;
-    char *tmp = apr_pstrcat(p, path, ".XXXXXX", NULL);
+    char *tmp = apr_pstrcat(p, path, ISR_PERSIST_TMP "XXXXXX", NULL);
+    unsigned char *snap = NULL;
     unsigned char *buf = apr_palloc(p, ISR_PERSIST_CHUNK);
     apr_uint64_t size = zone->hdr->size;
     apr_off_t zero = 0;
     sigset_t sigs;
-    int locked = 0, made = 0;
+    int made = 0;
     apr_status_t rv;
 
     *why = NULL;
@@ -109,19 +114,29 @@ apr_status_t isr_persist_save(isr_zone_t *zone, const char *path, int lock,
         goto leave;
     }
     if (lock) {
+        /* Children run: the image is copied to memory under the mutex (no
+         * writer changes it meanwhile; hits only count), and written out
+         * after, so that writers wait for a memcpy, not for the disk. */
+        if (size > APR_SIZE_MAX || !(snap = malloc((apr_size_t)size))) {
+            rv = APR_ENOMEM;
+            *why = apr_psprintf(p, "no memory for a %" APR_UINT64_T_FMT
+                                "-byte snapshot", size);
+            goto leave;
+        }
         if (!isr_store_lock(zone, &sigs)) {
             rv = APR_EGENERAL;
             *why = "the zone mutex cannot be taken";
             goto leave;
         }
-        locked = 1;
-    }
-    h.saved = apr_time_now();
-    rv = write_body(f, (const unsigned char *)zone->hdr, size, buf,
-                    &h.body_crc);
-    if (locked) {
+        memcpy(snap, zone->hdr, (apr_size_t)size);
+        h.saved = apr_time_now();
         isr_store_unlock(zone, &sigs);
-        locked = 0;
+        rv = write_body(f, snap, size, buf, &h.body_crc);
+    }
+    else {
+        h.saved = apr_time_now();
+        rv = write_body(f, (const unsigned char *)zone->hdr, size, buf,
+                        &h.body_crc);
     }
     if (rv != APR_SUCCESS) {
         *why = apr_psprintf(p, "cannot write %s", tmp);
@@ -146,6 +161,7 @@ apr_status_t isr_persist_save(isr_zone_t *zone, const char *path, int lock,
     }
     sync_dir(path, p);
 leave:
+    free(snap);
     if (rv != APR_SUCCESS) {
         if (f) {
             apr_file_close(f);
@@ -165,7 +181,8 @@ int isr_persist_sweep(const char *path, apr_pool_t *p)
                                               (apr_size_t)(slash - path)))
                             : ".";
     const char *base = slash ? slash + 1 : path;
-    apr_size_t blen = strlen(base);
+    const char *pre = apr_pstrcat(p, base, ISR_PERSIST_TMP, NULL);
+    apr_size_t blen = strlen(pre);
     apr_dir_t *d;
     apr_finfo_t fi;
     int n = 0;
@@ -175,9 +192,10 @@ int isr_persist_sweep(const char *path, apr_pool_t *p)
     }
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)
            == APR_SUCCESS) {
-        /* Exactly what apr_file_mktemp makes of "PATH.XXXXXX". */
-        if (fi.filetype == APR_REG && strlen(fi.name) == blen + 7
-            && !strncmp(fi.name, base, blen) && fi.name[blen] == '.'
+        /* Exactly what apr_file_mktemp makes of PATH ISR_PERSIST_TMP
+         * "XXXXXX": a name no operator gives a file of their own. */
+        if (fi.filetype == APR_REG && strlen(fi.name) == blen + 6
+            && !strncmp(fi.name, pre, blen)
             && apr_file_remove(apr_pstrcat(p, dir, "/", fi.name, NULL), p)
                == APR_SUCCESS) {
             n++;
@@ -197,18 +215,35 @@ apr_status_t isr_persist_load(const char *name, const char *path, void *base,
     apr_size_t got = 0, n;
     apr_uint64_t off;
     uLong crc = crc32(0L, Z_NULL, 0);
+    struct stat st;
     char extra;
+    int fd;
     apr_status_t rv;
 
     *why = NULL;
-    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
-    if (APR_STATUS_IS_ENOENT(rv)) {
+    /* The directory is the httpd User's to write, and this is root reading
+     * at start: no symlink followed, no FIFO or device waited on. */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
         *why = "no file";
         return APR_ENOENT;
     }
-    if (rv != APR_SUCCESS) {
-        *why = "cannot open it";
+    if (fd < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+        *why = errno == ELOOP ? "it is a symbolic link" : "cannot open it";
         return rv;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        *why = "not a regular file";
+        return APR_EINVAL;
+    }
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0
+        || APR_SUCCESS != (rv = apr_os_file_put(&f, &fd, APR_FOPEN_READ
+                                                | APR_FOPEN_BINARY, p))) {
+        close(fd);
+        *why = "cannot open it";
+        return APR_EGENERAL;
     }
     if (APR_SUCCESS != (rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f))) {
         *why = "cannot stat it";

@@ -250,6 +250,35 @@ static int recover_ring(isr_zone_t *zone)
     return 1;
 }
 
+/* Times of the run that wrote the image, from a clock that may have been
+ * ahead (or a forged file): none may be later than now. No fetch of that
+ * run exists any more, so nothing is lost by it. */
+static void recover_purge_times(isr_zone_t *zone)
+{
+    isr_purge_head_t *ph = zone->purge;
+    apr_time_t now = apr_time_now();
+    apr_uint32_t i, w, sec = (apr_uint32_t)apr_time_sec(now);
+    /* A life longer than ten years is none a record asked for. */
+    const apr_int64_t span_max = apr_time_from_sec(10 * 366 * 86400);
+
+    if (ph->freed_at > now) {
+        ph->freed_at = now;
+    }
+    if (ph->max_span < 0) {
+        ph->max_span = 0;
+    }
+    else if (ph->max_span > span_max) {
+        ph->max_span = span_max;
+    }
+    for (i = 0; i < zone->npurge; i++) {
+        for (w = 0; w < ISR_PURGE_WAYS; w++) {
+            if (zone->pbuckets[i].when[w] > sec) {
+                zone->pbuckets[i].when[w] = sec;
+            }
+        }
+    }
+}
+
 /* Single-threaded, before any child maps the segment: plain stores. */
 apr_uint32_t isr_store_recover(isr_zone_t *zone)
 {
@@ -295,6 +324,16 @@ apr_uint32_t isr_store_recover(isr_zone_t *zone)
          * referred to; none is now, and head may be anything. */
         h->tail = h->head = 0;
     }
+    else {
+        /* Far from wrapping: positions near 2^64 would wrap as the ring
+         * grows, and pos % ring_size jump (the ring is no power of two). A
+         * multiple of the ring size off both keeps every physical place. */
+        apr_uint64_t base = h->tail - h->tail % h->ring_size;
+
+        h->tail -= base;
+        h->head -= base;
+    }
+    recover_purge_times(zone);
     for (i = 0; i < zone->nslots; i++) {
         s = &zone->slots[i];
         if (s->state == ISR_SLOT_VALID) {

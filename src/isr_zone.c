@@ -30,6 +30,8 @@ typedef struct {
      * process pool, made again only when they change). */
     const char *persist;
     apr_interval_time_t persist_every;
+    int soon;                   /* this child has a write after an
+                                 * operation scheduled */
 } isr_zone_rt_t;
 
 static isr_zone_t *zones;   /* this generation's zones, from pconf */
@@ -94,7 +96,7 @@ static int zone_restore(isr_zone_rt_t *rt, const isr_zone_def_t *def,
 
     if ((kept = (apr_uint32_t)isr_persist_sweep(def->persist, ptemp))) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ISR_LOGNO(0065)
-                     "zone %s: removed %u unfinished %s.XXXXXX (a writer "
+                     "zone %s: removed %u unfinished %s" ISR_PERSIST_TMP "XXXXXX (a writer "
                      "was killed)", def->name, kept, def->persist);
     }
     rv = isr_persist_load(def->name, def->persist, base, size, ptemp, &saved,
@@ -366,45 +368,112 @@ apr_status_t isr_zones_child_init(apr_pool_t *pchild, server_rec *s)
 
 typedef struct {
     isr_zone_t *zone;
-    const isr_zone_rt_t *rt;
+    isr_zone_rt_t *rt;
     server_rec *s;
 } persist_job_t;
 
-/* Every child checks each persist_every; the compare-and-swap on the
- * zone's persist_at lets one of them write per interval, counted from when
- * the last write ended, so that writes never queue up behind each other. */
+/* The zone's persist_at is when the last write ended, or minus when the
+ * one under way began: children compare-and-swap it, so that one writes at
+ * a time (a write longer than the interval gets no second one beside it;
+ * one whose child died frees the mark after an hour). */
+#define PERSIST_WRITE_MAX apr_time_from_sec(3600)
+/* A write after an operation comes at least this long after the last. */
+#define PERSIST_SOON_GAP  apr_time_from_sec(5)
+
+/* One write, if none is under way and the last ended `gap` or more ago:
+ * 0 when written, else how long to wait before trying again. */
+static apr_interval_time_t persist_try(persist_job_t *j,
+                                       apr_interval_time_t gap,
+                                       apr_interval_time_t busy,
+                                       const char *when)
+{
+    apr_int64_t *at = &j->zone->hdr->persist_at;
+    apr_time_t now = apr_time_now();
+    apr_int64_t prev = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+
+    if (prev < 0 && now + prev < PERSIST_WRITE_MAX) {
+        return busy;
+    }
+    if (prev >= 0 && prev <= now && now - prev < gap) {
+        return prev + gap - now;
+    }
+    if (!__atomic_compare_exchange_n(at, &prev, -now, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        return busy;
+    }
+    zone_save(j->zone, j->rt, 1, when, j->s);
+    prev = -now;
+    /* The next interval starts when this write ended. */
+    (void)__atomic_compare_exchange_n(at, &prev, apr_time_now(), 0,
+                                      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Every child checks each persist_every; one of them writes. */
 static void persist_tick(void *baton)
 {
     persist_job_t *j = baton;
-    apr_int64_t *at = &j->zone->hdr->persist_at;
-    apr_interval_time_t every = j->rt->persist_every, next = every;
-    apr_time_t now = apr_time_now();
-    apr_int64_t prev = __atomic_load_n(at, __ATOMIC_ACQUIRE);
+    apr_interval_time_t every = j->rt->persist_every, next;
 
     if (*isr_refresh_stopping()) {
         free(j);
         return;
     }
-    if (prev > now || now - prev >= every) {
-        if (__atomic_compare_exchange_n(at, &prev, now, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE)) {
-            zone_save(j->zone, j->rt, 1, "periodically", j->s);
-            prev = now;
-            now = apr_time_now();
-            /* The next interval starts when this write ended (unless
-             * another child changed the mark meanwhile). */
-            (void)__atomic_compare_exchange_n(at, &prev, now, 0,
-                                              __ATOMIC_ACQ_REL,
-                                              __ATOMIC_RELAXED);
-        }
-    }
-    else {
-        next = prev + every - now;
-    }
+    next = persist_try(j, every, every, "periodically");
     if (next < apr_time_from_sec(1)) {
-        next = apr_time_from_sec(1);
+        next = next ? apr_time_from_sec(1) : every;
     }
     if (isr_refresh_schedule(persist_tick, j, next) != APR_SUCCESS) {
+        free(j);
+    }
+}
+
+static void persist_soon_run(void *baton)
+{
+    persist_job_t *j = baton;
+    apr_interval_time_t next;
+
+    /* Cleared first: an operation from now on schedules a write of its
+     * own unless this job, not done yet, takes it on again. */
+    __atomic_store_n(&j->rt->soon, 0, __ATOMIC_RELEASE);
+    if (!*isr_refresh_stopping()) {
+        next = persist_try(j, PERSIST_SOON_GAP, apr_time_from_sec(1),
+                           "after an operation");
+        if (next && !__atomic_exchange_n(&j->rt->soon, 1, __ATOMIC_ACQ_REL)) {
+            if (isr_refresh_schedule(persist_soon_run, j, next)
+                == APR_SUCCESS) {
+                return;
+            }
+            __atomic_store_n(&j->rt->soon, 0, __ATOMIC_RELEASE);
+        }
+    }
+    free(j);
+}
+
+void isr_zone_persist_soon(isr_zone_t *zone, server_rec *s)
+{
+    long i = zone - zones;
+    persist_job_t *j;
+    isr_zone_rt_t *rt;
+
+    if (!zones || i < 0 || i >= nzones || !zone_rts[i]->persist
+        || !zone->mutex) {
+        return;
+    }
+    rt = zone_rts[i];
+    if (__atomic_exchange_n(&rt->soon, 1, __ATOMIC_ACQ_REL)) {
+        return;     /* one is scheduled */
+    }
+    if (!(j = malloc(sizeof(*j)))) {
+        __atomic_store_n(&rt->soon, 0, __ATOMIC_RELEASE);
+        return;
+    }
+    j->zone = zone;
+    j->rt = rt;
+    j->s = s;
+    if (isr_refresh_schedule(persist_soon_run, j, apr_time_from_sec(1))
+        != APR_SUCCESS) {
+        __atomic_store_n(&rt->soon, 0, __ATOMIC_RELEASE);
         free(j);
     }
 }

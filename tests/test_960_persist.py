@@ -138,14 +138,17 @@ class TestPersist:
     def test_960_01_survives_stop_and_start(self, env_factory, origin):
         e = make(env_factory, "persist-stop")
         # What a writer killed in the middle of a write leaves: removed at start.
-        with open(e.zone_file + ".a1B2c3", "wb") as f:
+        with open(e.zone_file + ".isr-tmp.a1B2c3", "wb") as f:
             f.write(b"half")
-        with open(e.zone_file + ".keep", "wb") as f:
-            f.write(b"not ours")
+        for keep in (".keep", ".backup", ".a1B2c3"):   # an operator's own files stay
+            with open(e.zone_file + keep, "wb") as f:
+                f.write(b"not ours")
         line = start_expect(e, r"ISR0058: zone pz: no file yet at .*pz\.zone")
-        assert e.wait_log(r"ISR0065: zone pz: removed 1 unfinished .*pz\.zone\.XXXXXX")
-        assert sorted(os.listdir(os.path.dirname(e.zone_file))) == ["pz.zone.keep"]
-        os.remove(e.zone_file + ".keep")
+        assert e.wait_log(r"ISR0065: zone pz: removed 1 unfinished .*pz\.zone\.isr-tmp\.XXXXXX")
+        assert sorted(os.listdir(os.path.dirname(e.zone_file))) == [
+            "pz.zone.a1B2c3", "pz.zone.backup", "pz.zone.keep"]
+        for keep in (".keep", ".backup", ".a1B2c3"):
+            os.remove(e.zone_file + keep)
         fill(e, origin, "/a", "/b")
         stop_written(e)
         assert os.stat(e.zone_file).st_mode & 0o777 == 0o600
@@ -181,7 +184,7 @@ class TestPersist:
         ("flip", r"checksum mismatch"),
         ("truncate", r"truncated"),
         ("trailing", r"trailing bytes"),
-        ("layout", r"shared memory layout 7, this build uses 8"),
+        ("layout", r"shared memory layout 7, this build uses 9"),
         ("version", r"file format version 2, this build reads 1"),
         ("name", r"file is for zone 'qz'"),
         ("magic", r"not a zone file \(bad magic\)"),
