@@ -82,8 +82,8 @@ FUZZ_LIBS    := -lz -lbrotlienc -lbrotlidec \
 # --- make soak / make check ----------------------------------------------------
 SOAK_SECONDS  ?= 300
 SOAK_ARGS     ?=
-CHECK_FUZZ_SECONDS ?= 20
-CHECK_SOAK_SECONDS ?= 45
+CHECK_FUZZ_SECONDS ?= 15
+CHECK_SOAK_SECONDS ?= 30
 
 # --- make run ----------------------------------------------------------------
 RUN_CONF    ?= $(CURDIR)/httpd-isr.conf
