@@ -453,6 +453,11 @@ static const char *zone_option(cmd_parms *cmd, isr_zone_def_t *nd,
                                 "(persist=/var/cache/isr/NAME.zone)",
                                 cmd->cmd->name, nd->name, arg);
         }
+        if (ap_is_directory(cmd->temp_pool, nd->persist)) {
+            return apr_psprintf(cmd->pool, "%s %s: '%s' is a directory: name "
+                                "a file in it (persist=%s/NAME.zone)",
+                                cmd->cmd->name, nd->name, arg, nd->persist);
+        }
         return NULL;
     }
     if (!strncasecmp(arg, "persist_every=", 14)) {

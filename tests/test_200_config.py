@@ -36,6 +36,8 @@ BAD = [
      "persistence=/tmp/isr-z.zone"),
     ("zone-third-arg", "ISRCacheZone z 2M 4M", "", "ISRCacheZone", "'4M'"),
     ("zone-persist-empty", "ISRCacheZone z 2M persist=", "", "ISRCacheZone", "persist="),
+    ("zone-persist-directory", "ISRCacheZone z 2M persist=/tmp", "", "ISRCacheZone",
+     "persist=/tmp' is a directory"),
     ("zone-persist-twice", "ISRCacheZone z 2M persist=/tmp/isr-a.zone persist=/tmp/isr-b.zone",
      "", "ISRCacheZone", "persist=/tmp/isr-b.zone"),
     ("zone-persist-every-ms", "ISRCacheZone z 2M persist=/tmp/isr-z.zone persist_every=500ms",
