@@ -43,21 +43,22 @@ typedef struct {
     apr_uint32_t pad[7];      /* 0 */
 } isr_persist_head_t;         /* 128 bytes */
 
-/* Write the zone's segment to `path`: a temporary file PATH.isr-tmp.XXXXXX in the
- * same directory (mode 0600), the header, the segment in chunks of
- * ISR_PERSIST_CHUNK copied out of the mapping (so the checksum is of the
- * bytes written), fsync, then renamed over `path`, so a reader never sees a
- * half-written file. With `lock` the zone mutex is held during the copy
- * (writers wait, hits never do; APR_EBUSY-like failure if it cannot be
- * taken); without it the caller must know that nobody writes (the parent
- * at stop, its children gone). On failure the temporary file is removed,
- * `path` is left as it was and *why says what failed. */
+/* Write the zone's segment to `path`: a temporary file
+ * PATH.isr-tmp.XXXXXX in the same directory (mode 0600), the header, the
+ * segment in chunks of ISR_PERSIST_CHUNK (the checksum is of the bytes
+ * written), fsync, then renamed over `path`, so a reader never sees a
+ * half-written file. With `lock` the segment is first copied to memory
+ * while the zone mutex is held (writers wait for the memcpy, never for the
+ * disk; hits never wait), and the copy written; a failure if the memory or
+ * the mutex cannot be had. Without it the caller must know that nobody
+ * writes (the parent at stop, its children gone). On failure the temporary
+ * file is removed, `path` is left as it was and *why says what failed. */
 apr_status_t isr_persist_save(isr_zone_t *zone, const char *path, int lock,
                               apr_pool_t *p, const char **why);
 
-/* Remove the temporary files PATH.isr-tmp.XXXXXX that writers killed in the middle
- * of a write left (call it before any writer of this run exists). Returns
- * how many. */
+/* Remove the temporary files PATH.isr-tmp.XXXXXX that writers killed in
+ * the middle of a write left (call it before any writer of this run
+ * exists). Returns how many. */
 int isr_persist_sweep(const char *path, apr_pool_t *p);
 
 /* Read `path` into the freshly created segment [base, base + size) of zone

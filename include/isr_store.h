@@ -231,8 +231,8 @@ int isr_store_lease_live(apr_uint64_t lease, apr_time_t now);
  * APR_EBUSY when no slot may take it now or when its fetch began before an
  * operation the purge table no longer remembers (isr_shm.h, freed_at),
  * APR_EEXIST when the key holds an answer newer than this one already (its
- * backend answered after v->born_at: nothing to replace); on failure the caller still holds its lease (mark the key, back off or
- * release). */
+ * backend answered after v->born_at: nothing to replace); on failure the
+ * caller still holds its lease (mark the key, back off or release). */
 apr_status_t isr_store_publish(isr_zone_t *zone, apr_uint32_t slot,
                                apr_uint64_t lease, const char *key,
                                apr_size_t klen, apr_uint64_t hash,

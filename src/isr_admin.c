@@ -792,9 +792,9 @@ static int admin_handler(request_rec *r)
     }
     return fail(r, HTTP_NOT_FOUND,
                 apr_psprintf(r->pool, "no operation '%s' (purge, "
-                             "revalidate, warm, status, metrics, entries, or the "
-                             "page at the location's own path with a "
-                             "trailing /)", name));
+                             "revalidate, warm, status, metrics, entries, "
+                             "or the page at the location's own path with "
+                             "a trailing /)", name));
 }
 
 void isr_admin_register_hooks(apr_pool_t *p)

@@ -96,8 +96,9 @@ static int zone_restore(isr_zone_rt_t *rt, const isr_zone_def_t *def,
 
     if ((kept = (apr_uint32_t)isr_persist_sweep(def->persist, ptemp))) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ISR_LOGNO(0065)
-                     "zone %s: removed %u unfinished %s" ISR_PERSIST_TMP "XXXXXX (a writer "
-                     "was killed)", def->name, kept, def->persist);
+                     "zone %s: removed %u unfinished %s" ISR_PERSIST_TMP
+                     "XXXXXX (a writer was killed)", def->name, kept,
+                     def->persist);
     }
     rv = isr_persist_load(def->name, def->persist, base, size, ptemp, &saved,
                           &why);
