@@ -102,14 +102,19 @@ apr_status_t isr_refresh_start(apr_pool_t *pchild, int threads, server_rec *s)
     return APR_SUCCESS;
 }
 
+/* fn(baton) queued at `priority` while fewer than `max` tasks wait, or,
+ * with delay >= 0, run once `delay` has passed (not counted in the queue).
+ * The pool may start a thread for it: the exit signals stay blocked in
+ * refresh threads (isr_signal.h). */
 static apr_status_t submit(isr_refresh_fn fn, void *baton, apr_size_t max,
-                           apr_byte_t priority)
+                           apr_byte_t priority, apr_interval_time_t delay)
 {
     sigset_t saved;
     task_t *task;
     apr_status_t rv;
 
-    if (!pool || stopping || apr_thread_pool_tasks_count(pool) >= max) {
+    if (!pool || stopping
+        || (delay < 0 && apr_thread_pool_tasks_count(pool) >= max)) {
         return APR_EAGAIN;
     }
     if (!(task = malloc(sizeof(*task)))) {
@@ -118,7 +123,9 @@ static apr_status_t submit(isr_refresh_fn fn, void *baton, apr_size_t max,
     task->fn = fn;
     task->baton = baton;
     isr_signals_block(&saved);
-    rv = apr_thread_pool_push(pool, run_task, task, priority, NULL);
+    rv = delay < 0
+         ? apr_thread_pool_push(pool, run_task, task, priority, NULL)
+         : apr_thread_pool_schedule(pool, run_task, task, delay, NULL);
     isr_signals_restore(&saved);
     if (rv != APR_SUCCESS) {
         free(task);
@@ -128,38 +135,20 @@ static apr_status_t submit(isr_refresh_fn fn, void *baton, apr_size_t max,
 
 apr_status_t isr_refresh_submit(isr_refresh_fn fn, void *baton)
 {
-    return submit(fn, baton, queue_max, APR_THREAD_TASK_PRIORITY_NORMAL);
+    return submit(fn, baton, queue_max, APR_THREAD_TASK_PRIORITY_NORMAL, -1);
 }
 
 apr_status_t isr_refresh_submit_bulk(isr_refresh_fn fn, void *baton)
 {
-    return submit(fn, baton, queue_max / 2, APR_THREAD_TASK_PRIORITY_LOWEST);
+    return submit(fn, baton, queue_max / 2, APR_THREAD_TASK_PRIORITY_LOWEST,
+                  -1);
 }
 
 apr_status_t isr_refresh_schedule(isr_refresh_fn fn, void *baton,
                                   apr_interval_time_t delay)
 {
-    sigset_t saved;
-    task_t *task;
-    apr_status_t rv;
-
-    if (!pool || stopping) {
-        return APR_EAGAIN;
-    }
-    if (!(task = malloc(sizeof(*task)))) {
-        return APR_ENOMEM;
-    }
-    task->fn = fn;
-    task->baton = baton;
-    /* The pool may start a thread for it: the exit signals stay blocked
-     * in refresh threads (isr_signal.h). */
-    isr_signals_block(&saved);
-    rv = apr_thread_pool_schedule(pool, run_task, task, delay, NULL);
-    isr_signals_restore(&saved);
-    if (rv != APR_SUCCESS) {
-        free(task);
-    }
-    return rv;
+    return submit(fn, baton, 0, APR_THREAD_TASK_PRIORITY_NORMAL,
+                  delay > 0 ? delay : 0);
 }
 
 volatile int *isr_refresh_stopping(void)
