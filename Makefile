@@ -35,17 +35,18 @@ SRCS    := mod_isr.c $(sort $(wildcard src/*.c))
 HDRS    := $(sort $(wildcard include/*.h src/*.h))
 CWARN   := -Wc,-Wall -Wc,-Wextra -Wc,-Werror -Wc,-std=gnu11
 APXS_FLAGS ?= -I include $(CWARN)
-LIBS    ?= -lcurl -lz -lbrotlienc -lbrotlidec
+LIBS    ?= -lcurl -lz -lbrotlienc -lbrotlidec -lhiredis
 
 # --- packages ----------------------------------------------------------------
 DEB_PACKAGES := apache2 apache2-dev apache2-utils libcurl4-openssl-dev python3-pytest curl openssl \
                 zlib1g-dev libbrotli-dev brotli strace python3-prometheus-client \
-                chromium python3-websocket
+                chromium python3-websocket libhiredis-dev redis-server
 # make fuzz: Debian's clang (14 on bookworm) with libFuzzer and its sanitizer runtimes.
 FUZZ_PACKAGES := clang libfuzzer-14-dev libclang-rt-14-dev
 # make deb: the tools, and the package's Build-Depends (debian/control).
 DEB_BUILD_PACKAGES := debhelper dpkg-dev fakeroot build-essential lintian \
-                      apache2-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev
+                      apache2-dev libcurl4-openssl-dev zlib1g-dev libbrotli-dev \
+                      libhiredis-dev
 
 # --- make asan ---------------------------------------------------------------
 # A second build of the module in build/asan/ (sources symlinked there, so that libtool's

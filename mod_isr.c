@@ -22,6 +22,7 @@
 #include "isr_status.h"
 #include "isr_admin.h"
 #include "isr_zone.h"
+#include "isr_tier.h"
 
 static int isr_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp)
@@ -83,6 +84,9 @@ static void isr_child_init(apr_pool_t *pchild, server_rec *s)
     isr_refresh_start(pchild, isr_conf_refresh_threads(sc), s);
     /* On the refresh threads: after them. */
     isr_zones_child_start(s);
+    /* Its pre-cleanup runs before the refresh threads': it ends their
+     * waits on other servers' fetches. */
+    isr_tier_child_init(pchild, s);
 }
 
 /* In the quick handler r->uri is still the raw request path: httpd decodes

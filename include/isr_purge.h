@@ -74,6 +74,21 @@ apr_status_t isr_purge_apply(isr_zone_t *zone, int hard,
                              const apr_uint64_t *hashes, apr_size_t n,
                              apr_uint64_t *pseq);
 
+/* A value an operation names (keys hold NUL bytes). */
+typedef struct {
+    const char *v;
+    apr_size_t len;
+} isr_purge_val_t;
+
+/* An operation by what it names, as the admin API and the second tier
+ * (isr_tier.h) carry it: kind 'k' the keys, 'p' a path prefix (normalized:
+ * "/" or less is the zone), 't' the tags, 'u' a URL (values: its socket, or
+ * "" for none, and its URL), 'a' the zone. The hashes are this zone's; as
+ * isr_purge_apply. APR_EINVAL when the values do not fit the kind. */
+apr_status_t isr_purge_op(isr_zone_t *zone, int hard, char kind,
+                          const apr_array_header_t *values, apr_pool_t *p,
+                          apr_uint64_t *pseq);
+
 /* The path prefixes of an absolute path as a prefix purge names them:
  * "/a/b/" and "/a/b" are "/a/b", whose prefixes are "/a" and "/a/b" ("/"
  * is every entry's: a prefix purge of "/" is a purge of the zone). Their
@@ -103,6 +118,16 @@ void isr_purge_block_make(apr_pool_t *p, const isr_zone_t *zone,
                           apr_uint64_t key_hash,
                           const apr_array_header_t *tag_headers,
                           const char *headers, apr_size_t hdrlen,
+                          const unsigned char **blk, apr_size_t *len);
+
+/* The same with the tags given (const char *, as isr_purge_split_tags
+ * makes them; overflow: there were more), e.g. for an entry found in the
+ * second tier (isr_tier.h), whose block is made anew with this zone's
+ * keys. */
+void isr_purge_block_from(apr_pool_t *p, const isr_zone_t *zone,
+                          const char *path, apr_uint64_t url_hash,
+                          apr_uint64_t key_hash,
+                          const apr_array_header_t *tags, int overflow,
                           const unsigned char **blk, apr_size_t *len);
 
 /* The same for a refreshed entry: the URL's, key's and path's hashes of the

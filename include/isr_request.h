@@ -9,6 +9,7 @@
 #include "isr_store.h"
 #include "isr_ctx.h"
 #include "isr_purge.h"
+#include "isr_tier.h"
 
 #define ISR_HANDLER "isr-response"
 #define ISR_FILENAME_PREFIX "isr:"
@@ -63,6 +64,10 @@ typedef struct {
     int relayed;                /* the answer went out while fetched */
     int relay_failed;           /* ...and broke off */
     apr_bucket_brigade *relay_bb;
+    /* The second tier (isr_tier.h): */
+    isr_tier_lease_t tier_lease; /* the cluster lease of this miss, or 0 */
+    int tier_tried;             /* asked it once already */
+    int from_tier;              /* the answer came from it */
 } isr_req_t;
 
 /* Resolve the backend request context and the key for r. Returns OK, or

@@ -22,6 +22,7 @@ typedef struct isr_zone_t {
     apr_uint32_t npurge;        /* buckets, a power of two */
     apr_uint32_t nslots;
     apr_global_mutex_t *mutex;  /* guards writers; hits never take it */
+    struct isr_tier_t *tier;    /* the second tier (isr_tier.h), or NULL */
 } isr_zone_t;
 
 typedef enum {

@@ -21,6 +21,7 @@ typedef struct {
     const char *where;   /* "file:line" of the directive, for messages */
     const char *persist; /* persist=PATH (absolute), or NULL */
     apr_interval_time_t persist_every; /* 0: only at stop (isr_persist.h) */
+    struct isr_tier_conf_t *tier;      /* redis=URL (isr_tier.h), or NULL */
 } isr_zone_def_t;
 
 /* pre_config: register the mutex type so that `Mutex isr-zone ...` works. */

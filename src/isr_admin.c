@@ -30,6 +30,7 @@
 #include "isr_purge.h"
 #include "isr_report.h"
 #include "isr_request.h"
+#include "isr_tier.h"
 #include "isr_zone.h"
 
 #define ADMIN_BODY_MAX (64 * 1024)
@@ -287,8 +288,29 @@ static const char *read_params(admin_op_t *op)
 
 /* ---- operations --------------------------------------------------------- */
 
+/* What the second tier (isr_tier.h) says of an operation applied here:
+ * its cluster sequence, or that the other servers did not get it. */
+static const char *cluster(admin_op_t *op, isr_zone_t *z, char kind,
+                           const apr_array_header_t *vals)
+{
+    apr_uint64_t cseq;
+
+    if (!isr_tier_on(z)) {
+        return "";
+    }
+    if ((cseq = isr_tier_op(z, op->hard, kind, vals, op->r->pool))) {
+        return apr_psprintf(op->r->pool, ",\"cluster_seq\":%"
+                            APR_UINT64_T_FMT, cseq);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, op->r, ISR_LOGNO(0078)
+                  "isr-admin: %s by %s in zone %s applied on this server "
+                  "only: Redis did not take it", op->op, op->kind, z->name);
+    return ",\"cluster\":\"not sent: Redis did not answer\"";
+}
+
 static void zone_done(admin_op_t *op, isr_zone_t *z, apr_status_t rv,
-                      apr_uint64_t seq, long matched, apr_uint64_t ev_before)
+                      apr_uint64_t seq, long matched, apr_uint64_t ev_before,
+                      char kind, const apr_array_header_t *vals)
 {
     apr_pool_t *p = op->r->pool;
     const char *o;
@@ -299,10 +321,11 @@ static void zone_done(admin_op_t *op, isr_zone_t *z, apr_status_t rv,
                                                      strlen(z->name)));
     }
     else {
-        o = apr_psprintf(p, "{\"zone\":%s,\"seq\":%" APR_UINT64_T_FMT ",%s}",
+        o = apr_psprintf(p, "{\"zone\":%s,\"seq\":%" APR_UINT64_T_FMT ",%s%s}",
                          isr_report_json_str(p, z->name, strlen(z->name)), seq,
                          matched < 0 ? "\"lazy\":true"
-                         : apr_psprintf(p, "\"matched\":%ld", matched));
+                         : apr_psprintf(p, "\"matched\":%ld", matched),
+                         cluster(op, z, kind, vals));
     }
     APR_ARRAY_PUSH(op->out, const char *) = o;
     if (z->purge->evictions != ev_before) {
@@ -320,6 +343,14 @@ static void zone_done(admin_op_t *op, isr_zone_t *z, apr_status_t rv,
                   op->r, ISR_LOGNO(0056) "isr-admin: %s by %s in zone %s: "
                   "operation %" APR_UINT64_T_FMT "%s", op->op, op->kind,
                   z->name, seq, rv == APR_SUCCESS ? "" : " failed");
+}
+
+static void val_push(apr_array_header_t *vals, const char *v, apr_size_t len)
+{
+    isr_purge_val_t *pv = apr_array_push(vals);
+
+    pv->v = v;
+    pv->len = len;
 }
 
 /* 1 when the key holds an answer now. */
@@ -385,7 +416,8 @@ static const char *url_req(request_rec *r, const char *url, apr_size_t len,
 static const char *by_url(admin_op_t *op)
 {
     request_rec *r = op->r, *rr;
-    apr_uint64_t h, seq = 0, ev;
+    apr_array_header_t *vals;
+    apr_uint64_t seq = 0, ev;
     apr_status_t rv;
     isr_req_t *q;
     long matched;
@@ -404,10 +436,13 @@ static const char *by_url(admin_op_t *op)
     matched = stored(r, q->zone, q->key, q->klen, q->hash);
     /* Every entry of that URL: whatever forwarded headers, ISRCacheKey
      * value or Vary variant its key has. */
-    h = isr_purge_url_hash(q->zone, q->ctx.unix_path, q->ctx.url);
+    vals = apr_array_make(r->pool, 2, sizeof(isr_purge_val_t));
+    val_push(vals, q->ctx.unix_path ? q->ctx.unix_path : "",
+             q->ctx.unix_path ? strlen(q->ctx.unix_path) : 0);
+    val_push(vals, q->ctx.url, strlen(q->ctx.url));
     ev = q->zone->purge->evictions;
-    rv = isr_purge_apply(q->zone, op->hard, &h, 1, &seq);
-    zone_done(op, q->zone, rv, seq, matched, ev);
+    rv = isr_purge_op(q->zone, op->hard, 'u', vals, r->pool, &seq);
+    zone_done(op, q->zone, rv, seq, matched, ev, 'u', vals);
     ap_destroy_sub_req(rr);
     return NULL;
 }
@@ -568,37 +603,35 @@ static int warm(request_rec *r)
 /* Every other selector, in one zone. */
 static void in_zone(admin_op_t *op, isr_zone_t *z)
 {
-    apr_array_header_t *hs = apr_array_make(op->r->pool, 4,
-                                            sizeof(apr_uint64_t));
-    apr_uint64_t seq = 0, h, ev;
+    apr_array_header_t *vals = apr_array_make(op->r->pool, 4,
+                                              sizeof(isr_purge_val_t));
+    apr_uint64_t seq = 0, ev;
     apr_status_t rv;
     long matched = -1;
+    char kind = 'a';
     int i;
 
     if (!strcmp(op->kind, "key")) {
-        h = isr_store_hash(z, op->value, op->vlen);
-        matched = stored(op->r, z, op->value, op->vlen, h);
-        APR_ARRAY_PUSH(hs, apr_uint64_t) = isr_purge_key_hash(z, h);
+        kind = 'k';
+        matched = stored(op->r, z, op->value, op->vlen,
+                         isr_store_hash(z, op->value, op->vlen));
+        val_push(vals, op->value, op->vlen);
     }
-    else if (!strcmp(op->kind, "prefix") && op->vlen > 1) {
-        APR_ARRAY_PUSH(hs, apr_uint64_t) =
-            isr_purge_prefix_hash(z, op->value, op->vlen);
+    else if (!strcmp(op->kind, "prefix")) {
+        kind = 'p';
+        val_push(vals, op->value, op->vlen);
     }
     else if (!strcmp(op->kind, "tag")) {
+        kind = 't';
         for (i = 0; i < op->tags->nelts; i++) {
             const char *t = APR_ARRAY_IDX(op->tags, i, const char *);
 
-            APR_ARRAY_PUSH(hs, apr_uint64_t) =
-                isr_purge_tag_hash(z, t, strlen(t));
+            val_push(vals, t, strlen(t));
         }
-        /* Entries with more tags than they could keep answer to every
-         * tag. */
-        APR_ARRAY_PUSH(hs, apr_uint64_t) = isr_purge_overflow_hash(z);
     }
     ev = z->purge->evictions;
-    rv = isr_purge_apply(z, op->hard, (const apr_uint64_t *)hs->elts,
-                         (apr_size_t)hs->nelts, &seq);
-    zone_done(op, z, rv, seq, matched, ev);
+    rv = isr_purge_op(z, op->hard, kind, vals, op->r->pool, &seq);
+    zone_done(op, z, rv, seq, matched, ev, kind, vals);
 }
 
 /* prefix=: as a prefix purge names it (isr_purge_prefixes): decoded,

@@ -11,6 +11,7 @@
 #include "isr_fast.h"
 #include "isr_zone.h"
 #include "isr_persist.h"
+#include "isr_tier.h"
 
 #define UNSET -1
 #define MERGE(f) (add->f != UNSET ? add->f : base->f)
@@ -477,8 +478,47 @@ static const char *zone_option(cmd_parms *cmd, isr_zone_def_t *nd,
         *every = arg;
         return NULL;
     }
+    if (!strncasecmp(arg, "redis=", 6)) {
+        isr_tier_conf_t *tc = apr_pcalloc(cmd->pool, sizeof(*tc));
+        apr_interval_time_t keep = nd->tier ? nd->tier->timeout : 0;
+
+        if (nd->tier && nd->tier->host) {
+            return apr_psprintf(cmd->pool, "%s %s: redis= given twice",
+                                cmd->cmd->name, nd->name);
+        }
+        if ((v = isr_tier_parse_url(cmd->pool, arg + 6, tc))) {
+            return apr_psprintf(cmd->pool, "%s %s: '%s' %s (redis://"
+                                "[:PASSWORD@]HOST:PORT[/DB])", cmd->cmd->name,
+                                nd->name, arg + 6, v);
+        }
+        if (keep) {
+            tc->timeout = keep;
+            tc->timeout_arg = nd->tier->timeout_arg;
+        }
+        nd->tier = tc;
+        return NULL;
+    }
+    if (!strncasecmp(arg, "redis_timeout=", 14)) {
+        if (isr_parse_duration(arg + 14, &t) != APR_SUCCESS
+            || t < apr_time_from_msec(1) || t > apr_time_from_sec(10)) {
+            return apr_psprintf(cmd->pool, "%s %s: '%s' is not a duration from "
+                                "1ms to 10s (e.g. 200ms)", cmd->cmd->name,
+                                nd->name, arg);
+        }
+        if (!nd->tier) {
+            nd->tier = apr_pcalloc(cmd->pool, sizeof(*nd->tier));
+        }
+        else if (nd->tier->timeout_arg) {
+            return apr_psprintf(cmd->pool, "%s %s: redis_timeout= given twice",
+                                cmd->cmd->name, nd->name);
+        }
+        nd->tier->timeout = t;
+        nd->tier->timeout_arg = arg;
+        return NULL;
+    }
     return apr_psprintf(cmd->pool, "%s %s: unknown option '%s' (persist=PATH, "
-                        "persist_every=DURATION)", cmd->cmd->name, nd->name,
+                        "persist_every=DURATION, redis=URL, "
+                        "redis_timeout=DURATION)", cmd->cmd->name, nd->name,
                         arg);
 }
 
@@ -498,7 +538,8 @@ static const char *set_zone_def(cmd_parms *cmd, void *dc, int argc,
     }
     if (argc < 2) {
         return apr_psprintf(cmd->pool, "%s: expects NAME SIZE [persist=PATH] "
-                            "[persist_every=DURATION]", cmd->cmd->name);
+                            "[persist_every=DURATION] [redis=URL] "
+                            "[redis_timeout=DURATION]", cmd->cmd->name);
     }
     name = argv[0];
     size = argv[1];
@@ -526,6 +567,10 @@ static const char *set_zone_def(cmd_parms *cmd, void *dc, int argc,
         if ((err = zone_option(cmd, &nd, argv[i], &every))) {
             return err;
         }
+    }
+    if (nd.tier && !nd.tier->host) {
+        return apr_psprintf(cmd->pool, "%s %s: '%s' needs redis=URL",
+                            cmd->cmd->name, name, nd.tier->timeout_arg);
     }
     if (every && !nd.persist) {
         return apr_psprintf(cmd->pool, "%s %s: '%s' needs persist=PATH",
@@ -965,9 +1010,11 @@ const command_rec isr_cmds[] = {
     AP_INIT_TAKE1("ISRCacheKey", set_key, NULL, DIRCONF,
                   "string expression for the cache key (default: backend URL)"),
     AP_INIT_TAKE_ARGV("ISRCacheZone", set_zone_def, NULL, RSRC_CONF,
-                      "NAME SIZE [persist=PATH] [persist_every=DURATION]: "
-                      "define a shared-memory cache zone, optionally kept in "
-                      "a file across stops"),
+                      "NAME SIZE [persist=PATH] [persist_every=DURATION] "
+                      "[redis=URL] [redis_timeout=DURATION]: define a "
+                      "shared-memory cache zone, optionally kept in a file "
+                      "across stops and shared with other servers through "
+                      "Redis"),
     AP_INIT_TAKE1("ISRCache", set_zone_use, NULL, DIRCONF,
                   "the zone (ISRCacheZone NAME) this scope uses"),
     AP_INIT_TAKE1("ISRCacheTTL", set_duration, DUR(ttl, 0), DIRCONF,
@@ -1054,6 +1101,7 @@ const char *isr_conf_check(apr_pool_t *p, server_rec *s)
         d->where = "built in";
         d->persist = NULL;
         d->persist_every = 0;
+        d->tier = NULL;
     }
     d = (isr_zone_def_t *)sc->zones->elts;
     for (i = 0; zone_refs && i < zone_refs->nelts; i++) {

@@ -282,6 +282,59 @@ apr_status_t isr_purge_apply(isr_zone_t *zone, int hard,
 
 /* ---- paths and tags ----------------------------------------------------- */
 
+apr_status_t isr_purge_op(isr_zone_t *zone, int hard, char kind,
+                          const apr_array_header_t *values, apr_pool_t *p,
+                          apr_uint64_t *pseq)
+{
+    int i, nv = values ? values->nelts : 0;
+    apr_uint64_t *hs = apr_palloc(p, sizeof(*hs) * (apr_size_t)(nv + 1));
+    const isr_purge_val_t *v = nv ? (const isr_purge_val_t *)values->elts
+                                  : NULL;
+    apr_size_t n = 0;
+
+    switch (kind) {
+    case 'k':
+        for (i = 0; i < nv; i++) {
+            hs[n++] = isr_purge_key_hash(zone, isr_store_hash(zone, v[i].v,
+                                                              v[i].len));
+        }
+        break;
+    case 'p':
+        if (nv != 1) {
+            return APR_EINVAL;
+        }
+        if (v[0].len > 1) {
+            hs[n++] = isr_purge_prefix_hash(zone, v[0].v, v[0].len);
+        }
+        break;
+    case 't':
+        for (i = 0; i < nv; i++) {
+            hs[n++] = isr_purge_tag_hash(zone, v[i].v, v[i].len);
+        }
+        /* Entries with more tags than they could keep answer to every
+         * tag. */
+        hs[n++] = isr_purge_overflow_hash(zone);
+        break;
+    case 'u':
+        if (nv != 2 || memchr(v[1].v, '\0', v[1].len)
+            || memchr(v[0].v, '\0', v[0].len)) {
+            return APR_EINVAL;
+        }
+        hs[n++] = isr_purge_url_hash(
+            zone, v[0].len ? apr_pstrmemdup(p, v[0].v, v[0].len) : NULL,
+            apr_pstrmemdup(p, v[1].v, v[1].len));
+        break;
+    case 'a':
+        break;
+    default:
+        return APR_EINVAL;
+    }
+    if ((kind == 'k' || kind == 't') && !nv) {
+        return APR_EINVAL;  /* never the whole zone by accident */
+    }
+    return isr_purge_apply(zone, hard, hs, n, pseq);
+}
+
 int isr_purge_prefixes(const char *path, apr_size_t len, apr_size_t *out)
 {
     apr_size_t i;
@@ -459,18 +512,16 @@ static void block_write(apr_pool_t *p, const isr_zone_t *zone,
     *len = size;
 }
 
-void isr_purge_block_make(apr_pool_t *p, const isr_zone_t *zone,
+void isr_purge_block_from(apr_pool_t *p, const isr_zone_t *zone,
                           const char *path, apr_uint64_t url_hash,
                           apr_uint64_t key_hash,
-                          const apr_array_header_t *tag_headers,
-                          const char *headers, apr_size_t hdrlen,
+                          const apr_array_header_t *tags, int overflow,
                           const unsigned char **blk, apr_size_t *len)
 {
     apr_uint64_t impl[IMPL_MAX];
     apr_size_t ends[ISR_PURGE_MAX_DEPTH], pl = path ? strlen(path) : 0;
-    apr_array_header_t *tags;
     apr_uint32_t n = 0;
-    int overflow, np, i;
+    int np, i;
 
     if (url_hash) {
         impl[n++] = url_hash;
@@ -482,9 +533,23 @@ void isr_purge_block_make(apr_pool_t *p, const isr_zone_t *zone,
     for (i = 0; i < np; i++) {
         impl[n++] = isr_purge_prefix_hash(zone, path, ends[i]);
     }
-    tags = head_tags(p, tag_headers, headers, hdrlen, &overflow);
     block_write(p, zone, impl, n, np ? path : NULL, np ? pl : 0, tags,
                 overflow, blk, len);
+}
+
+void isr_purge_block_make(apr_pool_t *p, const isr_zone_t *zone,
+                          const char *path, apr_uint64_t url_hash,
+                          apr_uint64_t key_hash,
+                          const apr_array_header_t *tag_headers,
+                          const char *headers, apr_size_t hdrlen,
+                          const unsigned char **blk, apr_size_t *len)
+{
+    int overflow;
+    apr_array_header_t *tags = head_tags(p, tag_headers, headers, hdrlen,
+                                         &overflow);
+
+    isr_purge_block_from(p, zone, path, url_hash, key_hash, tags, overflow,
+                         blk, len);
 }
 
 /* The parts of a block, checked against len: 1 when well formed. */

@@ -9,6 +9,7 @@
 #include "isr_ctx.h"
 #include "isr_purge.h"
 #include "isr_report.h"
+#include "isr_tier.h"
 #include "isr_zone.h"
 
 typedef struct {
@@ -145,9 +146,12 @@ int isr_report_status(request_rec *r, const char *only)
                        in->counts[counters[k].stat]);
         }
         ap_rprintf(r, ",\"fetches\":%" APR_UINT64_T_FMT
-                   ",\"fetch_seconds\":%.6f}",
+                   ",\"fetch_seconds\":%.6f%s%s}",
                    in->counts[ISR_STAT_FETCHES],
-                   (double)in->counts[ISR_STAT_FETCH_USEC] / 1e6);
+                   (double)in->counts[ISR_STAT_FETCH_USEC] / 1e6,
+                   isr_tier_on(zr->zone) ? ",\"redis\":" : "",
+                   isr_tier_on(zr->zone)
+                       ? isr_tier_json(zr->zone, r->pool) : "");
     }
     ap_rputs("]}\n", r);
     return OK;
@@ -243,7 +247,7 @@ int isr_report_metrics(request_rec *r)
     apr_array_header_t *a = gather(r, NULL);
     const char **lab = apr_palloc(r->pool, sizeof(char *) * (a->nelts + 1));
     apr_size_t k;
-    int i;
+    int i, family_done = 0;
 
     set_type(r, "text/plain; version=0.0.4; charset=utf-8");
     for (i = 0; i < a->nelts; i++) {
@@ -268,6 +272,27 @@ int isr_report_metrics(request_rec *r)
                        gauge_value(&APR_ARRAY_IDX(a, i, zone_report_t),
                                    gauges[k].which));
         }
+    }
+    for (k = 0; k < ISR_TIER_METRICS; k++) {
+        const char *name = NULL, *help, *m;
+        apr_uint64_t v;
+        int counter;
+
+        for (i = 0; i < a->nelts; i++) {
+            if (!isr_tier_metric(APR_ARRAY_IDX(a, i, zone_report_t).zone,
+                                 (int)k, &name, &help, &counter, &v)) {
+                continue;
+            }
+            m = apr_pstrcat(r->pool, "isr_redis_", name,
+                            counter ? "_total" : "", NULL);
+            if (!family_done) {
+                family(r, m, counter ? "counter" : "gauge", help);
+                family_done = 1;
+            }
+            ap_rprintf(r, "%s{zone=\"%s\"} %" APR_UINT64_T_FMT "\n", m, lab[i],
+                       v);
+        }
+        family_done = 0;
     }
     family(r, "isr_backend_fetch_duration_seconds", "histogram",
            "Time of the backend fetches that fill and refresh the cache.");

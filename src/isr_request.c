@@ -642,7 +642,8 @@ static int renews(const isr_entry_t *stale, const isr_fetch_resp_t *resp)
 static apr_status_t publish(apr_pool_t *p, isr_zone_t *zone,
                             apr_uint32_t slot, apr_uint64_t lease,
                             const char *key, apr_size_t klen,
-                            apr_uint64_t hash, isr_value_t *v)
+                            apr_uint64_t hash, isr_value_t *v,
+                            isr_tier_lease_t *tl)
 {
     static const isr_stat_t src[ISR_CODINGS] = {
         0, ISR_STAT_GZIP_SRC, ISR_STAT_BR_SRC
@@ -657,6 +658,10 @@ static apr_status_t publish(apr_pool_t *p, isr_zone_t *zone,
 
     while (rv == APR_ENOSPC && isr_compress_trim(p, v)) {
         rv = isr_store_publish(zone, slot, lease, key, klen, hash, v);
+    }
+    if (rv == APR_SUCCESS && tl && tl->token) {
+        /* Under the cluster lease: for every server (the second tier). */
+        isr_tier_put(zone, key, klen, tl, v, p);
     }
     if (rv == APR_SUCCESS) {
         isr_store_add(zone, ISR_STAT_BODY_BYTES, v->bodylen);
@@ -680,7 +685,7 @@ static apr_status_t store_value(request_rec *r, isr_req_t *q,
                                 apr_time_t now)
 {
     apr_status_t rv = publish(r->pool, q->zone, slot, lease, key, klen, hash,
-                              v);
+                              v, key == q->key ? &q->tier_lease : NULL);
 
     if (rv == APR_EEXIST) {
         /* A newer answer is there already: this one goes to its client
@@ -1001,6 +1006,8 @@ typedef struct {
                                   * under the entry's lease, as a refresh,
                                   * or WARM_MISS as a miss would */
     isr_compress_conf_t compress;
+    apr_time_t fetched;          /* the entry's birth (0: none) */
+    isr_tier_lease_t tier;       /* the cluster lease (isr_tier.h), or 0 */
 } refresh_job_t;
 
 #define WARM_QUEUED 1
@@ -1142,6 +1149,70 @@ static int warm_claim(refresh_job_t *job, apr_time_t now)
            == ISR_CLAIM_OWNED;
 }
 
+/* The second tier before a refresh's fetch: an answer newer than the
+ * entry's that another server stored is taken instead, and while another
+ * server refreshes the key this job waits for it (the entry is served
+ * stale meanwhile). 1 when the job is done, 0 when it fetches (holding the
+ * cluster lease in job->tier, or alone when the tier does not answer). */
+static int tier_refresh(refresh_job_t *job)
+{
+    apr_time_t now = apr_time_now(), until = now + job->hold;
+    isr_tier_ticket_t tk;
+    isr_purge_mark_t born;
+    isr_tier_rec_t rec;
+    isr_tier_claim_t st;
+    apr_status_t rv;
+    isr_value_t v;
+    int want = 1;
+
+    for (;;) {
+        isr_purge_mark(job->zone, &born);
+        tk = isr_tier_ticket(job->zone, job->key, job->klen);
+        st = isr_tier_claim(job->zone, job->key, job->klen, want,
+                            job->fetched, job->hold, job->pool, &rec,
+                            &job->tier);
+        now = apr_time_now();
+        if (st == ISR_TIER_FOUND) {
+            if (rec.fetched > job->fetched && rec.fresh_until > now
+                && isr_tier_value(job->zone, &rec, &born, now, job->pool,
+                                  &v)) {
+                rv = publish(job->pool, job->zone, job->slot, job->lease,
+                             job->key, job->klen, job->hash, &v, NULL);
+                if (rv != APR_SUCCESS) {
+                    refresh_not_stored(job, rv, now);
+                }
+                else {
+                    isr_store_count(job->zone, ISR_STAT_REFRESH_OK);
+                    refresh_health(job, ISR_HEALTH_OK, NULL, APR_SUCCESS,
+                                   now);
+                    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, job->s,
+                                 ISR_LOGNO(0079) "refreshed %s from Redis",
+                                 job->req.url);
+                }
+                return 1;
+            }
+            /* Of no use now (not fresh, or malformed): the lease alone. */
+            want = 0;
+            continue;
+        }
+        if (st != ISR_TIER_BUSY) {
+            return 0;
+        }
+        if (now >= until
+            || !isr_store_renew(job->zone, job->slot, job->hash, &job->lease,
+                                now, job->hold)) {
+            /* The other server's refresh did not land in time: the entry
+             * stays stale, a later request refreshes it. */
+            isr_store_release(job->zone, job->slot, job->lease);
+            return 1;
+        }
+        isr_tier_wait(job->zone, job->key, job->klen, tk,
+                      until - now < apr_time_from_sec(1)
+                          ? until - now : apr_time_from_sec(1));
+        want = 1;
+    }
+}
+
 static void refresh_run(void *baton)
 {
     refresh_job_t *job = baton;
@@ -1168,7 +1239,10 @@ static void refresh_run(void *baton)
                          job->hold)) {
         goto leave;
     }
-    asked = now;
+    if (isr_tier_on(job->zone) && tier_refresh(job)) {
+        goto leave;
+    }
+    asked = now = apr_time_now();
     isr_purge_mark(job->zone, &born);
     rv = timed_fetch(job->zone, &resp, &job->req, job->pool);
     now = apr_time_now();
@@ -1251,7 +1325,7 @@ static void refresh_run(void *baton)
     }
     else {
         rv = publish(job->pool, job->zone, job->slot, job->lease, job->key,
-                     job->klen, job->hash, &v);
+                     job->klen, job->hash, &v, &job->tier);
         if (rv != APR_SUCCESS) {
             refresh_not_stored(job, rv, now);
             refresh_health(job, ISR_HEALTH_NOT_STORED, resp, APR_SUCCESS,
@@ -1274,6 +1348,7 @@ static void refresh_run(void *baton)
         }
     }
 leave:
+    isr_tier_release(job->zone, job->key, job->klen, &job->tier);
     apr_pool_destroy(job->pool);
 }
 
@@ -1364,6 +1439,7 @@ static apr_status_t refresh_queue(request_rec *r, isr_req_t *q,
     fetch_req_init(&job->req, q, ctx, 0);
     job->url_key = q->strict && !ctx->variant;
     if (e) {
+        job->fetched = e->fetched;
         isr_policy_read(e->headers, e->hdrlen, &pol);
         job->etag = pol.etag ? apr_pstrdup(p, pol.etag) : NULL;
         job->lastmod = pol.last_modified_str
@@ -1545,12 +1621,77 @@ apr_status_t isr_request_lookup(request_rec *r, isr_req_t *q)
     return answer_cached(r, q, st, &e, now, 0) ? APR_SUCCESS : APR_NOTFOUND;
 }
 
+/* A miss this request owns (slot, lease), or the revalidation of `stale`,
+ * asks the second tier first: an entry another server stored (newer than
+ * `stale`) is stored here (1: look it up again); while another server
+ * fetches the key, this request waits for it to land (its own waiters with
+ * it); else it fetches (0), under the cluster lease in q->tier_lease when
+ * the tier gave it one. */
+static int tier_first(request_rec *r, isr_req_t *q, apr_uint32_t slot,
+                      apr_uint64_t lease, const isr_entry_t *stale,
+                      apr_time_t give_up)
+{
+    apr_interval_time_t hold = LEASE_HOLD(q->conf);
+    isr_tier_ticket_t tk;
+    isr_purge_mark_t born;
+    isr_tier_rec_t rec;
+    isr_value_t v;
+    apr_time_t now;
+    int want = 1;
+
+    for (;;) {
+        isr_purge_mark(q->zone, &born);
+        tk = isr_tier_ticket(q->zone, q->key, q->klen);
+        switch (isr_tier_claim(q->zone, q->key, q->klen, want,
+                               stale ? stale->fetched : -1, hold, r->pool,
+                               &rec, &q->tier_lease)) {
+        case ISR_TIER_FOUND:
+            now = apr_time_now();
+            if (!isr_tier_value(q->zone, &rec, &born, now, r->pool, &v)
+                || (stale && (rec.fetched <= stale->fetched
+                              || rec.fresh_until <= now))) {
+                /* Of no use, or what this server has already: the lease
+                 * alone. */
+                want = 0;
+                continue;
+            }
+            if (publish(r->pool, q->zone, slot, lease, q->key, q->klen,
+                        q->hash, &v, NULL) != APR_SUCCESS) {
+                /* A newer one is here already, or it cannot be kept: the
+                 * lookup decides. */
+                isr_store_release(q->zone, slot, lease);
+            }
+            q->from_tier = 1;
+            return 1;
+        case ISR_TIER_BUSY:
+            now = apr_time_now();
+            if (now >= give_up
+                || !isr_store_renew(q->zone, slot, q->hash, &lease, now,
+                                    hold)) {
+                return 0;
+            }
+            q->collapsed = 1;
+            isr_tier_wait(q->zone, q->key, q->klen, tk,
+                          give_up - now < apr_time_from_sec(1)
+                              ? give_up - now : apr_time_from_sec(1));
+            want = 1;
+            break;
+        default:
+            return 0;
+        }
+    }
+}
+
 static apr_status_t obtain(request_rec *r, isr_req_t *q);
 
 apr_status_t isr_request_obtain(request_rec *r, isr_req_t *q)
 {
     apr_status_t rv = obtain(r, q);
     const isr_fetch_resp_t *f = q->failure;
+
+    if (rv == APR_SUCCESS && q->from_tier && !q->detail && !q->fwd) {
+        q->detail = "redis";
+    }
 
     /* Strict mode is a reverse proxy for origins the operator does not
      * control: their 5xx answers go to the client as they are (never
@@ -1582,6 +1723,7 @@ static apr_status_t obtain(request_rec *r, isr_req_t *q)
     isr_fetch_resp_t *resp;
     isr_entry_t e;
     isr_look_t st;
+    apr_status_t rv;
     int waited = 0, check;
 
     for (;; now = apr_time_now()) {
@@ -1644,7 +1786,15 @@ static apr_status_t obtain(request_rec *r, isr_req_t *q)
              * request; the others wait for it. */
             switch (isr_store_claim_stale(q->zone, &e, now, hold, &lease)) {
             case ISR_CLAIM_OWNED:
-                return fetch_and_store(r, q, e.slot, lease, &e);
+                if (isr_tier_on(q->zone) && !q->tier_tried) {
+                    q->tier_tried = 1;
+                    if (tier_first(r, q, e.slot, lease, &e, give_up)) {
+                        continue;
+                    }
+                }
+                rv = fetch_and_store(r, q, e.slot, lease, &e);
+                isr_tier_release(q->zone, q->key, q->klen, &q->tier_lease);
+                return rv;
             case ISR_CLAIM_BACKOFF:
                 q->error = "the backend failed a moment ago";
                 return stale_or_error(q, &e, APR_EGENERAL, now);
@@ -1683,7 +1833,16 @@ static apr_status_t obtain(request_rec *r, isr_req_t *q)
         switch (isr_store_claim_miss(q->zone, q->hash, now, hold, &slot, &seq,
                                      &lease)) {
         case ISR_CLAIM_OWNED:
-            return fetch_and_store(r, q, slot, lease, NULL);
+            if (isr_tier_on(q->zone) && !q->tier_tried) {
+                q->tier_tried = 1;
+                if (tier_first(r, q, slot, lease, NULL, give_up)) {
+                    /* Stored here from the second tier: look up again. */
+                    continue;
+                }
+            }
+            rv = fetch_and_store(r, q, slot, lease, NULL);
+            isr_tier_release(q->zone, q->key, q->klen, &q->tier_lease);
+            return rv;
         case ISR_CLAIM_NOSLOT:
             return fetch_sync(r, q, &resp, &rl, NULL);
         case ISR_CLAIM_READY:

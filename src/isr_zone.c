@@ -14,6 +14,7 @@
 
 #include "isr_zone.h"
 #include "isr_persist.h"
+#include "isr_tier.h"
 #include "isr_refresh.h"
 
 /* Versioned: a newer build loaded by a graceful restart must not read an
@@ -236,6 +237,7 @@ static apr_status_t zone_open(isr_zone_t *zone, isr_zone_rt_t **prt,
     zone->name = def->name;
     zone->mutex = rt->mutex;
     zone_settings(rt, def, pp);
+
     *prt = rt;
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, ISR_LOGNO(0003)
                  "zone %s: %s %" APR_SIZE_T_FMT " bytes, %u slots, ring %"
@@ -335,6 +337,11 @@ apr_status_t isr_zones_setup(const apr_array_header_t *defs, server_rec *s,
             break;
         }
         persist |= d[i].persist != NULL;
+        if (d[i].tier && APR_SUCCESS != (rv = isr_tier_setup(
+                                             &zones[nzones], d[i].tier, s,
+                                             pconf))) {
+            break;
+        }
         nzones++;
     }
     apr_pool_destroy(ptemp);
