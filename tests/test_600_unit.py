@@ -63,6 +63,13 @@ def test_compress_cases(unit_bin):
     assert ", 0 failed" in out
 
 
+def test_tier_record_cases(unit_bin):
+    """An entry's bytes in the second tier (src/isr_tier_rec.c): round trip, and every
+    malformed part, another key, a short or long buffer refused."""
+    out = _check([os.path.join(unit_bin, "test_tier")], 30)
+    assert ", 0 failed" in out
+
+
 def test_policy_review_cases(unit_bin):
     out = _check([os.path.join(unit_bin, "review_policy")], 30)
     assert ", 0 failed" in out

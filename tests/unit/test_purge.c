@@ -389,6 +389,126 @@ static int c_ways_age(apr_pool_t *p)
     return 0;
 }
 
+static void val(apr_array_header_t *a, const char *v, apr_size_t len)
+{
+    isr_purge_val_t *pv = apr_array_push(a);
+
+    pv->v = v;
+    pv->len = len;
+}
+
+/* isr_purge_op: an operation by what it names, as the admin API and the
+ * second tier's bus carry it; never the whole zone by accident. */
+static int c_op_kinds(apr_pool_t *p)
+{
+    tzone_t t;
+    isr_entry_t e;
+    apr_time_t now = apr_time_now();
+    apr_array_header_t *v;
+    apr_uint64_t seq = 0;
+
+    CHECK_RV(tzone_make(p, ZONE, 7, &t));
+    CHECK_RV(put_tagged(&t.z, "k/a", "/a/x", "red", isr_purge_seq(&t.z), now,
+                        p));
+    CHECK_RV(put_tagged(&t.z, "k/b", "/b/x", "blue", isr_purge_seq(&t.z), now,
+                        p));
+    CHECK_RV(put_tagged(&t.z, "k/c", "/c/x", NULL, isr_purge_seq(&t.z), now,
+                        p));
+    CHECK_RV(put_tagged(&t.z, "k/d", "/d/x", NULL, isr_purge_seq(&t.z), now,
+                        p));
+    /* Refused: no values for t or k, two values for p, a NUL in a URL, an
+     * unknown kind. Nothing applied. */
+    v = apr_array_make(p, 2, sizeof(isr_purge_val_t));
+    CHECK(isr_purge_op(&t.z, 1, 't', v, p, &seq) == APR_EINVAL);
+    CHECK(isr_purge_op(&t.z, 1, 'k', v, p, &seq) == APR_EINVAL);
+    CHECK(isr_purge_op(&t.z, 1, 'k', NULL, p, &seq) == APR_EINVAL);
+    CHECK(isr_purge_op(&t.z, 1, 'x', v, p, &seq) == APR_EINVAL);
+    val(v, "/a", 2);
+    val(v, "/b", 2);
+    CHECK(isr_purge_op(&t.z, 1, 'p', v, p, &seq) == APR_EINVAL);
+    v = apr_array_make(p, 2, sizeof(isr_purge_val_t));
+    val(v, "", 0);
+    val(v, "k/c\0x", 5);
+    CHECK(isr_purge_op(&t.z, 1, 'u', v, p, &seq) == APR_EINVAL);
+    CHECK_EQ(isr_purge_seq(&t.z), 0);
+    CHECK_LOOK(look(&t.z, "k/a", p, &e), ISR_LOOK_FRESH);
+    /* By tag, by prefix, by URL (socket "", URL), by key. */
+    v = apr_array_make(p, 2, sizeof(isr_purge_val_t));
+    val(v, "red", 3);
+    CHECK_RV(isr_purge_op(&t.z, 1, 't', v, p, &seq));
+    CHECK_LOOK(look(&t.z, "k/a", p, &e), ISR_LOOK_ABSENT);
+    CHECK_LOOK(look(&t.z, "k/b", p, &e), ISR_LOOK_FRESH);
+    v = apr_array_make(p, 2, sizeof(isr_purge_val_t));
+    val(v, "/b", 2);
+    CHECK_RV(isr_purge_op(&t.z, 0, 'p', v, p, &seq));
+    CHECK_LOOK(look(&t.z, "k/b", p, &e), ISR_LOOK_STALE);
+    v = apr_array_make(p, 2, sizeof(isr_purge_val_t));
+    val(v, "", 0);
+    val(v, "k/c", 3);
+    CHECK_RV(isr_purge_op(&t.z, 1, 'u', v, p, &seq));
+    CHECK_LOOK(look(&t.z, "k/c", p, &e), ISR_LOOK_ABSENT);
+    CHECK_LOOK(look(&t.z, "k/d", p, &e), ISR_LOOK_FRESH);
+    v = apr_array_make(p, 2, sizeof(isr_purge_val_t));
+    val(v, "k/d", 3);
+    CHECK_RV(isr_purge_op(&t.z, 1, 'k', v, p, &seq));
+    CHECK_LOOK(look(&t.z, "k/d", p, &e), ISR_LOOK_ABSENT);
+    CHECK_EQ(seq, 4);
+    /* A prefix of "/" is the zone. */
+    CHECK_RV(put_tagged(&t.z, "k/e", "/e/x", NULL, isr_purge_seq(&t.z), now,
+                        p));
+    v = apr_array_make(p, 2, sizeof(isr_purge_val_t));
+    val(v, "/", 1);
+    CHECK_RV(isr_purge_op(&t.z, 1, 'p', v, p, &seq));
+    CHECK_LOOK(look(&t.z, "k/e", p, &e), ISR_LOOK_ABSENT);
+    return 0;
+}
+
+/* isr_purge_block_from (an entry from the second tier, its block made
+ * anew from its path and tags) answers the operations block_make's
+ * would. */
+static int c_block_from(apr_pool_t *p)
+{
+    tzone_t t;
+    isr_entry_t e;
+    apr_time_t now = apr_time_now();
+    apr_array_header_t *tags = apr_array_make(p, 2, sizeof(const char *));
+    isr_value_t v = VAL(200, NULL, 0, "body", 4, now, now + 60 * SEC,
+                        now + 120 * SEC);
+    apr_array_header_t *got;
+    const char *path;
+    apr_uint64_t h, seq;
+    int overflow;
+
+    CHECK_RV(tzone_make(p, ZONE, 8, &t));
+    APR_ARRAY_PUSH(tags, const char *) = "green";
+    APR_ARRAY_PUSH(tags, const char *) = "tea";
+    v.born = isr_purge_seq(&t.z);
+    isr_purge_block_from(p, &t.z, "/shop/x", isr_purge_url_hash(&t.z, NULL,
+                                                                "k/f"),
+                         H(&t.z, "k/f"), tags, 0, &v.tags, &v.taglen);
+    CHECK(isr_purge_block_read(p, v.tags, v.taglen, &path, &got, &overflow));
+    CHECK(path && !strcmp(path, "/shop/x"));
+    CHECK_EQ(got->nelts, 2);
+    CHECK(!overflow);
+    CHECK_RV(put(&t.z, "k/f", &v, now, p));
+    CHECK_LOOK(look(&t.z, "k/f", p, &e), ISR_LOOK_FRESH);
+    h = tag(&t.z, "tea");
+    CHECK_RV(isr_purge_apply(&t.z, 0, &h, 1, &seq));
+    CHECK_LOOK(look(&t.z, "k/f", p, &e), ISR_LOOK_STALE);
+    h = isr_purge_prefix_hash(&t.z, "/shop", 5);
+    CHECK_RV(isr_purge_apply(&t.z, 1, &h, 1, &seq));
+    CHECK_LOOK(look(&t.z, "k/f", p, &e), ISR_LOOK_ABSENT);
+    /* Overflowed: every tag operation names it. */
+    v.born = isr_purge_seq(&t.z);
+    isr_purge_block_from(p, &t.z, "/shop/y", 0, H(&t.z, "k/g"), tags, 1,
+                         &v.tags, &v.taglen);
+    CHECK_RV(put(&t.z, "k/g", &v, now, p));
+    h = isr_purge_overflow_hash(&t.z);
+    CHECK_RV(isr_purge_apply(&t.z, 1, &h, 1, &seq));
+    CHECK_LOOK(look(&t.z, "k/g", p, &e), ISR_LOOK_ABSENT);
+    return 0;
+}
+
 static const struct {
     const char *name;
     int (*fn)(apr_pool_t *p);
@@ -402,6 +522,8 @@ static const struct {
     { "bad_block", c_bad_block },
     { "block", c_block },
     { "ways_age", c_ways_age },
+    { "op_kinds", c_op_kinds },
+    { "block_from", c_block_from },
 };
 
 int main(int argc, const char *const *argv)
