@@ -66,10 +66,13 @@ int isr_tier_rec_unpack(apr_pool_t *p, const char *buf, apr_size_t len,
 /* ---- the server side ------------------------------------------------- */
 
 /* post_config: the cluster state of every zone with redis= (kept across
- * graceful restarts like the zone). */
+ * graceful restarts like the zone). `restored`: the zone was just read from
+ * its persist= file (its first contact with Redis makes it stale: it
+ * cannot know what the cluster purged meanwhile). */
 struct server_rec;
 apr_status_t isr_tier_setup(isr_zone_t *zone, const isr_tier_conf_t *conf,
-                            struct server_rec *s, apr_pool_t *pconf);
+                            int restored, struct server_rec *s,
+                            apr_pool_t *pconf);
 
 /* child_init, once the zones are attached: connections and the bus thread
  * (stopped and joined by a pre-cleanup of pchild). */

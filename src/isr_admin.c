@@ -288,8 +288,11 @@ static const char *read_params(admin_op_t *op)
 
 /* ---- operations --------------------------------------------------------- */
 
-/* What the second tier (isr_tier.h) says of an operation applied here:
- * its cluster sequence, or that the other servers did not get it. */
+/* An operation for every server (the second tier, isr_tier.h), made before
+ * it is applied here: until then this zone still has what it matches, so
+ * no request here can take the old answer back from Redis. Its cluster
+ * sequence for the answer, or that the other servers did not get it (then
+ * nothing fetched before now is taken from Redis by this server). */
 static const char *cluster(admin_op_t *op, isr_zone_t *z, char kind,
                            const apr_array_header_t *vals)
 {
@@ -303,14 +306,14 @@ static const char *cluster(admin_op_t *op, isr_zone_t *z, char kind,
                             APR_UINT64_T_FMT, cseq);
     }
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, op->r, ISR_LOGNO(0078)
-                  "isr-admin: %s by %s in zone %s applied on this server "
-                  "only: Redis did not take it", op->op, op->kind, z->name);
+                  "isr-admin: %s by %s in zone %s for this server only: "
+                  "Redis did not take it", op->op, op->kind, z->name);
     return ",\"cluster\":\"not sent: Redis did not answer\"";
 }
 
 static void zone_done(admin_op_t *op, isr_zone_t *z, apr_status_t rv,
                       apr_uint64_t seq, long matched, apr_uint64_t ev_before,
-                      char kind, const apr_array_header_t *vals)
+                      const char *cl)
 {
     apr_pool_t *p = op->r->pool;
     const char *o;
@@ -325,7 +328,7 @@ static void zone_done(admin_op_t *op, isr_zone_t *z, apr_status_t rv,
                          isr_report_json_str(p, z->name, strlen(z->name)), seq,
                          matched < 0 ? "\"lazy\":true"
                          : apr_psprintf(p, "\"matched\":%ld", matched),
-                         cluster(op, z, kind, vals));
+                         cl);
     }
     APR_ARRAY_PUSH(op->out, const char *) = o;
     if (z->purge->evictions != ev_before) {
@@ -422,6 +425,7 @@ static const char *by_url(admin_op_t *op)
     isr_req_t *q;
     long matched;
     const char *url = apr_pstrmemdup(r->pool, op->value, op->vlen), *err;
+    const char *cl;
 
     if ((err = url_req(r, url, op->vlen, 0, &rr, &q))) {
         return apr_psprintf(r->pool, "url= %s: %s",
@@ -441,8 +445,9 @@ static const char *by_url(admin_op_t *op)
              q->ctx.unix_path ? strlen(q->ctx.unix_path) : 0);
     val_push(vals, q->ctx.url, strlen(q->ctx.url));
     ev = q->zone->purge->evictions;
+    cl = cluster(op, q->zone, 'u', vals);
     rv = isr_purge_op(q->zone, op->hard, 'u', vals, r->pool, &seq);
-    zone_done(op, q->zone, rv, seq, matched, ev, 'u', vals);
+    zone_done(op, q->zone, rv, seq, matched, ev, cl);
     ap_destroy_sub_req(rr);
     return NULL;
 }
@@ -609,6 +614,7 @@ static void in_zone(admin_op_t *op, isr_zone_t *z)
     apr_status_t rv;
     long matched = -1;
     char kind = 'a';
+    const char *cl;
     int i;
 
     if (!strcmp(op->kind, "key")) {
@@ -630,8 +636,9 @@ static void in_zone(admin_op_t *op, isr_zone_t *z)
         }
     }
     ev = z->purge->evictions;
+    cl = cluster(op, z, kind, vals);
     rv = isr_purge_op(z, op->hard, kind, vals, op->r->pool, &seq);
-    zone_done(op, z, rv, seq, matched, ev, kind, vals);
+    zone_done(op, z, rv, seq, matched, ev, cl);
 }
 
 /* prefix=: as a prefix purge names it (isr_purge_prefixes): decoded,

@@ -501,9 +501,9 @@ static const char *zone_option(cmd_parms *cmd, isr_zone_def_t *nd,
     if (!strncasecmp(arg, "redis_timeout=", 14)) {
         if (isr_parse_duration(arg + 14, &t) != APR_SUCCESS
             || t < apr_time_from_msec(1) || t > apr_time_from_sec(10)) {
-            return apr_psprintf(cmd->pool, "%s %s: '%s' is not a duration from "
-                                "1ms to 10s (e.g. 200ms)", cmd->cmd->name,
-                                nd->name, arg);
+            return apr_psprintf(cmd->pool, "%s %s: '%s' is not a duration "
+                                "from 1ms to 10s (e.g. 200ms)",
+                                cmd->cmd->name, nd->name, arg);
         }
         if (!nd->tier) {
             nd->tier = apr_pcalloc(cmd->pool, sizeof(*nd->tier));

@@ -17,6 +17,7 @@
 #include "isr_fetch.h"
 #include "isr_forward.h"
 #include "isr_proxy.h"
+#include "isr_tier.h"
 #include "isr_request.h"
 
 /* Location and Content-Location values looked at per answer. */
@@ -141,6 +142,16 @@ static void invalidate(request_rec *r, const isr_req_t *q)
     apr_uint32_t slot = 0, seq = 0;
     isr_inval_t res;
 
+    if (isr_tier_on(q->zone)) {
+        /* Every server's copy, Redis's first (isr_admin.c's cluster()). */
+        apr_array_header_t *k = apr_array_make(r->pool, 1,
+                                               sizeof(isr_purge_val_t));
+        isr_purge_val_t *v = apr_array_push(k);
+
+        v->v = q->key;
+        v->len = q->klen;
+        (void)isr_tier_op(q->zone, 1, 'k', k, r->pool);
+    }
     for (;; now = apr_time_now()) {
         res = isr_store_invalidate(q->zone, q->key, q->klen, q->hash, now,
                                    now < give_up ? &live : NULL, &slot, &seq);

@@ -8,9 +8,16 @@
  *   isr:{NAME}:GEN:p:PATH   tags overflowed), a path prefix, a URL; an
  *   isr:{NAME}:GEN:u:URL    operation deletes what they name
  *   isr:{NAME}:gen          GEN: purge-all increments it
- *   isr:{NAME}:l:KEY        the lease: a fencing token from isr:{NAME}:fence,
- *                           SET NX PX (the fetch's time limit and a margin)
+ *   isr:{NAME}:GEN:x:KEY    the sequence of the last purge of KEY by key
+ *                           (a key= purge, an invalidation after an unsafe
+ *                           method), an hour long: a write under a lease
+ *                           taken before it is refused
+ *   isr:{NAME}:l:KEY        the lease: its owner's random token, SET NX PX
+ *                           (the fetch's time limit and a margin)
  *   isr:{NAME}:opseq        the cluster's operation sequence
+ *   isr:{NAME}:gseq         the sequence of the last operation by tag,
+ *                           prefix, URL or all: a write under a lease taken
+ *                           before it is refused
  *   isr:{NAME}:ops          a stream of the last operations (catch-up)
  *   isr:{NAME}:epoch        random, set once: a Redis that lost its data
  *                           has another one
@@ -45,12 +52,14 @@
 #include "isr_zone.h"
 
 #define CONNS_MAX     32        /* connections a child keeps at most */
-#define SKIP_AFTER_FAILURE apr_time_from_sec(1)
+#define SKIP_AFTER_FAILURE 1u   /* s: no calls after one failed */
 #define WAKE_BUCKETS  64
 #define BUS_POLL_MS   250
 #define OPS_KEEP      "10000"   /* stream entries kept for catch-up */
 #define OPS_CATCH_MAX 1000      /* missed more: the local tier goes stale */
 #define EVAL_ARGS_MAX 300       /* an operation names up to 256 tags */
+#define ORPHANS_MAX   64        /* leases to give back, per child */
+#define TOMB_PX       "3600000" /* ms an x:KEY mark is kept */
 /* Larger entries stay on the server that fetched them: one call must fit
  * in redis_timeout, and a slow call makes the tier look down. */
 #define PUT_MAX       (4 * 1024 * 1024)
@@ -77,6 +86,10 @@ typedef struct {
     apr_uint64_t server;        /* this server's id in operations */
     apr_uint32_t catching;      /* pid of the child catching up, or 0 */
     apr_uint32_t bus_seen;      /* when (s) a child last listened */
+    apr_uint32_t restored;      /* the zone came from its persist= file */
+    apr_int64_t floor;          /* entries fetched before it are not taken
+                                 * from Redis: an operation made while it
+                                 * did not answer may have matched them */
     apr_uint64_t counts[T_COUNT];
 } tier_shared_t;
 
@@ -85,6 +98,12 @@ typedef struct {
     apr_thread_cond_t *cond;
     volatile apr_uint32_t gen;
 } wake_t;
+
+typedef struct {
+    char *key;                  /* malloc'd */
+    apr_size_t klen;
+    apr_uint64_t token;
+} orphan_t;
 
 struct isr_tier_t {
     isr_tier_conf_t conf;
@@ -99,6 +118,12 @@ struct isr_tier_t {
     volatile apr_uint32_t down;         /* logged as unreachable */
     volatile int stop;
     volatile int subscribed;            /* this child's bus listens */
+    volatile int catch_pending;         /* a catch-up is still owed */
+    apr_thread_mutex_t *orphan_mx;      /* leases to give back when Redis
+                                         * answers again: a call that
+                                         * failed may have taken them */
+    orphan_t orphans[ORPHANS_MAX];
+    volatile int norphans;
     apr_thread_t *thread;
     wake_t wake[WAKE_BUCKETS];
 };
@@ -108,10 +133,12 @@ static int ntiers;
 
 /* ---- the scripts ---------------------------------------------------- */
 
-/* ARGV: pre, key, want, px, newer. {2, entry} when want is 1 and the
- * entry was fetched after `newer` (its fetched field, isr_tier_rec.c:
- * bytes 17-24), else {1, token, opseq} | {0}: in one step, so that an
- * entry landing meanwhile is never fetched again. */
+/* ARGV: pre, key, want, px, newer, token. {2, entry} when want is 1 and
+ * the entry was fetched after `newer` (its fetched field, isr_tier_rec.c:
+ * bytes 17-24), else the lease for `token`: {1, opseq} | {0}; in one step,
+ * so that an entry landing meanwhile is never fetched again. The token is
+ * the caller's (random): a claim whose answer was lost can be given back
+ * (isr_tier_release) once Redis answers again. */
 static const char CLAIM[] =
     "local pre, key = ARGV[1], ARGV[2]\n"
     "if ARGV[3] == '1' then\n"
@@ -122,24 +149,25 @@ static const char CLAIM[] =
     "    return {2, v}\n"
     "  end\n"
     "end\n"
-    "local tok = redis.call('incr', pre..'fence')\n"
-    "if redis.call('set', pre..'l:'..key, tok, 'NX', 'PX', ARGV[4]) then\n"
-    "  return {1, tok, tonumber(redis.call('get', pre..'opseq') or '0')}\n"
+    "if redis.call('set', pre..'l:'..key, ARGV[6], 'NX', 'PX', ARGV[4])"
+    " then\n"
+    "  return {1, tonumber(redis.call('get', pre..'opseq') or '0')}\n"
     "end\n"
     "return {0}\n";
 
 /* ARGV: pre, bus, key, token, opseq, px, entry, n, tags..., n, prefixes...,
  * url index. 1 stored, 0 the lease is not the caller's, -1 an operation
- * came since it was taken. */
+ * that may match the entry came since the lease was taken (opseq). */
 static const char PUT[] =
     "local pre, bus, key, tok = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local lk = pre..'l:'..key\n"
     "if redis.call('get', lk) ~= tok then return 0 end\n"
     "redis.call('del', lk)\n"
     "local r = -1\n"
-    "if tonumber(redis.call('get', pre..'opseq') or '0')"
-    " <= tonumber(ARGV[5]) then\n"
-    "  local g = pre..(redis.call('get', pre..'gen') or '0')..':'\n"
+    "local since = tonumber(ARGV[5])\n"
+    "local g = pre..(redis.call('get', pre..'gen') or '0')..':'\n"
+    "if tonumber(redis.call('get', pre..'gseq') or '0') <= since\n"
+    "   and tonumber(redis.call('get', g..'x:'..key) or '0') <= since then\n"
     "  local px = tonumber(ARGV[6])\n"
     "  redis.call('set', g..'e:'..key, ARGV[7], 'PX', px)\n"
     "  local function idx(s)\n"
@@ -168,20 +196,24 @@ static const char RELEASE[] =
 /* ARGV: pre, bus, kind, payload, server, names... The operation's seq. */
 static const char OP[] =
     "local pre, bus, kind = ARGV[1], ARGV[2], ARGV[3]\n"
+    "local seq = redis.call('incr', pre..'opseq')\n"
     "local g = pre..(redis.call('get', pre..'gen') or '0')..':'\n"
     "local function drop(s)\n"
     "  local m = redis.call('smembers', s)\n"
     "  for i = 1, #m do redis.call('del', g..'e:'..m[i]) end\n"
     "  redis.call('del', s)\n"
     "end\n"
+    "if kind == 'k' then\n"
+    "  for i = 6, #ARGV do\n"
+    "    redis.call('del', g..'e:'..ARGV[i])\n"
+    "    redis.call('set', g..'x:'..ARGV[i], seq, 'PX', " TOMB_PX ")\n"
+    "  end\n"
+    "else redis.call('set', pre..'gseq', seq) end\n"
     "if kind == 'a' then redis.call('incr', pre..'gen')\n"
-    "elseif kind == 'k' then\n"
-    "  for i = 6, #ARGV do redis.call('del', g..'e:'..ARGV[i]) end\n"
-    "else\n"
+    "elseif kind ~= 'k' then\n"
     "  for i = 6, #ARGV do drop(g..kind..':'..ARGV[i]) end\n"
     "  if kind == 't' then drop(g..'t:*') end\n"
     "end\n"
-    "local seq = redis.call('incr', pre..'opseq')\n"
     "redis.call('xadd', pre..'ops', 'MAXLEN', '~', '" OPS_KEEP "',"
     " seq..'-0', 'o', ARGV[5], 'p', ARGV[4])\n"
     "redis.call('publish', bus, 'O'..seq..' '..ARGV[5]..' '..ARGV[4])\n"
@@ -259,15 +291,17 @@ static apr_uint32_t now_sec(void)
     return (apr_uint32_t)apr_time_sec(apr_time_now());
 }
 
-/* A call failed: skip the tier for a moment, say so once. */
-static void went_down(isr_tier_t *t, const char *why)
+/* A call failed: say so once; with `skip`, skip the tier for a moment (a
+ * lost subscription alone does not: calls may still work). */
+static void went_down(isr_tier_t *t, const char *why, int skip)
 {
     apr_uint32_t was = 0;
 
     count(t, T_ERRORS);
-    __atomic_store_n(&t->skip_until,
-                     now_sec() + (apr_uint32_t)apr_time_sec(SKIP_AFTER_FAILURE),
-                     __ATOMIC_RELAXED);
+    if (skip) {
+        __atomic_store_n(&t->skip_until, now_sec() + SKIP_AFTER_FAILURE,
+                         __ATOMIC_RELAXED);
+    }
     if (__atomic_compare_exchange_n(&t->down, &was, 1, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_RELAXED)) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, t->s, ISR_LOGNO(0068)
@@ -322,6 +356,8 @@ static redisContext *connect_to(const isr_tier_conf_t *c, const char **why)
         return NULL;
     }
     redisSetTimeout(ctx, tv_of(c->timeout));
+    /* A peer that vanished (a failover, a cable) is noticed. */
+    redisEnableKeepAlive(ctx);
     if (c->password) {
         r = redisCommand(ctx, "AUTH %s", c->password);
         if (!reply_ok(r)) {
@@ -354,7 +390,7 @@ static apr_status_t conn_make(void **res, void *params, apr_pool_t *p)
     (void)p;
 
     if (!(*res = connect_to(&t->conf, &why))) {
-        went_down(t, why);
+        went_down(t, why, 1);
         return APR_ECONNREFUSED;
     }
     return APR_SUCCESS;
@@ -378,7 +414,7 @@ static redisReply *eval(isr_tier_t *t, const char *script, int argc,
     redisContext *ctx;
     redisReply *r;
     void *res;
-    int i;
+    int i, tries, err, closed;
 
     if (!t->conns || argc + 3 > EVAL_ARGS_MAX) {
         return NULL;
@@ -387,11 +423,6 @@ static redisReply *eval(isr_tier_t *t, const char *script, int argc,
         count(t, T_SKIPPED);
         return NULL;
     }
-    if (apr_reslist_acquire(t->conns, &res) != APR_SUCCESS) {
-        count(t, T_SKIPPED);
-        return NULL;
-    }
-    ctx = res;
     a[0] = "EVAL";
     l[0] = 4;
     a[1] = script;
@@ -402,11 +433,28 @@ static redisReply *eval(isr_tier_t *t, const char *script, int argc,
         a[i + 3] = argv[i];
         l[i + 3] = lens ? lens[i] : strlen(argv[i]);
     }
-    r = redisCommandArgv(ctx, argc + 3, a, l);
-    if (!r) {
-        went_down(t, ctx->errstr[0] ? ctx->errstr : "no answer");
+    /* A connection Redis closed while it was idle in the list (its
+     * `timeout`, a restart) fails at once: another one is tried. */
+    for (tries = 0;; tries++) {
+        if (apr_reslist_acquire(t->conns, &res) != APR_SUCCESS) {
+            count(t, T_SKIPPED);
+            return NULL;
+        }
+        ctx = res;
+        r = redisCommandArgv(ctx, argc + 3, a, l);
+        if (r) {
+            break;
+        }
+        err = errno;
+        closed = ctx->err == REDIS_ERR_EOF
+                 || (ctx->err == REDIS_ERR_IO
+                     && (err == ECONNRESET || err == EPIPE));
+        if (!closed || tries >= 2) {
+            went_down(t, ctx->errstr[0] ? ctx->errstr : "no answer", 1);
+            apr_reslist_invalidate(t->conns, res);
+            return NULL;
+        }
         apr_reslist_invalidate(t->conns, res);
-        return NULL;
     }
     apr_reslist_release(t->conns, res);
     if (r->type == REDIS_REPLY_ERROR) {
@@ -485,84 +533,43 @@ void isr_tier_wait(isr_zone_t *zone, const char *key, apr_size_t klen,
     apr_thread_mutex_unlock(w->mutex);
 }
 
-isr_tier_claim_t isr_tier_claim(isr_zone_t *zone, const char *key,
-                                apr_size_t klen, int want, apr_time_t newer,
-                                apr_interval_time_t hold, apr_pool_t *p,
-                                isr_tier_rec_t *rec, isr_tier_lease_t *lease)
+/* ---- leases a failed call may have left ----------------------------- */
+
+/* Remember a lease whose call failed (it may have been taken, or not
+ * given back): released when Redis answers again, so that no server waits
+ * for it until it expires. The oldest goes when the list is full. */
+static void orphan_add(isr_tier_t *t, const char *key, apr_size_t klen,
+                       apr_uint64_t token)
 {
-    isr_tier_t *t = zone->tier;
-    const char *argv[5];
-    size_t lens[5];
-    redisReply *r;
-    isr_tier_claim_t st = ISR_TIER_DOWN;
+    orphan_t *o;
+    char *k;
 
-    lease->token = lease->opseq = 0;
-    if (!t) {
-        return ISR_TIER_DOWN;
+    if (!t->orphan_mx || !token || !(k = malloc(klen ? klen : 1))) {
+        return;
     }
-    argv[0] = t->pre;
-    argv[1] = key;
-    argv[2] = want ? "1" : "0";
-    argv[3] = dec(p, (apr_uint64_t)apr_time_as_msec(hold) + 1);
-    lens[0] = strlen(argv[0]);
-    lens[1] = klen;
-    lens[2] = 1;
-    lens[3] = strlen(argv[3]);
-    argv[4] = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)newer);
-    lens[4] = strlen(argv[4]);
-    if (want) {
-        count(t, T_GETS);
+    memcpy(k, key, klen);
+    apr_thread_mutex_lock(t->orphan_mx);
+    if (t->norphans == ORPHANS_MAX) {
+        free(t->orphans[0].key);
+        memmove(&t->orphans[0], &t->orphans[1],
+                sizeof(t->orphans[0]) * (ORPHANS_MAX - 1));
+        t->norphans--;
     }
-    if (!(r = eval(t, CLAIM, 5, argv, lens))) {
-        return ISR_TIER_DOWN;
-    }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-        went_down(t, "a claim answer of the wrong shape");
-    }
-    else if (reply_int(r->element[0]) == 2 && r->elements == 2
-             && r->element[1]->type == REDIS_REPLY_STRING) {
-        char *copy = apr_pmemdup(p, r->element[1]->str, r->element[1]->len);
-
-        if (isr_tier_rec_unpack(p, copy, r->element[1]->len, key, klen,
-                                rec)) {
-            count(t, T_FOUND);
-            st = ISR_TIER_FOUND;
-        }
-        else {
-            count(t, T_ERRORS);
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, t->s, ISR_LOGNO(0071)
-                         "zone %s: an entry in Redis %s does not parse or is "
-                         "another key's: ignored", zone->name, t->conf.url);
-        }
-    }
-    else if (reply_int(r->element[0]) == 1 && r->elements == 3) {
-        lease->token = (apr_uint64_t)reply_int(r->element[1]);
-        lease->opseq = (apr_uint64_t)reply_int(r->element[2]);
-        count(t, T_LEASES);
-        st = lease->token ? ISR_TIER_OWNED : ISR_TIER_DOWN;
-    }
-    else {
-        count(t, T_LEASE_BUSY);
-        st = ISR_TIER_BUSY;
-    }
-    freeReplyObject(r);
-    return st;
+    o = &t->orphans[t->norphans++];
+    o->key = k;
+    o->klen = klen;
+    o->token = token;
+    apr_thread_mutex_unlock(t->orphan_mx);
 }
 
-void isr_tier_release(isr_zone_t *zone, const char *key, apr_size_t klen,
-                      isr_tier_lease_t *lease)
+static redisReply *release_call(isr_tier_t *t, const char *key,
+                                apr_size_t klen, apr_uint64_t token)
 {
-    isr_tier_t *t = zone->tier;
     const char *argv[4];
     size_t lens[4];
     char tok[32];
-    redisReply *r;
 
-    if (!t || !lease->token) {
-        return;
-    }
-    apr_snprintf(tok, sizeof(tok), "%" APR_UINT64_T_FMT, lease->token);
-    lease->token = 0;
+    apr_snprintf(tok, sizeof(tok), "%" APR_UINT64_T_FMT, token);
     argv[0] = t->pre;
     argv[1] = t->bus;
     argv[2] = key;
@@ -571,8 +578,149 @@ void isr_tier_release(isr_zone_t *zone, const char *key, apr_size_t klen,
     lens[1] = strlen(t->bus);
     lens[2] = klen;
     lens[3] = strlen(tok);
-    if ((r = eval(t, RELEASE, 4, argv, lens))) {
+    return eval(t, RELEASE, 4, argv, lens);
+}
+
+/* The bus thread, while Redis answers: give the remembered leases back. */
+static void orphans_release(isr_tier_t *t)
+{
+    orphan_t o;
+    redisReply *r;
+
+    while (__atomic_load_n(&t->norphans, __ATOMIC_RELAXED) && !t->stop) {
+        apr_thread_mutex_lock(t->orphan_mx);
+        if (!t->norphans) {
+            apr_thread_mutex_unlock(t->orphan_mx);
+            return;
+        }
+        o = t->orphans[--t->norphans];
+        apr_thread_mutex_unlock(t->orphan_mx);
+        r = release_call(t, o.key, o.klen, o.token);
+        if (!r) {
+            orphan_add(t, o.key, o.klen, o.token);
+            free(o.key);
+            return;
+        }
         freeReplyObject(r);
+        free(o.key);
+    }
+}
+
+static apr_uint64_t token_make(void)
+{
+    apr_uint64_t tok = 0;
+
+    apr_generate_random_bytes((unsigned char *)&tok, sizeof(tok));
+    return (tok >> 1) | 1;  /* positive, never 0 */
+}
+
+isr_tier_claim_t isr_tier_claim(isr_zone_t *zone, const char *key,
+                                apr_size_t klen, int want, apr_time_t newer,
+                                apr_interval_time_t hold, apr_pool_t *p,
+                                isr_tier_rec_t *rec, isr_tier_lease_t *lease)
+{
+    static apr_uint32_t bad_logged;
+    isr_tier_t *t = zone->tier;
+    const char *argv[6];
+    size_t lens[6];
+    redisReply *r;
+    apr_uint64_t tok;
+    isr_tier_claim_t st;
+    int i;
+
+    lease->token = lease->opseq = 0;
+    if (!t) {
+        return ISR_TIER_DOWN;
+    }
+    argv[0] = t->pre;
+    argv[1] = key;
+    argv[3] = dec(p, (apr_uint64_t)apr_time_as_msec(hold) + 1);
+    argv[4] = apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)newer);
+    lens[0] = strlen(argv[0]);
+    lens[1] = klen;
+    lens[2] = 1;
+    lens[3] = strlen(argv[3]);
+    lens[4] = strlen(argv[4]);
+    /* A malformed entry is claimed over (the lease only): the write of
+     * whoever fetches replaces it. */
+    for (i = 0;; i++) {
+        tok = token_make();
+        argv[2] = want ? "1" : "0";
+        argv[5] = dec(p, tok);
+        lens[5] = strlen(argv[5]);
+        if (want) {
+            count(t, T_GETS);
+        }
+        if (!(r = eval(t, CLAIM, 6, argv, lens))) {
+            /* It may have been taken, its answer lost. */
+            orphan_add(t, key, klen, tok);
+            return ISR_TIER_DOWN;
+        }
+        st = ISR_TIER_DOWN;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+            count(t, T_ERRORS);
+        }
+        else if (reply_int(r->element[0]) == 2 && r->elements == 2
+                 && r->element[1]->type == REDIS_REPLY_STRING) {
+            char *copy = apr_pmemdup(p, r->element[1]->str,
+                                     r->element[1]->len);
+
+            if (isr_tier_rec_unpack(p, copy, r->element[1]->len, key, klen,
+                                    rec)) {
+                count(t, T_FOUND);
+                st = ISR_TIER_FOUND;
+            }
+            else {
+                count(t, T_ERRORS);
+                if (now_sec() - __atomic_load_n(&bad_logged, __ATOMIC_RELAXED)
+                    >= 60) {
+                    __atomic_store_n(&bad_logged, now_sec(),
+                                     __ATOMIC_RELAXED);
+                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, t->s,
+                                 ISR_LOGNO(0071) "zone %s: an entry in Redis "
+                                 "%s does not parse or is another key's: "
+                                 "ignored, fetched again (logged once a "
+                                 "minute)", zone->name, t->conf.url);
+                }
+                if (want && i == 0) {
+                    freeReplyObject(r);
+                    want = 0;
+                    continue;
+                }
+            }
+        }
+        else if (reply_int(r->element[0]) == 1 && r->elements == 2) {
+            lease->token = tok;
+            lease->opseq = (apr_uint64_t)reply_int(r->element[1]);
+            count(t, T_LEASES);
+            st = ISR_TIER_OWNED;
+        }
+        else {
+            count(t, T_LEASE_BUSY);
+            st = ISR_TIER_BUSY;
+        }
+        freeReplyObject(r);
+        return st;
+    }
+}
+
+void isr_tier_release(isr_zone_t *zone, const char *key, apr_size_t klen,
+                      isr_tier_lease_t *lease)
+{
+    isr_tier_t *t = zone->tier;
+    apr_uint64_t tok;
+    redisReply *r;
+
+    if (!t || !lease->token) {
+        return;
+    }
+    tok = lease->token;
+    lease->token = 0;
+    if ((r = release_call(t, key, klen, tok))) {
+        freeReplyObject(r);
+    }
+    else {
+        orphan_add(t, key, klen, tok);
     }
 }
 
@@ -604,6 +752,7 @@ void isr_tier_put(isr_zone_t *zone, const char *key, apr_size_t klen,
     isr_tier_rec_t rec;
     isr_ctx_t ctx;
     redisReply *r;
+    apr_uint64_t tok;
     int n = 0, i, np, overflow = 0;
 
     if (!t || !lease->token) {
@@ -679,8 +828,10 @@ void isr_tier_put(isr_zone_t *zone, const char *key, apr_size_t klen,
     argv[n] = url_index(p, ctx.unix_path, ctx.url, &bl);
     ARG(argv[n], bl);
 #undef ARG
+    tok = lease->token;
     lease->token = 0;
     if (!(r = eval(t, PUT, n, argv, lens))) {
+        orphan_add(t, key, klen, tok);
         return;
     }
     if (reply_int(r) == 1) {
@@ -704,6 +855,8 @@ int isr_tier_value(isr_zone_t *zone, const isr_tier_rec_t *rec,
     isr_ctx_t ctx;
 
     if (rec->stale_until <= now
+        || rec->fetched < __atomic_load_n(&zone->tier->sh->floor,
+                                          __ATOMIC_ACQUIRE)
         || isr_ctx_parse(p, rec->key, rec->klen, &ctx) != APR_SUCCESS) {
         return 0;
     }
@@ -845,6 +998,19 @@ apr_uint64_t isr_tier_op(isr_zone_t *zone, int hard, char kind,
         freeReplyObject(r);
         count(t, T_OPS_SENT);
     }
+    if (!seq) {
+        /* What it matches may still be in Redis: nothing fetched before
+         * now is taken from there any more (this server applies the
+         * operation to its own zone after this call). */
+        apr_int64_t now = apr_time_now(),
+                    f = __atomic_load_n(&t->sh->floor, __ATOMIC_ACQUIRE);
+
+        while (f < now
+               && !__atomic_compare_exchange_n(&t->sh->floor, &f, now, 0,
+                                               __ATOMIC_ACQ_REL,
+                                               __ATOMIC_ACQUIRE)) {
+        }
+    }
     return seq;
 }
 
@@ -938,8 +1104,9 @@ static void catch_end(isr_tier_t *t)
 }
 
 /* Read the operations after `applied` back from the stream and apply them,
- * or make the zone stale when they are not all there. */
-static void catch_up(isr_tier_t *t, apr_pool_t *p)
+ * or make the zone stale when they are not all there. 1 when done (or
+ * another child does it), 0 when Redis did not answer: try again. */
+static int catch_up(isr_tier_t *t, apr_pool_t *p)
 {
     const char *argv[2];
     apr_uint64_t epoch, opseq, a, rnd;
@@ -949,7 +1116,7 @@ static void catch_up(isr_tier_t *t, apr_pool_t *p)
     size_t i;
 
     if (!catch_begin(t)) {
-        return;
+        return 0;   /* another child is at it: look again soon */
     }
     apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
     rnd = (rnd >> 1) | 1;
@@ -961,14 +1128,22 @@ static void catch_up(isr_tier_t *t, apr_pool_t *p)
             freeReplyObject(r);
         }
         catch_end(t);
-        return;
+        return 0;
     }
     epoch = (apr_uint64_t)reply_int(r->element[0]);
     opseq = (apr_uint64_t)reply_int(r->element[1]);
     freeReplyObject(r);
     a = __atomic_load_n(&t->sh->applied, __ATOMIC_ACQUIRE);
     if (!t->sh->epoch) {
-        /* This server's first contact: it has missed nothing it knew of. */
+        /* This server's first contact: it has missed nothing it knew of,
+         * unless its zone was read from its file (the cluster may have
+         * purged meanwhile). */
+        if (t->sh->restored) {
+            make_stale(t, "restored from its persist= file, it does not "
+                       "know the operations made while this server was "
+                       "down");
+        }
+        t->sh->restored = 0;
         t->sh->epoch = epoch;
         __atomic_store_n(&t->sh->applied, opseq, __ATOMIC_RELEASE);
     }
@@ -979,12 +1154,15 @@ static void catch_up(isr_tier_t *t, apr_pool_t *p)
     }
     else if (opseq > a) {
         count(t, T_CATCH_UPS);
-        if (opseq - a > OPS_CATCH_MAX
-            || apr_reslist_acquire(t->conns, &res) != APR_SUCCESS) {
+        if (opseq - a > OPS_CATCH_MAX) {
             make_stale(t, "too many operations missed");
             __atomic_store_n(&t->sh->applied, opseq, __ATOMIC_RELEASE);
             catch_end(t);
-            return;
+            return 1;
+        }
+        if (apr_reslist_acquire(t->conns, &res) != APR_SUCCESS) {
+            catch_end(t);
+            return 0;
         }
         ctx = res;
         x = redisCommand(ctx, "XRANGE %s %s + COUNT %s",
@@ -993,10 +1171,10 @@ static void catch_up(isr_tier_t *t, apr_pool_t *p)
                          apr_itoa(p, OPS_CATCH_MAX));
         if (!x) {
             apr_reslist_invalidate(t->conns, res);
+            catch_end(t);
+            return 0;
         }
-        else {
-            apr_reslist_release(t->conns, res);
-        }
+        apr_reslist_release(t->conns, res);
         for (i = 0; x && x->type == REDIS_REPLY_ARRAY && i < x->elements;
              i++) {
             redisReply *e = x->element[i], *f;
@@ -1037,6 +1215,7 @@ static void catch_up(isr_tier_t *t, apr_pool_t *p)
         }
     }
     catch_end(t);
+    return 1;
 }
 
 /* ---- the bus -------------------------------------------------------- */
@@ -1087,9 +1266,8 @@ static void message(isr_tier_t *t, const char *m, apr_size_t len,
                                                        sp2 - sp1 - 1),
                                         NULL, 10);
     if (!op_take(t, seq, origin, sp2 + 1, len - (sp2 + 1 - m), p)) {
-        /* One was missed: read them back, then this one. */
-        catch_up(t, p);
-        (void)op_take(t, seq, origin, sp2 + 1, len - (sp2 + 1 - m), p);
+        /* One was missed: read them back (this one with them). */
+        t->catch_pending = !catch_up(t, p);
     }
 }
 
@@ -1135,8 +1313,12 @@ static void *APR_THREAD_FUNC bus_run(apr_thread_t *thd, void *data)
             t->subscribed = 1;
             /* Whatever landed while nobody listened. */
             wake_all(t);
-            catch_up(t, p);
+            t->catch_pending = 1;
         }
+        if (t->catch_pending) {
+            t->catch_pending = !catch_up(t, p);
+        }
+        orphans_release(t);
         __atomic_store_n(&t->sh->bus_seen, now_sec(), __ATOMIC_RELAXED);
         r = NULL;
         if (redisGetReplyFromReader(ctx, (void **)&r) != REDIS_OK) {
@@ -1164,7 +1346,7 @@ static void *APR_THREAD_FUNC bus_run(apr_thread_t *thd, void *data)
     lost:
         t->subscribed = 0;
         if (!t->stop) {
-            went_down(t, "the subscription was lost");
+            went_down(t, "the subscription was lost", 0);
         }
         redisFree(ctx);
         ctx = NULL;
@@ -1193,7 +1375,7 @@ static apr_status_t tiers_forget(void *data)
 }
 
 apr_status_t isr_tier_setup(isr_zone_t *zone, const isr_tier_conf_t *conf,
-                            server_rec *s, apr_pool_t *pconf)
+                            int restored, server_rec *s, apr_pool_t *pconf)
 {
     apr_pool_t *pp = s->process->pool;
     apr_hash_t *reg;
@@ -1224,6 +1406,11 @@ apr_status_t isr_tier_setup(isr_zone_t *zone, const isr_tier_conf_t *conf,
     t->zone = zone;
     t->s = s;
     t->sh = apr_shm_baseaddr_get(shm);
+    if (restored) {
+        /* Counted anew: the zone is not the one `applied` was about. */
+        t->sh->restored = 1;
+        t->sh->epoch = 0;
+    }
     if (!t->sh->server) {
         apr_generate_random_bytes((unsigned char *)&t->sh->server,
                                   sizeof(t->sh->server));
@@ -1263,6 +1450,10 @@ static apr_status_t tier_stop(void *data)
         apr_thread_join(&trv, t->thread);
         t->thread = NULL;
     }
+    for (i = 0; i < t->norphans; i++) {
+        free(t->orphans[i].key);
+    }
+    t->norphans = 0;
     return APR_SUCCESS;
 }
 
@@ -1283,6 +1474,10 @@ void isr_tier_child_init(apr_pool_t *pchild, server_rec *s)
                    != APR_SUCCESS) {
                 t->wake[j].mutex = NULL;
             }
+        }
+        if (apr_thread_mutex_create(&t->orphan_mx, APR_THREAD_MUTEX_DEFAULT,
+                                    pchild) != APR_SUCCESS) {
+            t->orphan_mx = NULL;
         }
         rv = apr_reslist_create(&t->conns, 0, 4, CONNS_MAX,
                                 apr_time_from_sec(60), conn_make, conn_free,

@@ -33,6 +33,8 @@ typedef struct {
     apr_interval_time_t persist_every;
     int soon;                   /* this child has a write after an
                                  * operation scheduled */
+    int restored;               /* created from its persist= file at this
+                                 * start (not kept) */
 } isr_zone_rt_t;
 
 static isr_zone_t *zones;   /* this generation's zones, from pconf */
@@ -158,6 +160,7 @@ static apr_status_t zone_create(isr_zone_rt_t *rt, const isr_zone_def_t *def,
     }
     rt->size = def->size;
     if (def->persist && zone_restore(rt, def, s, ptemp)) {
+        rt->restored = 1;
         return APR_SUCCESS;
     }
     if (APR_SUCCESS != (rv = apr_generate_random_bytes((unsigned char *)seed,
@@ -338,7 +341,8 @@ apr_status_t isr_zones_setup(const apr_array_header_t *defs, server_rec *s,
         }
         persist |= d[i].persist != NULL;
         if (d[i].tier && APR_SUCCESS != (rv = isr_tier_setup(
-                                             &zones[nzones], d[i].tier, s,
+                                             &zones[nzones], d[i].tier,
+                                             zone_rts[nzones]->restored, s,
                                              pconf))) {
             break;
         }
